@@ -1,0 +1,32 @@
+"""Operations endpoints, outside the API prefix: liveness and readiness."""
+
+import logging
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from app.core.config import get_settings
+from app.db import ping
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process answers. Touches nothing."""
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", responses={503: {"description": "A dependency is unreachable"}})
+async def ready() -> JSONResponse:
+    """Readiness: the database answers."""
+    body = {"status": "ok", "database": "ok", "version": get_settings().VERSION}
+    try:
+        await run_in_threadpool(ping)
+    except SQLAlchemyError as error:
+        logger.warning("readiness: database unreachable: %s", type(error).__name__)
+        body.update(status="unavailable", database="unreachable")
+    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)

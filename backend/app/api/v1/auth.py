@@ -1,0 +1,61 @@
+"""/auth: register, login, refresh, logout."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from app.api.deps import ActorDep, AnonymousActor, PrincipalDep, SessionDep
+from app.auth import login as login_flow
+from app.auth import tokens
+from app.models.token import MfaChallenge, RefreshRequest, TokenPair
+from app.models.user import UserCreate, UserRead
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+UNAUTHORIZED = {401: {"description": "Missing, invalid or revoked credentials"}}
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses={403: {"description": "Registration closed"}, 409: {"description": "Email taken"}},
+)
+async def register(body: UserCreate, session: SessionDep, actor: AnonymousActor) -> UserRead:
+    user = await login_flow.register(session, body=body, actor=actor)
+    return UserRead.model_validate(user)
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair | MfaChallenge,
+    responses={**UNAUTHORIZED, 403: {"description": "Inactive or unverified user"}},
+)
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    actor: AnonymousActor,
+    response: Response,
+) -> TokenPair | MfaChallenge:
+    response.headers.update(NO_STORE)
+    return await login_flow.login(session, email=form.username, password=form.password, actor=actor)
+
+
+@router.post("/refresh", response_model=TokenPair, responses=UNAUTHORIZED)
+def refresh(
+    body: RefreshRequest, session: SessionDep, actor: AnonymousActor, response: Response
+) -> TokenPair:
+    response.headers.update(NO_STORE)
+    return tokens.refresh(session, refresh_token=body.refresh_token, actor=actor)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
+def logout(principal: PrincipalDep, session: SessionDep, actor: ActorDep) -> None:
+    tokens.logout(session, user=principal.user, auth_session=principal.session, actor=actor)
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
+def logout_all(principal: PrincipalDep, session: SessionDep, actor: ActorDep) -> None:
+    tokens.logout_all(session, user=principal.user, actor=actor)

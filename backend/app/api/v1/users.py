@@ -1,0 +1,97 @@
+"""/users: the caller's own profile, and other users as the permission matrix allows."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import ActorDep, CurrentUser, SessionDep, require
+from app.core.passwords import hash_password
+from app.core.permissions import Permission, Role, can_read_user, can_update_user
+from app.crud import users
+from app.errors import Forbidden
+from app.models.common import Page
+from app.models.user import UserRead, UserUpdate, UserUpdateMe
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+AUTH_ERRORS = {401: {"description": "Not authenticated"}, 403: {"description": "Forbidden"}}
+NOT_FOUND = {404: {"description": "User not found"}}
+CONFLICT = {409: {"description": "Email taken, or the last active admin"}}
+
+
+@router.get("/me", response_model=UserRead, responses=AUTH_ERRORS)
+def read_me(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)
+
+
+@router.patch("/me", response_model=UserRead, responses={**AUTH_ERRORS, **CONFLICT})
+def update_me(
+    body: UserUpdateMe, user: CurrentUser, session: SessionDep, actor: ActorDep
+) -> UserRead:
+    changes = body.model_dump(exclude_unset=True)
+    updated = users.update_user(session, user=user, changes=changes, actor=actor)
+    return UserRead.model_validate(updated)
+
+
+@router.get(
+    "",
+    response_model=Page[UserRead],
+    responses=AUTH_ERRORS,
+    dependencies=[Depends(require(Permission.USERS_READ))],
+)
+def list_users(
+    session: SessionDep,
+    skip: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    q: Annotated[str | None, Query(max_length=320)] = None,
+) -> Page[UserRead]:
+    items, total = users.list_users(
+        session, skip=skip, limit=limit, role=role, is_active=is_active, q=q
+    )
+    return Page[UserRead](
+        items=[UserRead.model_validate(u) for u in items], total=total, skip=skip, limit=limit
+    )
+
+
+@router.get("/{user_id}", response_model=UserRead, responses={**AUTH_ERRORS, **NOT_FOUND})
+def read_user(user_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> UserRead:
+    if not can_read_user(user.role, is_self=user.id == user_id):
+        raise Forbidden()
+    return UserRead.model_validate(users.get_user(session, user_id))
+
+
+@router.patch(
+    "/{user_id}", response_model=UserRead, responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT}
+)
+async def update_user(
+    user_id: uuid.UUID, body: UserUpdate, user: CurrentUser, session: SessionDep, actor: ActorDep
+) -> UserRead:
+    changes = body.model_dump(exclude_unset=True)
+    if not can_update_user(user.role, is_self=user.id == user_id, fields=set(changes)):
+        raise Forbidden()
+    target = await run_in_threadpool(users.get_user, session, user_id)
+    password = changes.pop("password", None)
+    hashed = await hash_password(password) if password else None
+    updated = await run_in_threadpool(
+        users.update_user,
+        session,
+        user=target,
+        changes=changes,
+        actor=actor,
+        hashed_password=hashed,
+    )
+    return UserRead.model_validate(updated)
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
+    dependencies=[Depends(require(Permission.USERS_DELETE))],
+)
+def delete_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
+    users.delete_user(session, user=users.get_user(session, user_id), actor=actor)

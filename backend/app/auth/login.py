@@ -1,0 +1,82 @@
+"""Registration and password login. Hashing is awaited in its own pool; the database steps
+run in worker threads and end their transaction before any hashing starts."""
+
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from app.auth.tokens import start_session
+from app.core.config import get_settings
+from app.core.passwords import hash_password, verify_password
+from app.crud import audit, users
+from app.crud.audit import Actor
+from app.errors import EmailTaken, InactiveUser, InvalidCredentials, RegistrationClosed
+from app.models.token import MfaChallenge, TokenPair
+from app.models.user import User, UserCreate
+
+
+async def register(session: Session, *, body: UserCreate, actor: Actor) -> User:
+    if not get_settings().USERS_OPEN_REGISTRATION:
+        raise RegistrationClosed()
+    if await run_in_threadpool(_email_taken, session, body.email):
+        raise EmailTaken()
+    hashed = await hash_password(body.password)
+    return await run_in_threadpool(
+        users.create_user,
+        session,
+        email=body.email,
+        full_name=body.full_name,
+        hashed_password=hashed,
+        actor=actor,
+    )
+
+
+def _email_taken(session: Session, email: str) -> bool:
+    taken = users.email_exists(session, email)
+    session.commit()
+    return taken
+
+
+def _find(session: Session, email: str) -> User | None:
+    user = users.get_user_by_email(session, email)
+    session.commit()
+    return user
+
+
+async def login(
+    session: Session, *, email: str, password: str, actor: Actor
+) -> TokenPair | MfaChallenge:
+    """Check a password: an unknown email costs one bcrypt verification, like a wrong password."""
+    user = await run_in_threadpool(_find, session, email)
+    matches, new_hash = await verify_password(password, user.hashed_password if user else None)
+    return await run_in_threadpool(_finish, session, user, matches, new_hash, email, actor)
+
+
+def _finish(
+    session: Session,
+    user: User | None,
+    matches: bool,
+    new_hash: str | None,
+    email: str,
+    actor: Actor,
+) -> TokenPair | MfaChallenge:
+    if user is None or not matches:
+        audit.record(
+            session,
+            "auth.login_failed",
+            actor=actor,
+            subject_id=user.id if user else None,
+            **({} if user else {"email": email[:320]}),
+        )
+        session.commit()
+        raise InvalidCredentials()
+    session.refresh(user)
+    if not user.is_active:
+        raise InactiveUser()
+    if new_hash:
+        user.hashed_password = new_hash
+        session.add(user)
+    me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
+    pair = start_session(session, user=user, actor=me)
+    audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id)
+    session.commit()
+    return pair

@@ -1,0 +1,174 @@
+"""Settings: the only reader of the environment (and of `.env`)."""
+
+import json
+import os
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    PROJECT_NAME: str = "FastAPI JWT Auth"
+    VERSION: str = "1.0.0"
+    API_V1_STR: str = "/api/v1"
+    ENVIRONMENT: Environment = Environment.DEVELOPMENT
+
+    SECRET_KEY: str | None = None
+    SECRET_KEY_FILE: Path = Path(".secret_key")
+    ALGORITHM: Literal["HS256", "RS256", "ES256"] = "HS256"
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(30, ge=1)
+    REFRESH_TOKEN_EXPIRE_DAYS: int = Field(7, ge=1)
+    REFRESH_REUSE_GRACE_SECONDS: int = Field(0, ge=0, le=300)
+    JWT_ISSUER: str | None = None
+    JWT_AUDIENCE: str | None = None
+    JWT_PRIVATE_KEY_FILE: Path | None = None
+    JWT_EXTRA_PUBLIC_KEY_FILES: Annotated[list[Path], NoDecode] = []
+
+    DATABASE_URL: str = "sqlite:///./app.db"
+    DB_POOL_SIZE: int = Field(20, ge=1)
+    DB_MAX_OVERFLOW: int = Field(10, ge=0)
+    DB_POOL_TIMEOUT: float = Field(30, gt=0)
+    REDIS_URL: str | None = None
+
+    BACKEND_CORS_ORIGINS: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
+
+    FIRST_SUPERUSER_EMAIL: str = "admin@example.com"
+    FIRST_SUPERUSER_PASSWORD: str | None = None
+    FIRST_SUPERUSER_FULL_NAME: str = "Admin User"
+
+    BCRYPT_ROUNDS: int = Field(12, ge=4, le=31)
+    PASSWORD_HASH_WORKERS: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1
+    )
+    PASSWORD_MIN_LENGTH: int = Field(8, ge=1, le=72)
+    USERS_OPEN_REGISTRATION: bool = True
+    REQUIRE_EMAIL_VERIFICATION: bool = False
+
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_LOGIN: str = "5/minute"
+    RATE_LIMIT_REGISTER: str = "10/hour"
+    RATE_LIMIT_PASSWORD_RECOVERY: str = "3/hour"
+    RATE_LIMIT_FAIL_OPEN: bool = True
+    MAX_FAILED_LOGINS: int = Field(5, ge=1)
+    LOCKOUT_MINUTES: int = Field(15, ge=1)
+
+    RESET_TOKEN_EXPIRE_MINUTES: int = Field(60, ge=1)
+    VERIFY_TOKEN_EXPIRE_HOURS: int = Field(48, ge=1)
+    FRONTEND_URL: str = "http://localhost:3000"
+    EMAIL_BACKEND: Literal["console", "smtp"] = "console"
+    SMTP_HOST: str | None = None
+    SMTP_PORT: int = Field(587, ge=1, le=65535)
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: str | None = None
+    SMTP_TLS: bool = True
+    SMTP_SSL: bool = False
+    SMTP_TIMEOUT: float = Field(10, gt=0)
+    EMAILS_FROM_EMAIL: str = "no-reply@example.com"
+
+    METRICS_ENABLED: bool = True
+    LOG_FORMAT: Literal["text", "json"] = "text"
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    MAX_BODY_BYTES: int = Field(1_048_576, ge=1024)
+    HSTS_SECONDS: int = Field(31_536_000, ge=0)
+
+    @field_validator("BACKEND_CORS_ORIGINS", "JWT_EXTRA_PUBLIC_KEY_FILES", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """Accept a JSON list or a comma-separated string."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("BACKEND_CORS_ORIGINS")
+    @classmethod
+    def _strip_slash(cls, value: list[str]) -> list[str]:
+        return [origin.rstrip("/") for origin in value]
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """Route plain PostgreSQL URLs to psycopg 3; refuse what SQLAlchemy cannot open."""
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value.removeprefix(prefix)
+        if not value.startswith(("sqlite://", "postgresql+psycopg://")):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value or None
+
+    @model_validator(mode="after")
+    def _secret_key(self) -> "Settings":
+        if self.ALGORITHM != "HS256" and self.JWT_PRIVATE_KEY_FILE is None:
+            raise ValueError(f"JWT_PRIVATE_KEY_FILE is required for ALGORITHM={self.ALGORITHM}")
+        if self.ENVIRONMENT is Environment.PRODUCTION:
+            if not self.SECRET_KEY or len(self.SECRET_KEY.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"SECRET_KEY must be set to at least {MIN_SECRET_BYTES} bytes in production"
+                    " (generate one with: openssl rand -hex 32)"
+                )
+        elif not self.SECRET_KEY:
+            self.SECRET_KEY = _local_secret(self.SECRET_KEY_FILE)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+
+def _local_secret(path: Path) -> str:
+    """Read the development secret, creating it once (mode 0600) if it does not exist."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        secret = secrets.token_hex(MIN_SECRET_BYTES)
+        handle.write(secret + "\n")
+    return secret
+
+
+class SettingsError(SystemExit):
+    """Start-up refused: one line naming the setting, no traceback."""
+
+
+def describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    name = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"Invalid setting {name}: {message}" if name else f"Invalid settings: {message}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(describe(error)) from None
+    except (json.JSONDecodeError, OSError) as error:
+        raise SettingsError(f"Invalid settings: {error}") from None

@@ -1,0 +1,97 @@
+"""Refresh-session rows: open, look up, revoke. No HTTP, no token signing."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from app.models.common import utcnow
+from app.models.session import AuthSession
+
+
+def open_session(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    refresh_jti: str,
+    expires_at: datetime,
+    ip: str | None,
+    user_agent: str | None,
+) -> AuthSession:
+    row = AuthSession(
+        user_id=user_id,
+        refresh_jti=refresh_jti,
+        expires_at=expires_at,
+        ip=ip,
+        user_agent=user_agent[:512] if user_agent else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def rotate(
+    session: Session, *, row: AuthSession, presented_jti: str, new_jti: str, expires_at: datetime
+) -> bool:
+    """Compare-and-swap the live refresh jti: True for the one caller that wins."""
+    now = utcnow()
+    result = session.exec(
+        update(AuthSession)
+        .where(
+            col(AuthSession.id) == row.id,
+            col(AuthSession.refresh_jti) == presented_jti,
+            col(AuthSession.revoked_at).is_(None),
+            col(AuthSession.expires_at) > now,
+        )
+        .values(
+            refresh_jti=new_jti,
+            previous_jti=presented_jti,
+            rotated_at=now,
+            last_used_at=now,
+            expires_at=expires_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    session.refresh(row)
+    return True
+
+
+def revoke(session: Session, session_id: uuid.UUID) -> bool:
+    result = session.exec(
+        update(AuthSession)
+        .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+def revoke_all(session: Session, user_id: uuid.UUID, *, keep: uuid.UUID | None = None) -> int:
+    conditions = [col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None)]
+    if keep is not None:
+        conditions.append(col(AuthSession.id) != keep)
+    result = session.exec(
+        update(AuthSession)
+        .where(*conditions)
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)
+
+
+def live_sessions(session: Session, user_id: uuid.UUID) -> list[AuthSession]:
+    now = utcnow()
+    return list(
+        session.exec(
+            select(AuthSession)
+            .where(
+                col(AuthSession.user_id) == user_id,
+                col(AuthSession.revoked_at).is_(None),
+                col(AuthSession.expires_at) > now,
+            )
+            .order_by(col(AuthSession.created_at).desc())
+        ).all()
+    )

@@ -1,0 +1,47 @@
+"""Typed domain errors. Domain code raises these; `api/errors.py` maps them to HTTP answers."""
+
+
+class DomainError(Exception):
+    """Base of every refusal the domain can express."""
+
+    detail: str = "Request refused"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.detail)
+        self.detail = detail or self.detail
+
+
+class InvalidToken(DomainError):
+    detail = "Could not validate credentials"
+
+
+class InvalidCredentials(DomainError):
+    detail = "Incorrect email or password"
+
+
+class InactiveUser(DomainError):
+    detail = "Inactive user"
+
+
+class Forbidden(DomainError):
+    detail = "Not enough permissions"
+
+
+class RegistrationClosed(DomainError):
+    detail = "Registration is closed"
+
+
+class NotFound(DomainError):
+    detail = "Not found"
+
+
+class EmailTaken(DomainError):
+    detail = "A user with this email already exists"
+
+
+class LastAdmin(DomainError):
+    detail = "The last active admin cannot be demoted, deactivated or deleted"
+
+
+class Conflict(DomainError):
+    detail = "Conflict"

@@ -1,0 +1,8 @@
+"""Every table model, imported so that `SQLModel.metadata` knows them all."""
+
+from app.models.action_token import ActionToken, RecoveryCode, TokenPurpose
+from app.models.audit import AuditEvent
+from app.models.session import AuthSession
+from app.models.user import User
+
+__all__ = ["ActionToken", "AuditEvent", "AuthSession", "RecoveryCode", "TokenPurpose", "User"]

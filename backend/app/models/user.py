@@ -1,0 +1,103 @@
+"""The user family: UserBase -> UserCreate / UserUpdate(Me) -> User (table) -> UserRead."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from pydantic import AfterValidator, EmailStr, model_validator
+from sqlmodel import Field, SQLModel
+
+from app.core.passwords import password_problem
+from app.core.permissions import Role
+from app.models.common import UTCDateTime, created_at_field, timestamp_field, utcnow, uuid_pk
+
+
+def normalize_email(value: str) -> str:
+    """Emails are one account whatever their case: `Ada@X.io` is `ada@x.io`."""
+    return value.strip().lower()
+
+
+def _check_password(value: str) -> str:
+    problem = password_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Email = Annotated[EmailStr, AfterValidator(normalize_email)]
+NewPassword = Annotated[str, AfterValidator(_check_password)]
+FullName = Annotated[str | None, Field(max_length=255)]
+
+ROLE_TYPE = sa.Enum(
+    Role, native_enum=False, length=16, values_callable=lambda roles: [r.value for r in roles]
+)
+
+
+class UserBase(SQLModel):
+    email: str = Field(max_length=320)
+    full_name: FullName = None
+
+
+class UserCreate(UserBase):
+    """Self-registration: role and flags are never taken from the body."""
+
+    email: Email = Field(max_length=320)
+    password: NewPassword
+
+
+class UserUpdateMe(SQLModel):
+    email: Email | None = Field(default=None, max_length=320)
+    full_name: FullName = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_email(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "email" in data and data["email"] is None:
+            raise ValueError("email cannot be null")
+        return data
+
+
+class UserUpdate(UserUpdateMe):
+    """Admin update: also role, is_active and a new password."""
+
+    role: Role | None = None
+    is_active: bool | None = None
+    password: NewPassword | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_flags(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("role", "is_active", "password"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} cannot be null")
+        return data
+
+
+class User(UserBase, table=True):
+    id: uuid.UUID = uuid_pk()
+    email: str = Field(max_length=320, unique=True)
+    role: Role = Field(default=Role.USER, sa_type=ROLE_TYPE)
+    is_active: bool = True
+    is_verified: bool = False
+    hashed_password: str = Field(max_length=255)
+    mfa_enabled: bool = False
+    mfa_secret: str | None = Field(default=None, max_length=255)  # encrypted at rest
+    mfa_last_step: int | None = Field(default=None, sa_type=sa.BigInteger)
+    failed_logins: int = 0
+    locked_until: datetime | None = timestamp_field()
+    created_at: datetime = created_at_field(index=True)
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utcnow}
+    )
+
+
+class UserRead(UserBase):
+    id: uuid.UUID
+    role: Role
+    is_active: bool
+    is_verified: bool
+    mfa_enabled: bool
+    created_at: datetime
+    updated_at: datetime

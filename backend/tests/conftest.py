@@ -1,0 +1,124 @@
+"""One app per test session, a clean database per test, a user and a token per role.
+
+The suite runs on SQLite by default, on PostgreSQL with TEST_DATABASE_URL, and uses Redis
+where REDIS_URL is set.
+"""
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+TMP = Path(tempfile.mkdtemp(prefix="authsvc-tests-"))
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{TMP}/test.db"
+os.environ.update(
+    {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": DATABASE_URL,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "SECRET_KEY_FILE": str(TMP / ".secret_key"),
+        "BCRYPT_ROUNDS": "4",
+        "PASSWORD_HASH_WORKERS": "2",
+        "FIRST_SUPERUSER_EMAIL": "root@example.com",
+        "FIRST_SUPERUSER_PASSWORD": "root-password-123",
+        "LOG_LEVEL": "WARNING",
+    }
+)
+
+
+import pytest  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlmodel import Session, SQLModel  # noqa: E402
+
+from app.core.config import Settings, get_settings  # noqa: E402
+from app.core.permissions import Role  # noqa: E402
+from app.db import get_engine  # noqa: E402
+from app.main import app as fastapi_app  # noqa: E402
+from app.migrations import upgrade_to_head  # noqa: E402
+from app.models.user import User  # noqa: E402
+from tests.utils import PASSWORD, auth_header, login, make_user  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> Iterator[None]:
+    """An empty database brought to head by the migrations, once per session."""
+    engine = get_engine()
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    upgrade_to_head()
+    yield
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def clean_tables() -> Iterator[None]:
+    yield
+    with get_engine().begin() as connection:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[TestClient]:
+    with TestClient(fastapi_app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def db() -> Iterator[Session]:
+    with Session(get_engine(), expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+    """`settings(NAME=value, ...)` changes settings for one test."""
+
+    def override(**values: object) -> Settings:
+        current = get_settings()
+        for name, value in values.items():
+            monkeypatch.setattr(current, name, value)
+        return current
+
+    return override
+
+
+@pytest.fixture
+def user_factory(db: Session) -> Callable[..., User]:
+    def create(role: Role = Role.USER, **kwargs: object) -> User:
+        return make_user(db, role=role, **kwargs)
+
+    return create
+
+
+@pytest.fixture
+def admin(user_factory: Callable[..., User]) -> User:
+    return user_factory(Role.ADMIN, email="admin@example.com")
+
+
+@pytest.fixture
+def moderator(user_factory: Callable[..., User]) -> User:
+    return user_factory(Role.MODERATOR, email="moderator@example.com")
+
+
+@pytest.fixture
+def user(user_factory: Callable[..., User]) -> User:
+    return user_factory(Role.USER, email="user@example.com")
+
+
+@pytest.fixture
+def admin_headers(client: TestClient, admin: User) -> dict[str, str]:
+    return auth_header(login(client, admin.email, PASSWORD))
+
+
+@pytest.fixture
+def moderator_headers(client: TestClient, moderator: User) -> dict[str, str]:
+    return auth_header(login(client, moderator.email, PASSWORD))
+
+
+@pytest.fixture
+def user_headers(client: TestClient, user: User) -> dict[str, str]:
+    return auth_header(login(client, user.email, PASSWORD))

@@ -1,0 +1,201 @@
+"""`manage`: run the service and administer accounts from the command line.
+
+Exit codes: 0 done, 1 refused (one line on stderr), 2 usage error.
+"""
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from app.core.config import get_settings
+from app.core.passwords import hash_password_sync, password_problem
+from app.core.permissions import Role
+from app.crud import users
+from app.crud.audit import Actor
+from app.errors import DomainError
+from app.models.user import User
+
+cli = typer.Typer(help="Administer the authentication service.", no_args_is_help=True)
+CLI_ACTOR = Actor(user_agent="manage")
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+@contextmanager
+def db_session() -> Iterator[Session]:
+    from app.db import get_engine
+
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+        except DomainError as error:
+            fail(error.detail)
+
+
+def find_user(session: Session, email: str) -> User:
+    user = users.get_user_by_email(session, email)
+    if user is None:
+        fail(f"no user with email {email}")
+    return user
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply every pending database migration (alembic upgrade head)."""
+    from app.migrations import upgrade_to_head
+
+    get_settings()
+    upgrade_to_head()
+    typer.echo("Database is at the latest migration.")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes.")] = False,
+    forwarded_allow_ips: Annotated[
+        str | None, typer.Option(help="Proxies trusted for X-Forwarded-For (uvicorn).")
+    ] = None,
+) -> None:
+    """Apply migrations, ensure the first superuser, and run the service with uvicorn."""
+    import uvicorn
+
+    from app.bootstrap import ensure_first_superuser
+    from app.migrations import upgrade_to_head
+
+    settings = get_settings()
+    upgrade_to_head()
+    with db_session() as session:
+        generated = ensure_first_superuser(session)
+    if generated:
+        typer.echo(
+            f"Created the first admin {settings.FIRST_SUPERUSER_EMAIL} with the password "
+            f"{generated}\nIt is shown only this once: keep it, or set FIRST_SUPERUSER_PASSWORD."
+        )
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=None if reload else workers,
+        reload=reload,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level=settings.LOG_LEVEL.lower(),
+    )
+
+
+@cli.command("create-superuser")
+def create_superuser(
+    email: Annotated[str | None, typer.Option(help="Default: FIRST_SUPERUSER_EMAIL.")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Prompted for (hidden) when omitted on a terminal.")
+    ] = None,
+    full_name: Annotated[
+        str | None, typer.Option(help="Default: FIRST_SUPERUSER_FULL_NAME.")
+    ] = None,
+) -> None:
+    """Create an admin account."""
+    from app.models.user import UserCreate
+
+    settings = get_settings()
+    email = email or settings.FIRST_SUPERUSER_EMAIL
+    password = password or settings.FIRST_SUPERUSER_PASSWORD
+    if password is None:
+        if not sys.stdin.isatty():
+            fail("no password given: pass --password or set FIRST_SUPERUSER_PASSWORD")
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if problem := password_problem(password):
+        fail(problem)
+    try:
+        body = UserCreate(email=email, password=password, full_name=full_name)
+    except ValueError:
+        fail(f"not a valid email address: {email}")
+    with db_session() as session:
+        user = users.create_user(
+            session,
+            email=body.email,
+            full_name=full_name or settings.FIRST_SUPERUSER_FULL_NAME,
+            hashed_password=hash_password_sync(password),
+            role=Role.ADMIN,
+            is_verified=True,
+            actor=CLI_ACTOR,
+            event="user.created",
+        )
+    typer.echo(f"Created admin {user.email}.")
+
+
+@cli.command("set-role")
+def set_role(email: str, role: Role) -> None:
+    """Give a user the role user, moderator or admin."""
+    with db_session() as session:
+        user = find_user(session, email)
+        users.update_user(session, user=user, changes={"role": role}, actor=CLI_ACTOR)
+    typer.echo(f"{user.email} is now {role.value}.")
+
+
+def _set_active(email: str, active: bool) -> None:
+    with db_session() as session:
+        user = find_user(session, email)
+        users.update_user(session, user=user, changes={"is_active": active}, actor=CLI_ACTOR)
+    typer.echo(f"{user.email} is now {'active' if active else 'inactive'}.")
+
+
+@cli.command()
+def activate(email: str) -> None:
+    """Allow a user to log in again."""
+    _set_active(email, True)
+
+
+@cli.command()
+def deactivate(email: str) -> None:
+    """Stop a user from logging in, and end their sessions."""
+    _set_active(email, False)
+
+
+@cli.command("list-users")
+def list_users(
+    role: Annotated[Role | None, typer.Option(help="Only users with this role.")] = None,
+) -> None:
+    """Print the users as a table."""
+    table = Table("email", "full name", "role", "active", "verified", "created")
+    with db_session() as session:
+        skip = 0
+        while True:
+            page, total = users.list_users(session, skip=skip, limit=100, role=role)
+            for user in page:
+                table.add_row(
+                    user.email,
+                    user.full_name or "",
+                    user.role.value,
+                    "yes" if user.is_active else "no",
+                    "yes" if user.is_verified else "no",
+                    user.created_at.strftime("%Y-%m-%d %H:%M"),
+                )
+            skip += len(page)
+            if not page or skip >= total:
+                break
+    Console(width=200).print(table)
+
+
+def main() -> None:
+    try:
+        cli()
+    except OperationalError as error:
+        typer.echo(f"Error: database unreachable ({type(error.orig).__name__})", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
