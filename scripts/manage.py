@@ -92,7 +92,7 @@ def serve(
         reload=reload,
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
-        log_level=settings.LOG_LEVEL.lower(),
+        log_config=None,  # logging is configured by the app (text or JSON, with request ids)
     )
 
 
@@ -162,6 +162,17 @@ def activate(email: str) -> None:
 def deactivate(email: str) -> None:
     """Stop a user from logging in, and end their sessions."""
     _set_active(email, False)
+
+
+@cli.command()
+def unlock(email: str) -> None:
+    """Clear a lockout after too many failed logins."""
+    from app.auth import lockout
+
+    with db_session() as session:
+        user = find_user(session, email)
+        lockout.unlock(session, user=user, actor=CLI_ACTOR)
+    typer.echo(f"{user.email} is unlocked.")
 
 
 @cli.command("list-users")

@@ -43,5 +43,23 @@ class LastAdmin(DomainError):
     detail = "The last active admin cannot be demoted, deactivated or deleted"
 
 
+class RateLimited(DomainError):
+    """Too many attempts, or an account locked out: answered 429 with Retry-After."""
+
+    detail = "Too many attempts, try again later"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class AccountLocked(RateLimited):
+    detail = "Account temporarily locked after too many failed logins"
+
+
+class ServiceUnavailable(DomainError):
+    detail = "Service temporarily unavailable"
+
+
 class Conflict(DomainError):
     detail = "Conflict"

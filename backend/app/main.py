@@ -1,6 +1,5 @@
 """create_app(): routers, middleware, exception handlers, lifespan."""
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -8,9 +7,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import errors, ops
+from app.api.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from app.api.v1 import audit, auth, users
 from app.core import passwords
 from app.core.config import get_settings
+from app.core.logging import configure as configure_logging
 
 
 @asynccontextmanager
@@ -21,23 +26,27 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.LOG_LEVEL, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = FastAPI(
         title=settings.PROJECT_NAME,
         version=settings.VERSION,
         openapi_url=f"{settings.API_V1_STR}/openapi.json",
         lifespan=lifespan,
     )
+    # Added innermost first: the request context wraps everything, so every answer has an id.
     if settings.BACKEND_CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.BACKEND_CORS_ORIGINS,
-            allow_credentials=True,
-            allow_methods=["*"],
-            allow_headers=["*"],
+            allow_credentials=False,  # bearer tokens, not cookies
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
         )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.HSTS_SECONDS)
+    app.add_middleware(RequestContextMiddleware, metrics_enabled=settings.METRICS_ENABLED)
     errors.install(app)
     for router in (auth.router, users.router, audit.router):
         app.include_router(router, prefix=settings.API_V1_STR)

@@ -31,6 +31,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlmodel import Session, SQLModel  # noqa: E402
 
+from app.core import ratelimit  # noqa: E402
 from app.core.config import Settings, get_settings  # noqa: E402
 from app.core.permissions import Role  # noqa: E402
 from app.db import get_engine  # noqa: E402
@@ -56,6 +57,7 @@ def database() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def clean_tables() -> Iterator[None]:
     yield
+    ratelimit.reset()
     with get_engine().begin() as connection:
         for table in reversed(SQLModel.metadata.sorted_tables):
             connection.execute(table.delete())

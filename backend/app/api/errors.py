@@ -21,6 +21,8 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.EmailTaken: 409,
     errors.LastAdmin: 409,
     errors.Conflict: 409,
+    errors.RateLimited: 429,
+    errors.ServiceUnavailable: 503,
 }
 
 
@@ -34,7 +36,11 @@ def _status(error: errors.DomainError) -> int:
 async def domain_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, errors.DomainError)
     status = _status(error)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(error, errors.RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
     return JSONResponse({"detail": error.detail}, status_code=status, headers=headers)
 
 

@@ -3,7 +3,8 @@
 import logging
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
@@ -30,3 +31,11 @@ async def ready() -> JSONResponse:
         logger.warning("readiness: database unreachable: %s", type(error).__name__)
         body.update(status="unavailable", database="unreachable")
     return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus_metrics() -> Response:
+    """Prometheus text format; 404 when METRICS_ENABLED is false."""
+    if not get_settings().METRICS_ENABLED:
+        return Response(status_code=404)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -4,19 +4,26 @@ run in worker threads and end their transaction before any hashing starts."""
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.auth.lockout import clear as clear_failures
+from app.auth.lockout import ensure_not_locked, record_failure
 from app.auth.tokens import start_session
+from app.core import metrics, ratelimit
 from app.core.config import get_settings
 from app.core.passwords import hash_password, verify_password
 from app.crud import audit, users
 from app.crud.audit import Actor
 from app.errors import EmailTaken, InactiveUser, InvalidCredentials, RegistrationClosed
 from app.models.token import MfaChallenge, TokenPair
-from app.models.user import User, UserCreate
+from app.models.user import User, UserCreate, normalize_email
 
 
 async def register(session: Session, *, body: UserCreate, actor: Actor) -> User:
-    if not get_settings().USERS_OPEN_REGISTRATION:
+    settings = get_settings()
+    if not settings.USERS_OPEN_REGISTRATION:
         raise RegistrationClosed()
+    await run_in_threadpool(
+        ratelimit.hit, "register", settings.RATE_LIMIT_REGISTER, actor.ip or "-"
+    )
     if await run_in_threadpool(_email_taken, session, body.email):
         raise EmailTaken()
     hashed = await hash_password(body.password)
@@ -36,9 +43,13 @@ def _email_taken(session: Session, email: str) -> bool:
     return taken
 
 
-def _find(session: Session, email: str) -> User | None:
+def _find(session: Session, email: str, actor: Actor) -> User | None:
+    """Count the attempt against the rate limit, then refuse a locked account at once."""
+    ratelimit.hit("login", get_settings().RATE_LIMIT_LOGIN, actor.ip or "-", normalize_email(email))
     user = users.get_user_by_email(session, email)
     session.commit()
+    if user is not None:
+        ensure_not_locked(user)
     return user
 
 
@@ -46,7 +57,7 @@ async def login(
     session: Session, *, email: str, password: str, actor: Actor
 ) -> TokenPair | MfaChallenge:
     """Check a password: an unknown email costs one bcrypt verification, like a wrong password."""
-    user = await run_in_threadpool(_find, session, email)
+    user = await run_in_threadpool(_find, session, email, actor)
     matches, new_hash = await verify_password(password, user.hashed_password if user else None)
     return await run_in_threadpool(_finish, session, user, matches, new_hash, email, actor)
 
@@ -60,6 +71,8 @@ def _finish(
     actor: Actor,
 ) -> TokenPair | MfaChallenge:
     if user is None or not matches:
+        if user is not None:
+            record_failure(session, user, actor=actor)
         audit.record(
             session,
             "auth.login_failed",
@@ -68,10 +81,13 @@ def _finish(
             **({} if user else {"email": email[:320]}),
         )
         session.commit()
+        metrics.LOGINS.labels("failed").inc()
         raise InvalidCredentials()
     session.refresh(user)
+    ensure_not_locked(user)
     if not user.is_active:
         raise InactiveUser()
+    clear_failures(session, user)
     if new_hash:
         user.hashed_password = new_hash
         session.add(user)
@@ -79,4 +95,5 @@ def _finish(
     pair = start_session(session, user=user, actor=me)
     audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id)
     session.commit()
+    metrics.LOGINS.labels("succeeded").inc()
     return pair

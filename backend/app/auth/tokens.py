@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
+from app.core import metrics
 from app.core.config import get_settings
 from app.core.security import (
     TokenType,
@@ -106,6 +107,7 @@ def refresh(session: Session, *, refresh_token: str, actor: Actor) -> TokenPair:
             subject_id=user.id,
             session_id=str(row.id),
         )
+        metrics.REFRESH_REUSE.inc()
     session.commit()
     raise InvalidToken()
 

@@ -58,3 +58,20 @@ def login(client: TestClient, email: str, password: str = PASSWORD) -> dict[str,
 def auth_header(tokens: dict[str, Any] | str) -> dict[str, str]:
     token = tokens if isinstance(tokens, str) else tokens["access_token"]
     return {"Authorization": f"Bearer {token}"}
+
+
+def register(client: TestClient, email: str, password: str = PASSWORD, **fields: Any) -> Any:
+    """POST /auth/register and return the response, whatever its status."""
+    body = {"email": email, "password": password, **fields}
+    return client.post(api("/auth/register"), json=body)
+
+
+def refresh_tokens(client: TestClient, refresh_token: str) -> Any:
+    """POST /auth/refresh and return the response, whatever its status."""
+    return client.post(api("/auth/refresh"), json={"refresh_token": refresh_token})
+
+
+def assert_unauthorized(response: Any) -> None:
+    """A 401 that asks for a bearer token, as every refused credential must answer."""
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"

@@ -13,7 +13,7 @@ from app.models.user import UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # token answers, explicitly
 UNAUTHORIZED = {401: {"description": "Missing, invalid or revoked credentials"}}
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, CurrentUser, SessionDep, require
+from app.auth import lockout
 from app.core.passwords import hash_password
 from app.core.permissions import Permission, Role, can_read_user, can_update_user
 from app.crud import users
@@ -95,3 +96,13 @@ async def update_user(
 )
 def delete_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
     users.delete_user(session, user=users.get_user(session, user_id), actor=actor)
+
+
+@router.post(
+    "/{user_id}/unlock",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+    dependencies=[Depends(require(Permission.USERS_UNLOCK))],
+)
+def unlock_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
+    lockout.unlock(session, user=users.get_user(session, user_id), actor=actor)
