@@ -1,10 +1,12 @@
 """Rate limits and lockout: thresholds, Retry-After, shared state, unlock by API and CLI."""
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -82,3 +84,19 @@ def test_register_rate_limit_per_ip(client: TestClient, settings: Callable[..., 
         for i in range(3)
     ]
     assert statuses == [201, 201, 429]
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (run in .ci/run)")
+def test_redis_count_is_shared_with_another_process(
+    client: TestClient, user: User, settings: Callable[..., object]
+) -> None:
+    """Another worker or host (here: another process) adds to the same login count."""
+    settings(RATE_LIMIT_LOGIN="3/minute", MAX_FAILED_LOGINS=100)
+    assert _login(client, user.email, "wrong-password") == 401
+    other_worker = (
+        "from app.core import ratelimit\n"
+        "for _ in range(2):\n"
+        f"    ratelimit.hit('login', '3/minute', 'testclient', '{user.email}')\n"
+    )
+    subprocess.run([sys.executable, "-c", other_worker], check=True)
+    assert _login(client, user.email, PASSWORD) == 429
