@@ -3,9 +3,12 @@
 Exit codes: 0 done, 1 refused (one line on stderr), 2 usage error.
 """
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -52,10 +55,11 @@ def find_user(session: Session, email: str) -> User:
 @cli.command()
 def migrate() -> None:
     """Apply every pending database migration (alembic upgrade head)."""
-    from app.migrations import upgrade_to_head
+    from app.migrations import startup_lock, upgrade_to_head
 
     get_settings()
-    upgrade_to_head()
+    with startup_lock():
+        upgrade_to_head()
     typer.echo("Database is at the latest migration.")
 
 
@@ -73,11 +77,13 @@ def serve(
     import uvicorn
 
     from app.bootstrap import ensure_first_superuser
-    from app.migrations import upgrade_to_head
+    from app.core.security import key_set
+    from app.migrations import startup_lock, upgrade_to_head
 
     settings = get_settings()
-    upgrade_to_head()
-    with db_session() as session:
+    key_set()  # a bad JWT key file stops here, before any migration
+    with startup_lock(), db_session() as session:  # hosts starting together take turns
+        upgrade_to_head()
         generated = ensure_first_superuser(session)
     if generated:
         typer.echo(
@@ -175,6 +181,21 @@ def unlock(email: str) -> None:
     typer.echo(f"{user.email} is unlocked.")
 
 
+@cli.command("reset-mfa")
+def reset_mfa(email: str) -> None:
+    """Turn off a user's TOTP (a lost device); they log in with the password and can set it up
+    again."""
+    from app.auth import mfa
+
+    with db_session() as session:
+        user = find_user(session, email)
+        was_enabled = mfa.reset(session, user=user, actor=CLI_ACTOR)
+    if was_enabled:
+        typer.echo(f"TOTP is off for {user.email}; their recovery codes no longer work.")
+    else:
+        typer.echo(f"{user.email} had no TOTP enabled; nothing to do.")
+
+
 @cli.command("list-users")
 def list_users(
     role: Annotated[Role | None, typer.Option(help="Only users with this role.")] = None,
@@ -198,6 +219,45 @@ def list_users(
             if not page or skip >= total:
                 break
     Console(width=200).print(table)
+
+
+class KeyAlgorithm(StrEnum):
+    RS256 = "RS256"
+    ES256 = "ES256"
+
+
+@cli.command("generate-key")
+def generate_key(
+    algorithm: Annotated[
+        KeyAlgorithm, typer.Option(help="RS256 (RSA 2048) or ES256 (EC P-256).")
+    ] = KeyAlgorithm.RS256,
+    out: Annotated[
+        Path, typer.Option(help="Where to write the PEM private key; never overwritten.")
+    ] = Path("keys/jwt.pem"),
+) -> None:
+    """Write a new private key for signing tokens (mode 0600) and print the settings to use."""
+    from app.core.security import generate_private_key
+
+    pem, kid = generate_private_key(algorithm.value)
+    try:
+        out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fail(f"{out} already exists: choose another --out")
+    except OSError as error:
+        fail(f"cannot write {out}: {error.strerror}")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    path = out.resolve()
+    typer.echo(
+        f"Wrote a new {algorithm.value} private key (kid {kid}) to {path}. Settings:", err=True
+    )
+    typer.echo(f"ALGORITHM={algorithm.value}\nJWT_PRIVATE_KEY_FILE={path}")
+    typer.echo(
+        "On a rotation, keep the old key verifying until its tokens expire:"
+        " JWT_EXTRA_PUBLIC_KEY_FILES=<the old key file>",
+        err=True,
+    )
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """The engine (SQLite pragmas, PostgreSQL pool) and the per-request database session."""
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -19,7 +20,6 @@ def create_db_engine(url: str) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
         )
         event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     return create_engine(
         url,
@@ -33,20 +33,16 @@ def create_db_engine(url: str) -> Engine:
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy, not the driver, decide where transactions begin (see _sqlite_on_begin).
-    dbapi_connection.isolation_level = None
+    # The driver's own transaction handling is kept on purpose: reads run outside
+    # transactions (no lock held, no stale snapshot) and BEGIN comes just before the first
+    # write, which then waits for the write lock (busy_timeout) instead of failing. A step
+    # that must read and write atomically takes the write lock first (crud.users).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _sqlite_on_begin(connection: Any) -> None:
-    # Take the write lock at BEGIN: read-check-write steps (last admin, token rotation) are
-    # then serialised across threads and processes, and never fail with a stale snapshot.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @lru_cache
@@ -57,6 +53,43 @@ def get_engine() -> Engine:
 def get_session() -> Iterator[Session]:
     with Session(get_engine(), expire_on_commit=False) as session:
         yield session
+
+
+def reads_on_event_loop() -> bool:
+    """Whether read_session() may run on the event loop: on SQLite a short indexed read of a
+    local file costs less than the hop to a worker thread; PostgreSQL reads go over the
+    network, so they run in a worker thread."""
+    return get_settings().is_sqlite
+
+
+@contextmanager
+def read_session() -> Iterator[Session]:
+    """A session for short reads (the per-request token check). Never write through it: on
+    SQLite its connections are query-only."""
+    with Session(_read_only_engine(), expire_on_commit=False) as session:
+        yield session
+
+
+@lru_cache
+def _read_only_engine() -> Engine:
+    settings = get_settings()
+    if not settings.is_sqlite:
+        return get_engine()
+    # Its own pool, which never makes a caller wait (on the event loop a wait would stall
+    # every request): one connection in steady use, since the loop reads one at a time.
+    engine = create_engine(
+        settings.DATABASE_URL,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+        pool_size=1,
+        max_overflow=-1,
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "connect", _sqlite_query_only)
+    return engine
+
+
+def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA query_only=ON")
 
 
 def ping() -> None:

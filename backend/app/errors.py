@@ -63,3 +63,39 @@ class ServiceUnavailable(DomainError):
 
 class Conflict(DomainError):
     detail = "Conflict"
+
+
+class BadToken(DomainError):
+    """A mailed token (reset, verification) that is unknown, expired or already used."""
+
+    detail = "Invalid or expired token"
+
+
+class EmailNotVerified(DomainError):
+    detail = "Email not verified"
+
+
+class IncorrectPassword(DomainError):
+    """The caller's own password, asked again before a sensitive change, is wrong."""
+
+    detail = "Incorrect password"
+
+
+class InvalidCode(DomainError):
+    """A wrong one-time code while setting up MFA."""
+
+    detail = "Invalid authentication code"
+
+
+class MfaFailed(DomainError):
+    """The second step of a login refused: wrong, replayed or spent code."""
+
+    detail = "Invalid authentication code"
+
+
+class MfaNotStarted(DomainError):
+    detail = "No TOTP set-up in progress: start one first"
+
+
+class MfaAlreadyEnabled(Conflict):
+    detail = "TOTP is already enabled"

@@ -6,14 +6,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import errors, ops
+from app.api import docs, errors, ops
 from app.api.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
-from app.api.v1 import audit, auth, users
-from app.core import passwords
+from app.api.v1 import account, audit, auth, me, users
+from app.core import passwords, security
 from app.core.config import get_settings
 from app.core.logging import configure as configure_logging
 
@@ -26,12 +26,16 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    security.key_set()  # a bad JWT key file stops start-up here, with one line
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = FastAPI(
         title=settings.PROJECT_NAME,
         version=settings.VERSION,
         openapi_url=f"{settings.API_V1_STR}/openapi.json",
+        docs_url=None,  # served by docs.install, with local assets
+        redoc_url=None,
         lifespan=lifespan,
+        responses=errors.COMMON_RESPONSES,
     )
     # Added innermost first: the request context wraps everything, so every answer has an id.
     if settings.BACKEND_CORS_ORIGINS:
@@ -48,9 +52,10 @@ def create_app() -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.HSTS_SECONDS)
     app.add_middleware(RequestContextMiddleware, metrics_enabled=settings.METRICS_ENABLED)
     errors.install(app)
-    for router in (auth.router, users.router, audit.router):
+    for router in (auth.router, account.router, users.router, me.router, audit.router):
         app.include_router(router, prefix=settings.API_V1_STR)
     app.include_router(ops.router)
+    docs.install(app)
     return app
 
 

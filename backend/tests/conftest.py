@@ -124,3 +124,30 @@ def moderator_headers(client: TestClient, moderator: User) -> dict[str, str]:
 @pytest.fixture
 def user_headers(client: TestClient, user: User) -> dict[str, str]:
     return auth_header(login(client, user.email, PASSWORD))
+
+
+from tests.utils.mailbox import Mailbox, SmtpServer, smtp_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on a free local port, for the whole session."""
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def mailbox(smtp: SmtpServer, settings: Callable[..., Settings]) -> Iterator[Mailbox]:
+    """Mail goes by SMTP (no TLS) to `smtp`, starting empty; `mailbox.wait()` awaits delivery."""
+    smtp.mailbox.clear()
+    settings(
+        EMAIL_BACKEND="smtp",
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=smtp.port,
+        SMTP_TLS=False,
+        SMTP_SSL=False,
+        SMTP_USER=None,
+        SMTP_PASSWORD=None,
+    )
+    yield smtp.mailbox
+    smtp.mailbox.clear()

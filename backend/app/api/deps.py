@@ -1,6 +1,9 @@
-"""Dependencies declared once: the database session, the caller, and permission checks."""
+"""Dependencies declared once: the database session, the caller, and permission checks.
 
-from collections.abc import Callable
+The caller's dependencies are async: the token check does its one worker-thread hop itself
+(auth.tokens.authenticate), and the rest is pure, so none of them costs a thread hop."""
+
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -30,29 +33,31 @@ class Principal:
     session: AuthSession
 
 
-def get_principal(
-    session: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> Principal:
+async def get_principal(token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    """The caller, read from the database on every request (see auth.tokens.authenticate).
+
+    The user and session rows come from a session of their own, already closed: handlers
+    that write use their SessionDep, as they always did."""
     if token is None:
         raise InvalidToken("Not authenticated")
-    user, auth_session = authenticate(session, token)
+    user, auth_session = await authenticate(token)
     return Principal(user=user, session=auth_session)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_current_user(principal: PrincipalDep) -> User:
+async def get_current_user(principal: PrincipalDep) -> User:
     return principal.user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require(permission: Permission) -> Callable[[User], User]:
+def require(permission: Permission) -> Callable[[User], Awaitable[User]]:
     """A dependency that lets through only callers whose role holds `permission`."""
 
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:
         if not has_permission(user.role, permission):
             raise Forbidden()
         return user
@@ -68,11 +73,11 @@ def client_actor(request: Request, user: User | None = None) -> Actor:
     )
 
 
-def get_anonymous_actor(request: Request) -> Actor:
+async def get_anonymous_actor(request: Request) -> Actor:
     return client_actor(request)
 
 
-def get_actor(request: Request, user: CurrentUser) -> Actor:
+async def get_actor(request: Request, user: CurrentUser) -> Actor:
     return client_actor(request, user)
 
 

@@ -1,4 +1,4 @@
-"""Operations endpoints, outside the API prefix: liveness and readiness."""
+"""Operations endpoints, outside the API prefix: liveness, readiness, metrics, the JWKS."""
 
 import logging
 
@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from app.core import ratelimit, security
 from app.core.config import get_settings
 from app.db import ping
 
@@ -23,13 +24,19 @@ async def health() -> dict[str, str]:
 
 @router.get("/health/ready", responses={503: {"description": "A dependency is unreachable"}})
 async def ready() -> JSONResponse:
-    """Readiness: the database answers."""
-    body = {"status": "ok", "database": "ok", "version": get_settings().VERSION}
+    """Readiness: the database answers, and Redis too when it is configured."""
+    settings = get_settings()
+    body = {"status": "ok", "database": "ok", "version": settings.VERSION}
     try:
         await run_in_threadpool(ping)
     except SQLAlchemyError as error:
         logger.warning("readiness: database unreachable: %s", type(error).__name__)
         body.update(status="unavailable", database="unreachable")
+    if settings.REDIS_URL:
+        body["redis"] = "ok"
+        if not await run_in_threadpool(ratelimit.storage().check):
+            logger.warning("readiness: redis unreachable")
+            body.update(status="unavailable", redis="unreachable")
     return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
@@ -39,3 +46,10 @@ def prometheus_metrics() -> Response:
     if not get_settings().METRICS_ENABLED:
         return Response(status_code=404)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/.well-known/jwks.json")
+def jwks(response: Response) -> dict[str, list[dict[str, str]]]:
+    """The public keys that verify this service's tokens, by kid; empty for HS256."""
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return {"keys": list(security.key_set().jwks)}

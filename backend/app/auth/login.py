@@ -4,6 +4,7 @@ run in worker threads and end their transaction before any hashing starts."""
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.auth import mfa
 from app.auth.lockout import clear as clear_failures
 from app.auth.lockout import ensure_not_locked, record_failure
 from app.auth.tokens import start_session
@@ -12,7 +13,13 @@ from app.core.config import get_settings
 from app.core.passwords import hash_password, verify_password
 from app.crud import audit, users
 from app.crud.audit import Actor
-from app.errors import EmailTaken, InactiveUser, InvalidCredentials, RegistrationClosed
+from app.errors import (
+    EmailNotVerified,
+    EmailTaken,
+    InactiveUser,
+    InvalidCredentials,
+    RegistrationClosed,
+)
 from app.models.token import MfaChallenge, TokenPair
 from app.models.user import User, UserCreate, normalize_email
 
@@ -87,11 +94,17 @@ def _finish(
     ensure_not_locked(user)
     if not user.is_active:
         raise InactiveUser()
+    if get_settings().REQUIRE_EMAIL_VERIFICATION and not user.is_verified:
+        raise EmailNotVerified()
     clear_failures(session, user)
     if new_hash:
         user.hashed_password = new_hash
         session.add(user)
     me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
+    if user.mfa_enabled:  # the password was right; the session waits for the second factor
+        challenge = mfa.challenge(session, user=user)
+        session.commit()
+        return challenge
     pair = start_session(session, user=user, actor=me)
     audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id)
     session.commit()

@@ -3,10 +3,12 @@
 from datetime import timedelta
 
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from app.core import metrics
 from app.core.config import get_settings
 from app.core.security import (
+    TokenClaims,
     TokenType,
     access_expiry,
     create_token,
@@ -16,6 +18,7 @@ from app.core.security import (
 )
 from app.crud import audit, sessions
 from app.crud.audit import Actor
+from app.db import read_session, reads_on_event_loop
 from app.errors import InvalidToken
 from app.models.common import utcnow
 from app.models.session import AuthSession
@@ -76,12 +79,21 @@ def _load(session: Session, claims_sid: object, claims_sub: object) -> tuple[Use
     return user, auth_session
 
 
-def authenticate(session: Session, token: str) -> tuple[User, AuthSession]:
-    """The per-request check: a valid access token of a live session of an active user."""
+async def authenticate(token: str) -> tuple[User, AuthSession]:
+    """The per-request check: a valid access token of a live session of an active user.
+
+    The token is verified on the event loop (CPU only). The user and session rows are read on
+    every request, in a read session of their own: on the loop for SQLite, else in one
+    worker-thread hop (see db.reads_on_event_loop)."""
     claims = decode_token(token, TokenType.ACCESS)
-    user, auth_session = _load(session, claims.sid, claims.sub)
-    session.commit()  # end the read transaction now, not after the response
-    return user, auth_session
+    if reads_on_event_loop():
+        return _load_live(claims)
+    return await run_in_threadpool(_load_live, claims)
+
+
+def _load_live(claims: TokenClaims) -> tuple[User, AuthSession]:
+    with read_session() as session:
+        return _load(session, claims.sid, claims.sub)
 
 
 def refresh(session: Session, *, refresh_token: str, actor: Actor) -> TokenPair:

@@ -122,6 +122,20 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value or None
 
+    @field_validator("FRONTEND_URL")
+    @classmethod
+    def _frontend_url(cls, value: str) -> str:
+        """The base of the links in mails."""
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError("must be an http:// or https:// URL without query or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _smtp(self) -> "Settings":
+        if self.EMAIL_BACKEND == "smtp" and not self.SMTP_HOST:
+            raise ValueError("SMTP_HOST is required for EMAIL_BACKEND=smtp")
+        return self
+
     @model_validator(mode="after")
     def _secret_key(self) -> "Settings":
         if self.ALGORITHM != "HS256" and self.JWT_PRIVATE_KEY_FILE is None:
@@ -142,15 +156,36 @@ class Settings(BaseSettings):
 
 
 def _local_secret(path: Path) -> str:
-    """Read the development secret, creating it once (mode 0600) if it does not exist."""
+    """Read the development secret, creating it once (mode 0600) if it does not exist.
+
+    It is written aside and linked into place, so a process starting at the same moment never
+    reads it half-written; an empty or short file is refused, never used as a signing key.
+    """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        secret = secrets.token_hex(MIN_SECRET_BYTES)
-        handle.write(secret + "\n")
+        if not path.exists():
+            _create_secret(path)
+        secret = path.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"SECRET_KEY_FILE {path}: {error.strerror or error}") from None
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"SECRET_KEY_FILE {path} holds fewer than {MIN_SECRET_BYTES} bytes;"
+            " delete it to generate a new secret, or set SECRET_KEY"
+        )
     return secret
+
+
+def _create_secret(path: Path) -> None:
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(MIN_SECRET_BYTES) + "\n")
+        os.link(temp, path)
+    except FileExistsError:
+        pass  # another process linked its secret first: use that one
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 class SettingsError(SystemExit):

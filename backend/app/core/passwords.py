@@ -23,7 +23,13 @@ def password_problem(password: str) -> str | None:
         return f"Password must be at least {minimum} characters"
     if len(password.encode()) > BCRYPT_MAX_BYTES:
         return f"Password must be at most {BCRYPT_MAX_BYTES} bytes in UTF-8"
+    if "\x00" in password:
+        return "Password must not contain NUL characters"
     return None
+
+
+def _hashable(password: str) -> bool:
+    return "\x00" not in password and len(password.encode()) <= BCRYPT_MAX_BYTES
 
 
 @lru_cache
@@ -55,11 +61,12 @@ def hash_password_sync(password: str) -> str:
 
 
 def _verify_and_update(password: str, hashed: str | None) -> tuple[bool, str | None]:
+    if not _hashable(password):
+        # Can never match (bcrypt would refuse or truncate it): still spend one verification.
+        _context().verify("x", hashed or _dummy_hash())
+        return False, None
     if hashed is None:
         _context().verify(password, _dummy_hash())
-        return False, None
-    if len(password.encode()) > BCRYPT_MAX_BYTES:
-        _context().verify("x", hashed)  # same cost as a wrong password, never a truncated match
         return False, None
     return _context().verify_and_update(password, hashed)
 

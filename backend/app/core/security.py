@@ -1,21 +1,31 @@
 """The token format: claims, types, keys and the algorithm list. Pure functions, no database."""
 
+import base64
 import hashlib
+import json
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwt
 from jose.exceptions import JOSEError
 
-from app.core.config import get_settings
+from app.core.config import SettingsError, get_settings
 from app.errors import InvalidToken
 
 MAX_TOKEN_LENGTH = 4096
+MIN_RSA_BITS = 2048
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
 class TokenType(StrEnum):
@@ -42,19 +52,144 @@ class IssuedToken:
 
 @dataclass(frozen=True, slots=True)
 class KeySet:
+    """The current key signs; it and the extra public keys verify, chosen by the token's kid."""
+
     algorithm: str
     kid: str
-    signing_key: str
-    verifying_keys: dict[str, str]
+    signing_key: str | PrivateKey
+    verifying_keys: dict[str, str | PublicKey]
+    jwks: tuple[dict[str, str], ...] = ()
 
 
 @lru_cache
 def key_set() -> KeySet:
+    """The configured keys, loaded once. A bad key file raises SettingsError (one line)."""
     settings = get_settings()
-    assert settings.SECRET_KEY is not None  # settings fill it in or refuse to start
-    secret = settings.SECRET_KEY
-    kid = hashlib.sha256(b"kid:" + secret.encode()).hexdigest()[:16]
-    return KeySet(algorithm="HS256", kid=kid, signing_key=secret, verifying_keys={kid: secret})
+    if settings.ALGORITHM == "HS256":
+        assert settings.SECRET_KEY is not None  # settings fill it in or refuse to start
+        secret = settings.SECRET_KEY
+        kid = hashlib.sha256(b"kid:" + secret.encode()).hexdigest()[:16]
+        return KeySet(algorithm="HS256", kid=kid, signing_key=secret, verifying_keys={kid: secret})
+    assert settings.JWT_PRIVATE_KEY_FILE is not None  # settings refuse RS256/ES256 without it
+    private_key = _load_private_key(settings.JWT_PRIVATE_KEY_FILE, settings.ALGORITHM)
+    current = private_key.public_key()
+    verifying_keys: dict[str, PublicKey] = {key_id(current): current}
+    for path in settings.JWT_EXTRA_PUBLIC_KEY_FILES:
+        extra = _load_public_key(path, settings.ALGORITHM)
+        verifying_keys.setdefault(key_id(extra), extra)
+    return KeySet(
+        algorithm=settings.ALGORITHM,
+        kid=key_id(current),
+        signing_key=private_key,
+        verifying_keys=dict(verifying_keys),
+        jwks=tuple(public_jwk(key, settings.ALGORITHM) for key in verifying_keys.values()),
+    )
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_uint(value: int, size: int | None = None) -> str:
+    """Big-endian unsigned bytes, minimal (RSA n, e) or of a fixed size (EC coordinates)."""
+    return _b64url(value.to_bytes(size or max(1, (value.bit_length() + 7) // 8), "big"))
+
+
+def _jwk_members(key: PublicKey) -> dict[str, str]:
+    """The members that define a public key as a JWK (RFC 7638's required members)."""
+    if isinstance(key, rsa.RSAPublicKey):
+        rsa_numbers = key.public_numbers()
+        return {"kty": "RSA", "n": _b64url_uint(rsa_numbers.n), "e": _b64url_uint(rsa_numbers.e)}
+    ec_numbers = key.public_numbers()
+    size = (key.curve.key_size + 7) // 8
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": _b64url_uint(ec_numbers.x, size),
+        "y": _b64url_uint(ec_numbers.y, size),
+    }
+
+
+def key_id(key: PublicKey) -> str:
+    """The RFC 7638 JWK thumbprint: base64url SHA-256 of the sorted, compact required members."""
+    canonical = json.dumps(_jwk_members(key), sort_keys=True, separators=(",", ":"))
+    return _b64url(hashlib.sha256(canonical.encode()).digest())
+
+
+def public_jwk(key: PublicKey, algorithm: str) -> dict[str, str]:
+    """`key` as published in the JWKS: its defining members, kid, use and alg; nothing private."""
+    return {**_jwk_members(key), "kid": key_id(key), "use": "sig", "alg": algorithm}
+
+
+def generate_private_key(algorithm: str) -> tuple[bytes, str]:
+    """A new unencrypted PKCS#8 PEM key for RS256 (RSA 2048) or ES256 (P-256), and its kid."""
+    key: PrivateKey
+    if algorithm == "RS256":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=MIN_RSA_BITS)
+    elif algorithm == "ES256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        raise ValueError(f"no key to generate for {algorithm}")
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return pem, key_id(key.public_key())
+
+
+def _key_file_error(setting: str, path: Path, problem: str) -> SettingsError:
+    return SettingsError(f"Invalid setting {setting}: {path}: {problem}")
+
+
+def _read_key_file(setting: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise _key_file_error(setting, path, error.strerror or str(error)) from None
+
+
+def _check_key_type(setting: str, path: Path, key: object, algorithm: str) -> PublicKey:
+    if algorithm == "RS256":
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise _key_file_error(setting, path, "not an RSA key, which RS256 needs")
+        if key.key_size < MIN_RSA_BITS:
+            raise _key_file_error(
+                setting, path, f"RSA key of {key.key_size} bits; RS256 needs {MIN_RSA_BITS} or more"
+            )
+        return key
+    if not (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)):
+        raise _key_file_error(setting, path, "not an EC P-256 key, which ES256 needs")
+    return key
+
+
+def _load_private_key(path: Path, algorithm: str) -> PrivateKey:
+    setting = "JWT_PRIVATE_KEY_FILE"
+    data = _read_key_file(setting, path)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise _key_file_error(setting, path, "the key is encrypted; give it unencrypted") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise _key_file_error(setting, path, "not a PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise _key_file_error(setting, path, f"not an RSA or EC key, which {algorithm} needs")
+    _check_key_type(setting, path, key.public_key(), algorithm)
+    return key
+
+
+def _load_public_key(path: Path, algorithm: str) -> PublicKey:
+    """A PEM public key, or the public half of a PEM private key."""
+    setting = "JWT_EXTRA_PUBLIC_KEY_FILES"
+    data = _read_key_file(setting, path)
+    try:
+        key: object = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        try:
+            key = serialization.load_pem_private_key(data, password=None).public_key()
+        except (TypeError, ValueError, UnsupportedAlgorithm):
+            raise _key_file_error(setting, path, "not a PEM public key") from None
+    return _check_key_type(setting, path, key, algorithm)
 
 
 def new_jti() -> str:
@@ -97,6 +232,13 @@ def access_expiry() -> datetime:
 
 def refresh_expiry() -> datetime:
     return datetime.now(UTC) + timedelta(days=get_settings().REFRESH_TOKEN_EXPIRE_DAYS)
+
+
+MFA_TOKEN_EXPIRE_MINUTES = 5  # the second step of a login: long enough to open the app
+
+
+def mfa_expiry() -> datetime:
+    return datetime.now(UTC) + timedelta(minutes=MFA_TOKEN_EXPIRE_MINUTES)
 
 
 def decode_token(token: str, expected: TokenType) -> TokenClaims:

@@ -2,14 +2,15 @@
 
 import uuid
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.core.permissions import Role
-from app.crud import audit, sessions
+from app.crud import action_tokens, audit, sessions
 from app.crud.audit import Actor
 from app.errors import EmailTaken, LastAdmin, NotFound
+from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.user import User, normalize_email
 
@@ -89,7 +90,11 @@ def list_users(
 
 
 def _ensure_another_admin(session: Session, user: User) -> None:
-    """Refuse to remove the last active admin; locks the admin rows on PostgreSQL."""
+    """Refuse to remove the last active admin. The admin rows are locked first (FOR UPDATE on
+    PostgreSQL; on SQLite a first write takes the database's write lock), so two admins
+    demoting each other at once cannot both succeed."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.exec(update(User).where(col(User.id) == user.id).values(role=col(User.role)))
     admin_ids = session.exec(
         select(User.id)
         .where(col(User.role) == Role.ADMIN, col(User.is_active).is_(True))
@@ -124,6 +129,12 @@ def update_user(
             setattr(user, name, value)
         if "email" in changes:
             user.is_verified = False
+            # Links mailed to the old address must not act on the new one.
+            action_tokens.spend_all(
+                session,
+                user_id=user.id,
+                purposes=[TokenPurpose.RESET_PASSWORD, TokenPurpose.VERIFY_EMAIL],
+            )
         if hashed_password is not None:
             user.hashed_password = hashed_password
         if hashed_password is not None or changes.get("is_active") is False:

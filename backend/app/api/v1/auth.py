@@ -4,10 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, AnonymousActor, PrincipalDep, SessionDep
 from app.auth import login as login_flow
-from app.auth import tokens
+from app.auth import tokens, verification
 from app.models.token import MfaChallenge, RefreshRequest, TokenPair
 from app.models.user import UserCreate, UserRead
 
@@ -15,23 +16,33 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # token answers, explicitly
 UNAUTHORIZED = {401: {"description": "Missing, invalid or revoked credentials"}}
+RATE_LIMITED = {429: {"description": "Too many attempts, or locked out; see Retry-After"}}
 
 
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses={403: {"description": "Registration closed"}, 409: {"description": "Email taken"}},
+    responses={
+        403: {"description": "Registration closed"},
+        409: {"description": "Email taken"},
+        **RATE_LIMITED,
+    },
 )
 async def register(body: UserCreate, session: SessionDep, actor: AnonymousActor) -> UserRead:
     user = await login_flow.register(session, body=body, actor=actor)
+    await run_in_threadpool(verification.send_verification, session, user=user)
     return UserRead.model_validate(user)
 
 
 @router.post(
     "/login",
     response_model=TokenPair | MfaChallenge,
-    responses={**UNAUTHORIZED, 403: {"description": "Inactive or unverified user"}},
+    responses={
+        **UNAUTHORIZED,
+        **RATE_LIMITED,
+        403: {"description": "Inactive or unverified user"},
+    },
 )
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, CurrentUser, SessionDep, require
-from app.auth import lockout
+from app.auth import lockout, verification
 from app.core.passwords import hash_password
 from app.core.permissions import Permission, Role, can_read_user, can_update_user
 from app.crud import users
@@ -23,7 +23,7 @@ CONFLICT = {409: {"description": "Email taken, or the last active admin"}}
 
 
 @router.get("/me", response_model=UserRead, responses=AUTH_ERRORS)
-def read_me(user: CurrentUser) -> UserRead:
+async def read_me(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)
 
 
@@ -32,7 +32,9 @@ def update_me(
     body: UserUpdateMe, user: CurrentUser, session: SessionDep, actor: ActorDep
 ) -> UserRead:
     changes = body.model_dump(exclude_unset=True)
+    old_email = user.email
     updated = users.update_user(session, user=user, changes=changes, actor=actor)
+    verification.email_changed(session, user=updated, old_email=old_email)
     return UserRead.model_validate(updated)
 
 
@@ -75,8 +77,10 @@ async def update_user(
     if not can_update_user(user.role, is_self=user.id == user_id, fields=set(changes)):
         raise Forbidden()
     target = await run_in_threadpool(users.get_user, session, user_id)
+    await run_in_threadpool(session.commit)  # no transaction stays open while hashing
     password = changes.pop("password", None)
     hashed = await hash_password(password) if password else None
+    old_email = target.email
     updated = await run_in_threadpool(
         users.update_user,
         session,
@@ -85,6 +89,7 @@ async def update_user(
         actor=actor,
         hashed_password=hashed,
     )
+    await run_in_threadpool(verification.email_changed, session, user=updated, old_email=old_email)
     return UserRead.model_validate(updated)
 
 

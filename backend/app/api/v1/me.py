@@ -1,0 +1,97 @@
+"""/users/me, the caller's own security settings: password, sessions, TOTP."""
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from app.api.deps import ActorDep, CurrentUser, PrincipalDep, SessionDep
+from app.api.v1.auth import NO_STORE
+from app.auth import mfa, password_change, user_sessions
+from app.models.account import (
+    PasswordChangeRequest,
+    PasswordConfirmation,
+    RecoveryCodesRead,
+    TotpCode,
+    TotpSetupRead,
+)
+from app.models.session import SessionRead
+
+router = APIRouter(prefix="/users/me", tags=["users"])
+
+NOT_AUTHENTICATED = {401: {"description": "Not authenticated"}}
+WRONG_PASSWORD = {400: {"description": "Wrong password"}}
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_AUTHENTICATED, **WRONG_PASSWORD},
+)
+async def change_password(
+    body: PasswordChangeRequest, principal: PrincipalDep, session: SessionDep, actor: ActorDep
+) -> None:
+    await password_change.change_password(
+        session,
+        user=principal.user,
+        current_session_id=principal.session.id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        actor=actor,
+    )
+
+
+@router.get("/sessions", response_model=list[SessionRead], responses=NOT_AUTHENTICATED)
+def list_sessions(principal: PrincipalDep, session: SessionDep) -> list[SessionRead]:
+    return user_sessions.list_sessions(
+        session, user_id=principal.user.id, current_id=principal.session.id
+    )
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_AUTHENTICATED, 404: {"description": "No such session of the caller"}},
+)
+def end_session(
+    session_id: uuid.UUID, user: CurrentUser, session: SessionDep, actor: ActorDep
+) -> None:
+    user_sessions.end_session(session, user_id=user.id, session_id=session_id, actor=actor)
+
+
+@router.post(
+    "/mfa/totp",
+    response_model=TotpSetupRead,
+    responses={**NOT_AUTHENTICATED, 409: {"description": "TOTP already enabled"}},
+)
+def start_totp(user: CurrentUser, session: SessionDep, response: Response) -> TotpSetupRead:
+    response.headers.update(NO_STORE)
+    setup = mfa.start_setup(session, user=user)
+    return TotpSetupRead(secret=setup.secret, otpauth_uri=setup.otpauth_uri)
+
+
+@router.post(
+    "/mfa/totp/confirm",
+    response_model=RecoveryCodesRead,
+    responses={
+        **NOT_AUTHENTICATED,
+        400: {"description": "Wrong code, or no set-up in progress"},
+        409: {"description": "TOTP already enabled"},
+    },
+)
+def confirm_totp(
+    body: TotpCode, user: CurrentUser, session: SessionDep, actor: ActorDep, response: Response
+) -> RecoveryCodesRead:
+    response.headers.update(NO_STORE)
+    codes = mfa.confirm_setup(session, user_id=user.id, code=body.code, actor=actor)
+    return RecoveryCodesRead(recovery_codes=codes)
+
+
+@router.delete(
+    "/mfa/totp",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_AUTHENTICATED, **WRONG_PASSWORD},
+)
+async def disable_totp(
+    body: PasswordConfirmation, user: CurrentUser, session: SessionDep, actor: ActorDep
+) -> None:
+    await mfa.disable(session, user=user, password=body.password, actor=actor)

@@ -1,0 +1,62 @@
+"""The account mails: a plain-text and an HTML body, each with a link built from FRONTEND_URL.
+
+The links are `{FRONTEND_URL}/reset-password?token=...` and `{FRONTEND_URL}/verify-email?token=...`;
+the frontend page posts the token to the API.
+"""
+
+from html import escape
+from urllib.parse import urlencode
+
+from app.core.config import get_settings
+from app.core.mail import Mail
+
+RESET_PATH = "/reset-password"
+VERIFY_PATH = "/verify-email"
+
+
+def link(path: str, token: str) -> str:
+    return f"{get_settings().FRONTEND_URL.rstrip('/')}{path}?{urlencode({'token': token})}"
+
+
+def _html(lines: list[str], url: str, action: str, footer: str) -> str:
+    paragraphs = "".join(f"<p>{escape(line)}</p>" for line in lines)
+    href = escape(url, quote=True)
+    return (
+        '<!DOCTYPE html><html><body style="font-family: sans-serif">'
+        f'{paragraphs}<p><a href="{href}">{escape(action)}</a></p>'
+        f'<p style="color: #666">{escape(footer)}</p></body></html>'
+    )
+
+
+def reset_password(to: str, token: str) -> Mail:
+    settings = get_settings()
+    url = link(RESET_PATH, token)
+    minutes = settings.RESET_TOKEN_EXPIRE_MINUTES
+    lines = [
+        f"Someone asked to reset the password of your {settings.PROJECT_NAME} account.",
+        f"To choose a new password, open this link within {minutes} minutes:",
+    ]
+    footer = "If it was not you, ignore this mail: your password stays as it is."
+    return Mail(
+        to=to,
+        subject=f"{settings.PROJECT_NAME}: reset your password",
+        text="\n\n".join([*lines, url, footer]) + "\n",
+        html=_html(lines, url, "Reset your password", footer),
+    )
+
+
+def verify_email(to: str, token: str) -> Mail:
+    settings = get_settings()
+    url = link(VERIFY_PATH, token)
+    hours = settings.VERIFY_TOKEN_EXPIRE_HOURS
+    lines = [
+        f"Please confirm that this is the email address of your {settings.PROJECT_NAME} account.",
+        f"Open this link within {hours} hours:",
+    ]
+    footer = "If you did not create an account or change its address, ignore this mail."
+    return Mail(
+        to=to,
+        subject=f"{settings.PROJECT_NAME}: confirm your email address",
+        text="\n\n".join([*lines, url, footer]) + "\n",
+        html=_html(lines, url, "Confirm your email address", footer),
+    )

@@ -1,0 +1,217 @@
+"""TOTP (RFC 6238) as a second factor: set-up, confirmation with recovery codes, the second
+step of a login, and turning it off.
+
+Codes are 6 digits every 30 s (what every authenticator app speaks); the step before and the
+step after the current one are accepted for clock drift, and a step, once used, is never
+accepted again for that user. The secret is encrypted at rest (core/crypto.py).
+"""
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import pyotp
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from app.auth.tokens import start_session
+from app.core import crypto, ratelimit
+from app.core.config import get_settings
+from app.core.passwords import verify_password
+from app.core.security import (
+    TokenType,
+    constant_time_equals,
+    create_token,
+    decode_token,
+    mfa_expiry,
+    new_jti,
+    token_digest,
+)
+from app.crud import action_tokens, audit
+from app.crud import mfa as mfa_crud
+from app.crud.audit import Actor
+from app.errors import (
+    IncorrectPassword,
+    InvalidCode,
+    InvalidToken,
+    MfaAlreadyEnabled,
+    MfaFailed,
+    MfaNotStarted,
+)
+from app.models.action_token import TokenPurpose
+from app.models.common import utcnow
+from app.models.token import MfaChallenge, TokenPair
+from app.models.user import User
+
+logger = logging.getLogger(__name__)
+
+RECOVERY_CODE_COUNT = 10
+RECOVERY_CODE_BYTES = 10  # 80 bits each: enough that a SHA-256 digest cannot be brute-forced
+MAX_MFA_ATTEMPTS = 5  # codes tried with one mfa_token before it stops working
+DRIFT_STEPS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TotpSetup:
+    secret: str
+    otpauth_uri: str
+
+
+def _totp(secret: str) -> pyotp.TOTP:
+    return pyotp.TOTP(secret)
+
+
+def _normalize(code: str) -> str:
+    return "".join(code.split()).replace("-", "").lower()
+
+
+def recovery_digest(code: str) -> str:
+    return token_digest(_normalize(code))
+
+
+def new_recovery_codes() -> list[str]:
+    """Ten codes shown once, like `1f2e3-d4c5b-6a798-07f6e`."""
+    codes = []
+    for _ in range(RECOVERY_CODE_COUNT):
+        raw = secrets.token_hex(RECOVERY_CODE_BYTES)
+        codes.append("-".join(raw[i : i + 5] for i in range(0, len(raw), 5)))
+    return codes
+
+
+def matching_step(secret: str, code: str) -> int | None:
+    """The time step whose code is `code`, within the allowed drift; None if there is none."""
+    code = _normalize(code)
+    if len(code) != 6 or not code.isdigit():
+        return None
+    totp = _totp(secret)
+    now = totp.timecode(utcnow())
+    found = None
+    for step in range(now - DRIFT_STEPS, now + DRIFT_STEPS + 1):
+        if constant_time_equals(totp.generate_otp(step), code):
+            found = step
+    return found
+
+
+def _secret_of(user: User) -> str | None:
+    if user.mfa_secret is None:
+        return None
+    secret = crypto.decrypt(user.mfa_secret)
+    if secret is None:
+        logger.error("TOTP secret of user %s cannot be decrypted (SECRET_KEY changed?)", user.id)
+    return secret
+
+
+def start_setup(session: Session, *, user: User) -> TotpSetup:
+    """A new secret, kept but not active until a code from it is confirmed."""
+    if user.mfa_enabled:
+        raise MfaAlreadyEnabled()
+    secret = pyotp.random_base32()
+    mfa_crud.set_pending_secret(session, user_id=user.id, encrypted_secret=crypto.encrypt(secret))
+    session.commit()
+    uri = _totp(secret).provisioning_uri(name=user.email, issuer_name=get_settings().PROJECT_NAME)
+    return TotpSetup(secret=secret, otpauth_uri=uri)
+
+
+def confirm_setup(session: Session, *, user_id: uuid.UUID, code: str, actor: Actor) -> list[str]:
+    """Activate TOTP with a code from the new secret; return the recovery codes (shown once)."""
+    user = session.get(User, user_id, with_for_update=True, populate_existing=True)
+    if user is None:
+        raise InvalidToken()
+    if user.mfa_enabled:
+        session.rollback()
+        raise MfaAlreadyEnabled()
+    secret = _secret_of(user)
+    if secret is None:
+        session.rollback()
+        raise MfaNotStarted()
+    step = matching_step(secret, code)
+    if step is None or not mfa_crud.claim_step(session, user_id=user.id, step=step):
+        session.rollback()
+        raise InvalidCode()
+    codes = new_recovery_codes()
+    mfa_crud.enable(session, user_id=user.id, code_digests=[recovery_digest(c) for c in codes])
+    audit.record(session, "mfa.enabled", actor=actor, subject_id=user.id, method="totp")
+    session.commit()
+    return codes
+
+
+def reset(session: Session, *, user: User, actor: Actor) -> bool:
+    """Turn TOTP off (the owner, or an admin for a lost device); True if it was on."""
+    was_enabled = mfa_crud.disable(session, user_id=user.id)
+    if was_enabled:
+        audit.record(session, "mfa.disabled", actor=actor, subject_id=user.id)
+    session.commit()
+    return was_enabled
+
+
+async def disable(session: Session, *, user: User, password: str, actor: Actor) -> None:
+    """Turn TOTP off, after the caller's password (hashed in the pool, no transaction open)."""
+    await run_in_threadpool(
+        ratelimit.hit, "password_check", get_settings().RATE_LIMIT_LOGIN, str(user.id)
+    )
+    matches, _ = await verify_password(password, user.hashed_password)
+    if not matches:
+        raise IncorrectPassword()
+    await run_in_threadpool(reset, session, user=user, actor=actor)
+
+
+def challenge(session: Session, *, user: User) -> MfaChallenge:
+    """After a correct password: a short-lived token usable only at /auth/login/mfa, and
+    only MAX_MFA_ATTEMPTS times. The caller commits."""
+    jti = new_jti()
+    row = action_tokens.add_challenge(
+        session, user_id=user.id, digest=token_digest(jti), expires_at=mfa_expiry()
+    )
+    issued = create_token(
+        subject=user.id,
+        session_id=row.id,
+        token_type=TokenType.MFA,
+        expires_at=row.expires_at,
+        jti=jti,
+    )
+    return MfaChallenge(mfa_token=issued.token)
+
+
+def _check_code(session: Session, user: User, code: str) -> str | None:
+    """The method that accepted `code` ("totp" or "recovery_code"), or None."""
+    normalized = _normalize(code)
+    if len(normalized) == 6 and normalized.isdigit():
+        secret = _secret_of(user)
+        step = matching_step(secret, normalized) if secret else None
+        if step is not None and mfa_crud.claim_step(session, user_id=user.id, step=step):
+            return "totp"
+        return None
+    if mfa_crud.use_recovery_code(session, user_id=user.id, digest=recovery_digest(normalized)):
+        return "recovery_code"
+    return None
+
+
+def login(session: Session, *, mfa_token: str, code: str, actor: Actor) -> TokenPair:
+    """The second step of a login: an mfa_token and a TOTP or recovery code -> a session."""
+    claims = decode_token(mfa_token, TokenType.MFA)
+    digest = token_digest(claims.jti)
+    if not action_tokens.count_attempt(
+        session,
+        digest=digest,
+        user_id=claims.sub,
+        purpose=TokenPurpose.MFA_LOGIN,
+        max_attempts=MAX_MFA_ATTEMPTS,
+    ):
+        session.rollback()
+        raise InvalidToken()
+    user = session.get(User, claims.sub, populate_existing=True)
+    if user is None or not user.is_active or not user.mfa_enabled:
+        session.commit()
+        raise InvalidToken()
+    me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
+    method = _check_code(session, user, code)
+    if method is None:
+        audit.record(session, "auth.login_failed", actor=me, subject_id=user.id, step="mfa")
+        session.commit()  # the attempt counts
+        raise MfaFailed()
+    action_tokens.mark_used(session, digest=digest)
+    pair = start_session(session, user=user, actor=me)
+    audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id, mfa=method)
+    session.commit()
+    return pair

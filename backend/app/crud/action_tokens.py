@@ -1,0 +1,131 @@
+"""Single-use action tokens: issue one (keeping only its digest), consume it once, spend the rest.
+
+Lookups go by the SHA-256 digest of a 256-bit token, so the database never holds a usable token
+and a lookup's timing tells nothing about a valid one. Every state change is one conditional
+UPDATE: of two concurrent uses, exactly one wins.
+"""
+
+import secrets
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, update
+from sqlmodel import Session, col, select
+
+from app.core.security import token_digest
+from app.models.action_token import ActionToken, TokenPurpose
+from app.models.common import utcnow
+
+TOKEN_BYTES = 32
+
+
+def issue(
+    session: Session, *, user_id: uuid.UUID, purpose: TokenPurpose, expires_at: datetime
+) -> str:
+    """Store a new token's digest and return the token itself (to be mailed). The caller commits."""
+    session.exec(
+        delete(ActionToken).where(
+            col(ActionToken.user_id) == user_id, col(ActionToken.expires_at) <= utcnow()
+        )
+    )
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    session.add(
+        ActionToken(
+            user_id=user_id,
+            purpose=purpose,
+            token_hash=token_digest(token),
+            expires_at=expires_at,
+        )
+    )
+    session.flush()
+    return token
+
+
+def _live(digest: str, purpose: TokenPurpose) -> list[ColumnElement[bool]]:
+    return [
+        col(ActionToken.token_hash) == digest,
+        col(ActionToken.purpose) == purpose,
+        col(ActionToken.used_at).is_(None),
+        col(ActionToken.expires_at) > utcnow(),
+    ]
+
+
+def find_live(session: Session, *, token: str, purpose: TokenPurpose) -> ActionToken | None:
+    return session.exec(select(ActionToken).where(*_live(token_digest(token), purpose))).first()
+
+
+def consume(session: Session, *, token: str, purpose: TokenPurpose) -> ActionToken | None:
+    """Mark a live token used; the row for the one caller that wins, else None."""
+    digest = token_digest(token)
+    result = session.exec(
+        update(ActionToken)
+        .where(*_live(digest, purpose))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    return session.exec(
+        select(ActionToken)
+        .where(col(ActionToken.token_hash) == digest)
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def count_attempt(
+    session: Session,
+    *,
+    digest: str,
+    user_id: uuid.UUID,
+    purpose: TokenPurpose,
+    max_attempts: int,
+) -> bool:
+    """Count one more try against a live token; False once it is spent, expired or used up."""
+    result = session.exec(
+        update(ActionToken)
+        .where(
+            *_live(digest, purpose),
+            col(ActionToken.user_id) == user_id,
+            col(ActionToken.attempts) < max_attempts,
+        )
+        .values(attempts=col(ActionToken.attempts) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def add_challenge(
+    session: Session, *, user_id: uuid.UUID, digest: str, expires_at: datetime
+) -> ActionToken:
+    """Track an MFA login challenge by its token's jti digest. The caller commits."""
+    row = ActionToken(
+        user_id=user_id, purpose=TokenPurpose.MFA_LOGIN, token_hash=digest, expires_at=expires_at
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def mark_used(session: Session, *, digest: str) -> None:
+    session.exec(
+        update(ActionToken)
+        .where(col(ActionToken.token_hash) == digest, col(ActionToken.used_at).is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def spend_all(session: Session, *, user_id: uuid.UUID, purposes: Iterable[TokenPurpose]) -> int:
+    """Make every outstanding token of these purposes unusable. The caller commits."""
+    result = session.exec(
+        update(ActionToken)
+        .where(
+            col(ActionToken.user_id) == user_id,
+            col(ActionToken.purpose).in_(list(purposes)),
+            col(ActionToken.used_at).is_(None),
+        )
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)

@@ -1,0 +1,165 @@
+"""A real browser against the real service: Swagger UI logs in with the password flow, offline.
+
+Needs Chromium at /usr/bin/chromium and the `browser` extra (Playwright); run with
+`pytest -m browser` (`.ci/browser` installs both). Deselected by default.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MANAGE = Path(sys.executable).parent / "manage"
+EMAIL = "ada@example.com"
+PASSWORD = "browser-password-123"
+API = "/api/v1"
+TITLE = "Browser Test Service"
+# ReDoc's sidebar credit loads this image from the vendor; the docs CSP blocks it, nothing breaks.
+REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+WAIT_MS = 20_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """uvicorn in a subprocess on a free port, with a migrated SQLite database and one admin."""
+    workdir = tmp_path_factory.mktemp("live")
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": f"sqlite:///{workdir}/live.db",
+        "SECRET_KEY_FILE": str(workdir / ".secret_key"),
+        "API_V1_STR": API,
+        "PROJECT_NAME": TITLE,
+        "LOG_LEVEL": "WARNING",
+    }
+    for name in ("TEST_DATABASE_URL", "REDIS_URL", "ALGORITHM", "JWT_PRIVATE_KEY_FILE"):
+        env.pop(name, None)
+    for command in (["migrate"], ["create-superuser", "--email", EMAIL, "--password", PASSWORD]):
+        subprocess.run([str(MANAGE), *command], env=env, cwd=workdir, check=True, timeout=120)
+    port = free_port()
+    server_command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
+    log = workdir / "server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            server_command,
+            env=env,
+            cwd=workdir,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"the server exited:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not answer within 60 s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator["Page"]:
+    """Headless Debian Chromium with a fresh profile, driven by Playwright."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            tmp_path / "profile", executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        browser.set_default_timeout(WAIT_MS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def test_swagger_ui_logs_in_with_the_password_flow_and_calls_users_me(
+    live_server: str, page: "Page"
+) -> None:
+    from playwright.sync_api import expect
+
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{live_server}/docs")
+
+    page.locator(".auth-wrapper button.authorize").click()
+    dialog = page.locator(".modal-ux")
+    expect(dialog).to_contain_text(f"{API}/auth/login")
+    dialog.locator("#oauth_username").fill(EMAIL)
+    dialog.locator("#oauth_password").fill(PASSWORD)
+    dialog.get_by_role("button", name="Apply given OAuth2 credentials").click()
+    expect(dialog).to_contain_text("Authorized")
+    dialog.locator("button.btn-done").click()
+    expect(dialog).to_have_count(0)
+
+    operation = page.locator(
+        ".opblock-get", has=page.locator(f'.opblock-summary-path[data-path="{API}/users/me"]')
+    )
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.get_by_role("button", name="Execute").click()
+    answer = operation.locator(".live-responses-table tbody tr.response")
+    expect(answer.locator("td.response-col_status")).to_have_text("200")
+    expect(answer.locator("td.response-col_description")).to_contain_text(f'"email": "{EMAIL}"')
+
+    assert f"{live_server}/static-docs/swagger-ui-bundle.js" in requested
+    assert f"{live_server}{API}/auth/login" in requested
+    assert [url for url in requested if not url.startswith(f"{live_server}/")] == []
+
+
+def test_redoc_renders_with_local_assets(live_server: str, page: "Page") -> None:
+    from playwright.sync_api import expect
+
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{live_server}/redoc")
+
+    expect(page.locator("h1").first).to_contain_text(TITLE)
+    expect(page.get_by_text(f"{API}/users/me").first).to_be_attached()
+
+    assert f"{live_server}/static-docs/redoc.standalone.js" in requested
+    external = [url for url in requested if not url.startswith((f"{live_server}/", "blob:"))]
+    assert external in ([], [REDOCLY_LOGO])
