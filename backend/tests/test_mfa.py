@@ -158,7 +158,10 @@ def test_a_totp_code_cannot_be_replayed(client: TestClient, mfa_user: dict[str, 
     assert older.status_code == 401
 
 
-def test_wrong_codes_use_up_the_mfa_token(client: TestClient, mfa_user: dict[str, Any]) -> None:
+def test_wrong_codes_use_up_the_mfa_token(
+    client: TestClient, mfa_user: dict[str, Any], settings: Callable[..., object]
+) -> None:
+    settings(MAX_FAILED_LOGINS=100)
     mfa_token = password_step(client, mfa_user["email"])
     right = code_at(mfa_user["secret"], 1)
     wrong = str((int(right) + 1) % 1_000_000).zfill(6)
@@ -168,6 +171,24 @@ def test_wrong_codes_use_up_the_mfa_token(client: TestClient, mfa_user: dict[str
     assert second_step(client, mfa_token, mfa_user["codes"][0]).status_code == 401
     fresh = password_step(client, mfa_user["email"])
     assert second_step(client, fresh, right).status_code == 200
+
+
+def test_wrong_codes_count_toward_the_lockout(
+    client: TestClient, mfa_user: dict[str, Any], settings: Callable[..., object]
+) -> None:
+    """A right password does not reset the count: only a completed login does."""
+    settings(MAX_FAILED_LOGINS=3)
+    right = code_at(mfa_user["secret"], 1)
+    wrong = str((int(right) + 1) % 1_000_000).zfill(6)
+    for _ in range(3):
+        assert (
+            second_step(client, password_step(client, mfa_user["email"]), wrong).status_code == 401
+        )
+    locked = client.post(
+        api("/auth/login"), data={"username": mfa_user["email"], "password": PASSWORD}
+    )
+    assert locked.status_code == 429
+    assert "retry-after" in locked.headers
 
 
 def test_a_recovery_code_works_once(client: TestClient, mfa_user: dict[str, Any]) -> None:

@@ -14,9 +14,7 @@ def sessions(client: TestClient, headers: dict[str, str]) -> list[dict[str, obje
     return response.json()
 
 
-def test_lists_the_live_sessions_and_marks_the_current_one(
-    client: TestClient, user: User
-) -> None:
+def test_lists_the_live_sessions_and_marks_the_current_one(client: TestClient, user: User) -> None:
     phone = login(client, user.email)
     laptop = client.post(
         api("/auth/login"),

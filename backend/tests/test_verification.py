@@ -20,9 +20,7 @@ def verify(client: TestClient, token: str) -> tuple[int, dict[str, object]]:
     return response.status_code, response.json()
 
 
-def test_registration_mails_a_link_that_verifies_once(
-    client: TestClient, mailbox: Mailbox
-) -> None:
+def test_registration_mails_a_link_that_verifies_once(client: TestClient, mailbox: Mailbox) -> None:
     created = register(client, "ada@example.com", PASSWORD)
     assert created["is_verified"] is False
     token = mailbox.token_for("ada@example.com", PATH)

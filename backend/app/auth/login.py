@@ -96,15 +96,15 @@ def _finish(
         raise InactiveUser()
     if get_settings().REQUIRE_EMAIL_VERIFICATION and not user.is_verified:
         raise EmailNotVerified()
-    clear_failures(session, user)
     if new_hash:
         user.hashed_password = new_hash
         session.add(user)
     me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
     if user.mfa_enabled:  # the password was right; the session waits for the second factor
-        challenge = mfa.challenge(session, user=user)
+        challenge = mfa.challenge(session, user=user)  # failures are cleared after the code
         session.commit()
         return challenge
+    clear_failures(session, user)
     pair = start_session(session, user=user, actor=me)
     audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id)
     session.commit()

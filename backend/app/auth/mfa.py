@@ -15,8 +15,10 @@ import pyotp
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.auth.lockout import clear as clear_failures
+from app.auth.lockout import ensure_not_locked, record_failure
 from app.auth.tokens import start_session
-from app.core import crypto, ratelimit
+from app.core import crypto, metrics, ratelimit
 from app.core.config import get_settings
 from app.core.passwords import verify_password
 from app.core.security import (
@@ -32,6 +34,7 @@ from app.crud import action_tokens, audit
 from app.crud import mfa as mfa_crud
 from app.crud.audit import Actor
 from app.errors import (
+    Conflict,
     IncorrectPassword,
     InvalidCode,
     InvalidToken,
@@ -107,7 +110,10 @@ def start_setup(session: Session, *, user: User) -> TotpSetup:
     if user.mfa_enabled:
         raise MfaAlreadyEnabled()
     secret = pyotp.random_base32()
-    mfa_crud.set_pending_secret(session, user_id=user.id, encrypted_secret=crypto.encrypt(secret))
+    encrypted = crypto.encrypt(secret)
+    if not mfa_crud.set_pending_secret(session, user_id=user.id, encrypted_secret=encrypted):
+        session.rollback()
+        raise MfaAlreadyEnabled()
     session.commit()
     uri = _totp(secret).provisioning_uri(name=user.email, issuer_name=get_settings().PROJECT_NAME)
     return TotpSetup(secret=secret, otpauth_uri=uri)
@@ -121,8 +127,8 @@ def confirm_setup(session: Session, *, user_id: uuid.UUID, code: str, actor: Act
     if user.mfa_enabled:
         session.rollback()
         raise MfaAlreadyEnabled()
-    secret = _secret_of(user)
-    if secret is None:
+    encrypted, secret = user.mfa_secret, _secret_of(user)
+    if encrypted is None or secret is None:
         session.rollback()
         raise MfaNotStarted()
     step = matching_step(secret, code)
@@ -130,7 +136,12 @@ def confirm_setup(session: Session, *, user_id: uuid.UUID, code: str, actor: Act
         session.rollback()
         raise InvalidCode()
     codes = new_recovery_codes()
-    mfa_crud.enable(session, user_id=user.id, code_digests=[recovery_digest(c) for c in codes])
+    digests = [recovery_digest(c) for c in codes]
+    if not mfa_crud.enable(
+        session, user_id=user.id, encrypted_secret=encrypted, code_digests=digests
+    ):
+        session.rollback()
+        raise Conflict("TOTP set-up changed meanwhile: start again")
     audit.record(session, "mfa.enabled", actor=actor, subject_id=user.id, method="totp")
     session.commit()
     return codes
@@ -204,14 +215,19 @@ def login(session: Session, *, mfa_token: str, code: str, actor: Actor) -> Token
     if user is None or not user.is_active or not user.mfa_enabled:
         session.commit()
         raise InvalidToken()
+    ensure_not_locked(user)
     me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
     method = _check_code(session, user, code)
     if method is None:
+        record_failure(session, user, actor=me)  # wrong codes count toward the lockout too
         audit.record(session, "auth.login_failed", actor=me, subject_id=user.id, step="mfa")
         session.commit()  # the attempt counts
+        metrics.LOGINS.labels("failed").inc()
         raise MfaFailed()
     action_tokens.mark_used(session, digest=digest)
+    clear_failures(session, user)
     pair = start_session(session, user=user, actor=me)
     audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id, mfa=method)
     session.commit()
+    metrics.LOGINS.labels("succeeded").inc()
     return pair

@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from app.auth import mails
-from app.core import mail
+from app.core import mail, ratelimit
 from app.core.config import get_settings
 from app.crud import action_tokens, audit
 from app.crud.audit import Actor
@@ -14,6 +14,12 @@ from app.errors import BadToken
 from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.user import User
+
+
+def request_verification(session: Session, *, user: User) -> bool:
+    """On the user's request: limited like recovery mails (RATE_LIMIT_PASSWORD_RECOVERY)."""
+    ratelimit.hit("verification", get_settings().RATE_LIMIT_PASSWORD_RECOVERY, str(user.id))
+    return send_verification(session, user=user)
 
 
 def send_verification(session: Session, *, user: User) -> bool:

@@ -20,15 +20,20 @@ from app.models.common import utcnow
 TOKEN_BYTES = 32
 
 
-def issue(
-    session: Session, *, user_id: uuid.UUID, purpose: TokenPurpose, expires_at: datetime
-) -> str:
-    """Store a new token's digest and return the token itself (to be mailed). The caller commits."""
+def _purge_expired(session: Session, user_id: uuid.UUID) -> None:
+    """Forget this user's expired tokens, so the table does not grow with every login."""
     session.exec(
         delete(ActionToken).where(
             col(ActionToken.user_id) == user_id, col(ActionToken.expires_at) <= utcnow()
         )
     )
+
+
+def issue(
+    session: Session, *, user_id: uuid.UUID, purpose: TokenPurpose, expires_at: datetime
+) -> str:
+    """Store a new token's digest and return the token itself (to be mailed). The caller commits."""
+    _purge_expired(session, user_id)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     session.add(
         ActionToken(
@@ -99,6 +104,7 @@ def add_challenge(
     session: Session, *, user_id: uuid.UUID, digest: str, expires_at: datetime
 ) -> ActionToken:
     """Track an MFA login challenge by its token's jti digest. The caller commits."""
+    _purge_expired(session, user_id)
     row = ActionToken(
         user_id=user_id, purpose=TokenPurpose.MFA_LOGIN, token_hash=digest, expires_at=expires_at
     )

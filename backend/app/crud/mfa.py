@@ -15,14 +15,16 @@ from app.models.common import utcnow
 from app.models.user import User
 
 
-def set_pending_secret(session: Session, *, user_id: uuid.UUID, encrypted_secret: str) -> None:
-    """Start (or restart) a set-up: the secret is kept, but not active until confirmed."""
-    session.exec(
+def set_pending_secret(session: Session, *, user_id: uuid.UUID, encrypted_secret: str) -> bool:
+    """Start (or restart) a set-up: the secret is kept, but not active until confirmed.
+    False when TOTP is already on."""
+    result = session.exec(
         update(User)
         .where(col(User.id) == user_id, col(User.mfa_enabled).is_(False))
         .values(mfa_secret=encrypted_secret, mfa_last_step=None)
         .execution_options(synchronize_session=False)
     )
+    return result.rowcount == 1
 
 
 def claim_step(session: Session, *, user_id: uuid.UUID, step: int) -> bool:
@@ -39,15 +41,26 @@ def claim_step(session: Session, *, user_id: uuid.UUID, step: int) -> bool:
     return result.rowcount == 1
 
 
-def enable(session: Session, *, user_id: uuid.UUID, code_digests: list[str]) -> None:
-    session.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user_id))
-    session.add_all(RecoveryCode(user_id=user_id, code_hash=digest) for digest in code_digests)
-    session.exec(
+def enable(
+    session: Session, *, user_id: uuid.UUID, encrypted_secret: str, code_digests: list[str]
+) -> bool:
+    """Turn TOTP on for the pending secret that was checked, with these recovery codes; False
+    if meanwhile it was turned on or the set-up restarted (the caller rolls back)."""
+    result = session.exec(
         update(User)
-        .where(col(User.id) == user_id)
+        .where(
+            col(User.id) == user_id,
+            col(User.mfa_enabled).is_(False),
+            col(User.mfa_secret) == encrypted_secret,
+        )
         .values(mfa_enabled=True, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    if result.rowcount != 1:
+        return False
+    session.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user_id))
+    session.add_all(RecoveryCode(user_id=user_id, code_hash=digest) for digest in code_digests)
+    return True
 
 
 def disable(session: Session, *, user_id: uuid.UUID) -> bool:

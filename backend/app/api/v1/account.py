@@ -56,10 +56,10 @@ def verify_email(body: VerifyEmailRequest, session: SessionDep, actor: Anonymous
     "/request-verification",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses=UNAUTHORIZED,
+    responses={**UNAUTHORIZED, 429: {"description": "Too many requests"}},
 )
 async def request_verification(user: CurrentUser, session: SessionDep) -> Accepted:
-    await run_in_threadpool(verification.send_verification, session, user=user)
+    await run_in_threadpool(verification.request_verification, session, user=user)
     return Accepted(message=VERIFICATION_ACCEPTED)
 
 
