@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.api import docs, errors, ops
 from app.api.middleware import (
     BodySizeLimitMiddleware,
+    HeaderSizeLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -49,6 +50,7 @@ def create_app() -> FastAPI:
             max_age=600,
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
+    app.add_middleware(HeaderSizeLimitMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.HSTS_SECONDS)
     app.add_middleware(RequestContextMiddleware, metrics_enabled=settings.METRICS_ENABLED)
     errors.install(app)

@@ -27,7 +27,10 @@ def test_health_does_not_touch_the_database(
 def test_ready_reports_the_database_and_version(client: TestClient) -> None:
     response = client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "version": get_settings().VERSION}
+    expected = {"status": "ok", "database": "ok", "version": get_settings().VERSION}
+    if get_settings().REDIS_URL:  # Redis is named too when it is configured
+        expected["redis"] = "ok"
+    assert response.json() == expected
 
 
 def test_ready_is_503_naming_the_database_when_it_is_unreachable(

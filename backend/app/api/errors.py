@@ -4,9 +4,11 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
@@ -14,6 +16,7 @@ from starlette.routing import Match, Route
 from app import errors
 
 logger = logging.getLogger(__name__)
+RETRY_UNAVAILABLE_S = "5"  # Retry-After of a 503: a dependency is away, try again soon
 
 STATUS: dict[type[errors.DomainError], int] = {
     errors.InvalidToken: 401,
@@ -51,6 +54,8 @@ async def domain_error(_request: Request, error: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(error, errors.RateLimited):
         headers["Retry-After"] = str(error.retry_after)
+    if status == 503:
+        headers["Retry-After"] = RETRY_UNAVAILABLE_S
     return JSONResponse({"detail": error.detail}, status_code=status, headers=headers)
 
 
@@ -59,8 +64,36 @@ async def database_unavailable(_request: Request, error: Exception) -> JSONRespo
     return JSONResponse(
         {"detail": "Service temporarily unavailable"},
         status_code=503,
-        headers={"Retry-After": "5"},
+        headers={"Retry-After": RETRY_UNAVAILABLE_S},
     )
+
+
+async def unstorable_value(_request: Request, error: Exception) -> JSONResponse:
+    """A value the database refuses (a NUL character in PostgreSQL text, a number out of its
+    range) is the request's fault: 400, never a 500."""
+    logger.warning("database refused a value: %s", type(getattr(error, "orig", error)).__name__)
+    return JSONResponse({"detail": "The request holds a value that cannot be stored"}, 400)
+
+
+async def invalid_request(_request: Request, error: Exception) -> JSONResponse:
+    """422 in FastAPI's shape, minus each error's `input`: what was sent may be a password
+    (or a whole body holding one). Text that cannot be encoded (lone surrogates) is replaced,
+    so no input can turn the answer into a 500."""
+    assert isinstance(error, RequestValidationError)
+    details = [
+        {key: value for key, value in item.items() if key != "input"} for item in error.errors()
+    ]
+    return JSONResponse({"detail": _encodable(jsonable_encoder(details))}, status_code=422)
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _encodable(item) for key, item in value.items()}
+    return value
 
 
 async def method_not_allowed(request: Request, error: Exception) -> Response:
@@ -81,14 +114,16 @@ async def method_not_allowed(request: Request, error: Exception) -> Response:
 
 # Answers any operation may give, documented once for the whole API.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Malformed request body"},
+    400: {"description": "Malformed request body, or a value that cannot be stored"},
     413: {"description": "Request body too large"},
-    503: {"description": "A dependency (database) is unavailable; retry later"},
+    503: {"description": "The database (or Redis, if rate limits fail closed) is unavailable"},
 }
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, domain_error)
     app.add_exception_handler(StarletteHTTPException, method_not_allowed)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(DataError, unstorable_value)
     for exc in (OperationalError, InterfaceError, PoolTimeout):
         app.add_exception_handler(exc, database_unavailable)

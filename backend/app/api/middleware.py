@@ -1,5 +1,7 @@
-"""Pure ASGI middleware: request id and access log, metrics, body size limit, security headers."""
+"""Pure ASGI middleware: request id and access log, metrics, size limits (URL, headers, body),
+security headers."""
 
+import json
 import logging
 import re
 import time
@@ -20,6 +22,8 @@ DOCS_CSP = (
     "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/redoc", "/static-docs")
+MAX_URL_BYTES = 8 * 1024  # path and query string together
+MAX_HEADER_BYTES = 32 * 1024  # every header name and value together
 
 
 class RequestContextMiddleware:
@@ -72,6 +76,27 @@ class RequestContextMiddleware:
             request_id.reset(token)
 
 
+class HeaderSizeLimitMiddleware:
+    """414 for a URL over MAX_URL_BYTES, 431 for headers over MAX_HEADER_BYTES: the server
+    itself (httptools) takes headers of any length."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        url_bytes = len(scope.get("raw_path") or scope["path"]) + len(scope["query_string"])
+        if url_bytes > MAX_URL_BYTES:
+            await _refuse(send, 414, "Request URL too long")
+            return
+        if sum(len(key) + len(value) for key, value in scope["headers"]) > MAX_HEADER_BYTES:
+            await _refuse(send, 431, "Request header fields too large")
+            return
+        await self.app(scope, receive, send)
+
+
 class BodySizeLimitMiddleware:
     """413 for a body over `max_bytes`: by Content-Length at once, or while it streams in."""
 
@@ -85,7 +110,7 @@ class BodySizeLimitMiddleware:
             return
         for key, value in scope["headers"]:
             if key == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await _too_large(send)
+                await _refuse(send, 413, "Request body too large")
                 return
         received = 0
 
@@ -101,12 +126,13 @@ class BodySizeLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-async def _too_large(send: Send) -> None:
-    body = b'{"detail":"Request body too large"}'
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    """Answer without reading the request any further, and close the connection."""
+    body = json.dumps({"detail": detail}, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -27,7 +27,15 @@ def _check_password(value: str) -> str:
 
 Email = Annotated[EmailStr, AfterValidator(normalize_email)]
 NewPassword = Annotated[str, AfterValidator(_check_password)]
-FullName = Annotated[str | None, Field(max_length=255)]
+
+
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")  # PostgreSQL text cannot hold them
+    return value
+
+
+FullName = Annotated[str | None, Field(max_length=255), AfterValidator(_no_nul)]
 
 ROLE_TYPE = sa.Enum(
     Role, native_enum=False, length=16, values_callable=lambda roles: [r.value for r in roles]

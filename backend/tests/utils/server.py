@@ -5,8 +5,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -58,3 +58,63 @@ def running_server(
             process.wait()
         if log_path:
             log.close()  # type: ignore[union-attr]
+
+
+@contextmanager
+def running_servers(
+    envs: Sequence[dict[str, str]], *, workers: int = 1, log_dir: Path
+) -> Iterator[list[str]]:
+    """Start one `manage serve` per entry of `envs` at the same moment, as hosts booting
+    together would, and yield their base URLs once every one answers /health. Each server's
+    output goes to `log_dir`/server-<n>.log."""
+    with ExitStack() as sockets:  # hold every port until all are chosen: no duplicates
+        ports = []
+        for _ in envs:
+            sock = sockets.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+    processes: list[subprocess.Popen[bytes]] = []
+    logs = []
+    try:
+        for index, (env, port) in enumerate(zip(envs, ports, strict=True)):
+            log = open(log_dir / f"server-{index}.log", "wb")  # noqa: SIM115
+            logs.append(log)
+            processes.append(
+                subprocess.Popen(
+                    [str(MANAGE), "serve", "--port", str(port), "--workers", str(workers)],
+                    env={**os.environ, **env},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
+        waiting = set(range(len(bases)))
+        deadline = time.monotonic() + 60
+        while waiting:
+            for index in sorted(waiting):
+                if processes[index].poll() is not None:
+                    log_text = (log_dir / f"server-{index}.log").read_text(errors="replace")
+                    raise RuntimeError(
+                        f"server {index} exited with {processes[index].returncode}:\n"
+                        + log_text[-3000:]
+                    )
+                try:
+                    if httpx.get(f"{bases[index]}/health", timeout=1).status_code == 200:
+                        waiting.discard(index)
+                except httpx.TransportError:
+                    pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"servers {sorted(waiting)} did not start in 60 s")
+            time.sleep(0.1)
+        yield bases
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in logs:
+            log.close()
