@@ -22,3 +22,8 @@ def test_env_example_values_are_valid_settings(tmp_path: Path) -> None:
     values = {k: v.strip('"') for k, v in values.items()}
     settings = Settings(_env_file=None, SECRET_KEY_FILE=tmp_path / "key", **values)  # type: ignore[arg-type]
     assert settings.DATABASE_URL == "sqlite:///./app.db"
+
+
+def test_an_empty_redis_url_means_no_redis(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, REDIS_URL="", SECRET_KEY_FILE=tmp_path / "key")  # type: ignore[call-arg]
+    assert settings.REDIS_URL is None
