@@ -4,17 +4,13 @@ Needs Chromium at /usr/bin/chromium and the `browser` extra (Playwright); run wi
 `pytest -m browser` (`.ci/browser` installs both). Deselected by default.
 """
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
+
+from tests.utils.server import running_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -31,7 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-MANAGE = Path(sys.executable).parent / "manage"
 EMAIL = "ada@example.com"
 PASSWORD = "browser-password-123"
 API = "/api/v1"
@@ -41,62 +36,24 @@ REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 WAIT_MS = 20_000
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """uvicorn in a subprocess on a free port, with a migrated SQLite database and one admin."""
+    """The service on a free port, with its own SQLite database and one admin to log in as."""
     workdir = tmp_path_factory.mktemp("live")
     env = {
-        **os.environ,
         "ENVIRONMENT": "test",
         "DATABASE_URL": f"sqlite:///{workdir}/live.db",
         "SECRET_KEY_FILE": str(workdir / ".secret_key"),
         "API_V1_STR": API,
         "PROJECT_NAME": TITLE,
         "LOG_LEVEL": "WARNING",
+        "REDIS_URL": "",
+        "ALGORITHM": "HS256",
+        "FIRST_SUPERUSER_EMAIL": EMAIL,
+        "FIRST_SUPERUSER_PASSWORD": PASSWORD,
     }
-    for name in ("TEST_DATABASE_URL", "REDIS_URL", "ALGORITHM", "JWT_PRIVATE_KEY_FILE"):
-        env.pop(name, None)
-    for command in (["migrate"], ["create-superuser", "--email", EMAIL, "--password", PASSWORD]):
-        subprocess.run([str(MANAGE), *command], env=env, cwd=workdir, check=True, timeout=120)
-    port = free_port()
-    server_command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
-    log = workdir / "server.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            server_command,
-            env=env,
-            cwd=workdir,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the server exited:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer within 60 s:\n{log.read_text()}")
-            time.sleep(0.1)
+    with running_server(env, log_path=workdir / "server.log") as base_url:
         yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture
