@@ -5,12 +5,15 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlmodel import Session, create_engine
 
 from app.core.config import get_settings
 
 SQLITE_BUSY_TIMEOUT_S = 30
+# Reads on the event loop wait for a lock at most this long (WAL readers almost never wait):
+# a stuck database then answers 503 instead of freezing every request.
+SQLITE_READ_BUSY_TIMEOUT_S = 2
 
 
 def create_db_engine(url: str) -> Engine:
@@ -56,40 +59,42 @@ def get_session() -> Iterator[Session]:
 
 
 def reads_on_event_loop() -> bool:
-    """Whether read_session() may run on the event loop: on SQLite a short indexed read of a
-    local file costs less than the hop to a worker thread; PostgreSQL reads go over the
+    """Whether read_connection() may run on the event loop: on SQLite a short indexed read of
+    a local file costs less than the hop to a worker thread; PostgreSQL reads go over the
     network, so they run in a worker thread."""
     return get_settings().is_sqlite
 
 
 @contextmanager
-def read_session() -> Iterator[Session]:
-    """A session for short reads (the per-request token check). Never write through it: on
-    SQLite its connections are query-only."""
-    with Session(_read_only_engine(), expire_on_commit=False) as session:
-        yield session
+def read_connection() -> Iterator[Connection]:
+    """A connection for short reads (the per-request token check). Never write through it:
+    on SQLite its connections are query-only."""
+    with _read_only_engine().connect() as connection:
+        yield connection
 
 
 @lru_cache
 def _read_only_engine() -> Engine:
     settings = get_settings()
     if not settings.is_sqlite:
-        return get_engine()
+        # One statement needs no transaction: no BEGIN and no ROLLBACK round trips.
+        return get_engine().execution_options(isolation_level="AUTOCOMMIT")
     # Its own pool, which never makes a caller wait (on the event loop a wait would stall
     # every request): one connection in steady use, since the loop reads one at a time.
     engine = create_engine(
         settings.DATABASE_URL,
-        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+        connect_args={"check_same_thread": False, "timeout": SQLITE_READ_BUSY_TIMEOUT_S},
         pool_size=1,
         max_overflow=-1,
     )
     event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "connect", _sqlite_query_only)
+    event.listen(engine, "connect", _sqlite_reader_on_connect)
     return engine
 
 
-def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_reader_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA query_only=ON")
+    dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_READ_BUSY_TIMEOUT_S * 1000}")
 
 
 def ping() -> None:

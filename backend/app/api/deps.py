@@ -1,8 +1,10 @@
 """Dependencies declared once: the database session, the caller, and permission checks.
 
-The caller's dependencies are async: the token check does its one worker-thread hop itself
-(auth.tokens.authenticate), and the rest is pure, so none of them costs a thread hop."""
+Every authenticated request reads the caller (CallerDep: profile, role, session state) from
+the database, cheaply and without a thread hop on SQLite; handlers that change the user or
+the session take CurrentUser or PrincipalDep, which load them into the request's session."""
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -11,7 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
-from app.auth.tokens import authenticate
+from app.auth.tokens import Caller, authenticate, load_caller
 from app.core.config import get_settings
 from app.core.permissions import Permission, has_permission
 from app.crud.audit import Actor
@@ -33,14 +35,19 @@ class Principal:
     session: AuthSession
 
 
-async def get_principal(token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
-    """The caller, read from the database on every request (see auth.tokens.authenticate).
-
-    The user and session rows come from a session of their own, already closed: handlers
-    that write use their SessionDep, as they always did."""
+async def get_caller(token: Annotated[str | None, Depends(oauth2_scheme)]) -> Caller:
+    """The caller, read from the database on every request (see auth.tokens.authenticate)."""
     if token is None:
         raise InvalidToken("Not authenticated")
-    user, auth_session = await authenticate(token)
+    return await authenticate(token)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def get_principal(caller: CallerDep, session: SessionDep) -> Principal:
+    user, auth_session = load_caller(session, caller)
+    session.commit()  # end the read transaction now, not after the response
     return Principal(user=user, session=auth_session)
 
 
@@ -54,20 +61,20 @@ async def get_current_user(principal: PrincipalDep) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require(permission: Permission) -> Callable[[User], Awaitable[User]]:
+def require(permission: Permission) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency that lets through only callers whose role holds `permission`."""
 
-    async def check(user: CurrentUser) -> User:
-        if not has_permission(user.role, permission):
+    async def check(caller: CallerDep) -> Caller:
+        if not has_permission(caller.user.role, permission):
             raise Forbidden()
-        return user
+        return caller
 
     return check
 
 
-def client_actor(request: Request, user: User | None = None) -> Actor:
+def client_actor(request: Request, user_id: uuid.UUID | None = None) -> Actor:
     return Actor(
-        user_id=user.id if user else None,
+        user_id=user_id,
         ip=request.client.host if request.client else None,
         user_agent=(request.headers.get("user-agent") or "")[:512] or None,
     )
@@ -77,8 +84,8 @@ async def get_anonymous_actor(request: Request) -> Actor:
     return client_actor(request)
 
 
-async def get_actor(request: Request, user: CurrentUser) -> Actor:
-    return client_actor(request, user)
+async def get_actor(request: Request, caller: CallerDep) -> Actor:
+    return client_actor(request, caller.user.id)
 
 
 AnonymousActor = Annotated[Actor, Depends(get_anonymous_actor)]

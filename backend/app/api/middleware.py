@@ -3,11 +3,13 @@ security headers."""
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
+from functools import lru_cache
 
 from fastapi import HTTPException
+from prometheus_client import Counter, Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,7 +42,7 @@ class RequestContextMiddleware:
         incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
             "latin-1"
         )
-        rid = incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else uuid.uuid4().hex
+        rid = incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else os.urandom(16).hex()
         token = request_id.set(rid)
         status = 500
         start = time.perf_counter()
@@ -58,8 +60,9 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", "<unmatched>")
             if self.metrics_enabled:
-                metrics.REQUESTS.labels(scope["method"], route, str(status)).inc()
-                metrics.LATENCY.labels(scope["method"], route).observe(elapsed)
+                requests, latency = _route_metrics(scope["method"], route, status)
+                requests.inc()
+                latency.observe(elapsed)
             access_log.info(
                 "%s %s %s %.1fms",
                 scope["method"],
@@ -95,6 +98,13 @@ class HeaderSizeLimitMiddleware:
             await _refuse(send, 431, "Request header fields too large")
             return
         await self.app(scope, receive, send)
+
+
+@lru_cache(maxsize=4096)
+def _route_metrics(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    """The labelled series of one (method, route, status), looked up once, not per request."""
+    requests = metrics.REQUESTS.labels(method, route, str(status))
+    return requests, metrics.LATENCY.labels(method, route)
 
 
 class BodySizeLimitMiddleware:

@@ -1,7 +1,11 @@
 """Session chains: open a session at login, rotate it at refresh, spot reuse, end it."""
 
-from datetime import timedelta
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from sqlalchemy import Row, bindparam
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -18,12 +22,12 @@ from app.core.security import (
 )
 from app.crud import audit, sessions
 from app.crud.audit import Actor
-from app.db import read_session, reads_on_event_loop
+from app.db import read_connection, reads_on_event_loop
 from app.errors import InvalidToken
 from app.models.common import utcnow
 from app.models.session import AuthSession
 from app.models.token import TokenPair
-from app.models.user import User
+from app.models.user import User, UserRead
 
 
 def _pair(row: AuthSession, *, refresh_jti: str) -> TokenPair:
@@ -62,38 +66,86 @@ def start_session(session: Session, *, user: User, actor: Actor) -> TokenPair:
     return _pair(row, refresh_jti=jti)
 
 
+# A session row and its user, by their ids: built once, since it runs on every request.
+SESSION_AND_USER = (
+    select(User, AuthSession)
+    .join(AuthSession, col(AuthSession.user_id) == col(User.id))
+    .where(col(AuthSession.id) == bindparam("sid"), col(User.id) == bindparam("sub"))
+)
+
+
 def _load(session: Session, claims_sid: object, claims_sub: object) -> tuple[User, AuthSession]:
     row = session.exec(
-        select(User, AuthSession)
-        .join(AuthSession, col(AuthSession.user_id) == col(User.id))
-        .where(col(AuthSession.id) == claims_sid, col(User.id) == claims_sub)
-        .execution_options(populate_existing=True)
+        SESSION_AND_USER,
+        params={"sid": claims_sid, "sub": claims_sub},
+        execution_options={"populate_existing": True},
     ).first()
+    return _live(row)
+
+
+def _live(row: Row[tuple[User, AuthSession]] | None) -> tuple[User, AuthSession]:
+    """The user and session of a row, if the session is live and the user active."""
     if row is None:
         raise InvalidToken()
     user, auth_session = row
-    if not user.is_active or auth_session.revoked_at is not None:
-        raise InvalidToken()
-    if auth_session.expires_at <= utcnow():
-        raise InvalidToken()
+    _ensure_live(user.is_active, auth_session.revoked_at, auth_session.expires_at)
     return user, auth_session
 
 
-async def authenticate(token: str) -> tuple[User, AuthSession]:
+def _ensure_live(is_active: bool, revoked_at: datetime | None, expires_at: datetime) -> None:
+    if not is_active or revoked_at is not None or expires_at <= utcnow():
+        raise InvalidToken()
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated caller, as read from the database for this request."""
+
+    user: UserRead
+    session_id: uuid.UUID
+
+
+# What every authenticated request reads: the caller's profile and role, whether the user is
+# active, and the session's state; plain columns, not ORM objects, since it runs so often.
+PROFILE = tuple(UserRead.model_fields)
+CALLER = (
+    select_columns(
+        *(col(getattr(User, name)) for name in PROFILE),
+        col(AuthSession.revoked_at),
+        col(AuthSession.expires_at),
+    )
+    .join_from(User, AuthSession, col(AuthSession.user_id) == col(User.id))
+    .where(col(AuthSession.id) == bindparam("sid"), col(User.id) == bindparam("sub"))
+)
+
+
+async def authenticate(token: str) -> Caller:
     """The per-request check: a valid access token of a live session of an active user.
 
     The token is verified on the event loop (CPU only). The user and session rows are read on
-    every request, in a read session of their own: on the loop for SQLite, else in one
-    worker-thread hop (see db.reads_on_event_loop)."""
+    every request, never cached: on the loop for SQLite, else in one worker-thread hop (see
+    db.reads_on_event_loop). Nothing is written."""
     claims = decode_token(token, TokenType.ACCESS)
     if reads_on_event_loop():
-        return _load_live(claims)
-    return await run_in_threadpool(_load_live, claims)
+        return _read_caller(claims)
+    return await run_in_threadpool(_read_caller, claims)
 
 
-def _load_live(claims: TokenClaims) -> tuple[User, AuthSession]:
-    with read_session() as session:
-        return _load(session, claims.sid, claims.sub)
+def _read_caller(claims: TokenClaims) -> Caller:
+    with read_connection() as connection:
+        row = connection.execute(CALLER, {"sid": claims.sid, "sub": claims.sub}).first()
+    if row is None:
+        raise InvalidToken()
+    *profile, revoked_at, expires_at = row
+    user = dict(zip(PROFILE, profile, strict=True))
+    _ensure_live(user["is_active"], revoked_at, expires_at)
+    return Caller(user=UserRead.model_validate(user), session_id=claims.sid)
+
+
+def load_caller(session: Session, caller: Caller) -> tuple[User, AuthSession]:
+    """The caller's user and session as ORM objects of `session`, for handlers that change
+    them (checked again, since they are read again)."""
+    return _load(session, caller.session_id, caller.user.id)
 
 
 def refresh(session: Session, *, refresh_token: str, actor: Actor) -> TokenPair:

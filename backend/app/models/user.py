@@ -84,6 +84,13 @@ class UserUpdate(UserUpdateMe):
 
 
 class User(UserBase, table=True):
+    # GET /users filtered by role or by the active flag, in page order: the page and its
+    # count are read from the index, not by scanning every user.
+    __table_args__ = (
+        sa.Index("ix_user_role_created_at", "role", "created_at", "id"),
+        sa.Index("ix_user_is_active_created_at", "is_active", "created_at", "id"),
+    )
+
     id: uuid.UUID = uuid_pk()
     email: str = Field(max_length=320, unique=True)
     role: Role = Field(default=Role.USER, sa_type=ROLE_TYPE)

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ActorDep, CurrentUser, SessionDep, require
+from app.api.deps import ActorDep, CallerDep, CurrentUser, SessionDep, require
 from app.auth import lockout, verification
 from app.core.passwords import hash_password
 from app.core.permissions import Permission, Role, can_read_user, can_update_user
@@ -23,8 +23,8 @@ CONFLICT = {409: {"description": "Email taken, or the last active admin"}}
 
 
 @router.get("/me", response_model=UserRead, responses=AUTH_ERRORS)
-async def read_me(user: CurrentUser) -> UserRead:
-    return UserRead.model_validate(user)
+async def read_me(caller: CallerDep) -> UserRead:
+    return caller.user
 
 
 @router.patch("/me", response_model=UserRead, responses={**AUTH_ERRORS, **CONFLICT})

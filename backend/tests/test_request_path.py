@@ -1,0 +1,105 @@
+"""The per-request check (GET /users/me and every authenticated route): one read, no write,
+no worker-thread hop on SQLite, and nothing cached, so changes show on the very next request."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, text, update
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, col
+
+from app.core.permissions import Role
+from app.db import _read_only_engine, get_engine, read_connection, reads_on_event_loop
+from app.models.session import AuthSession
+from app.models.user import User
+from tests.utils import PASSWORD, api, assert_unauthorized, auth_header, login
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement sent to the database (both engines) while the test runs."""
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])
+
+    engines = [get_engine()]
+    if reads_on_event_loop():  # SQLite's readers have an engine of their own
+        engines.append(_read_only_engine())
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    yield sent
+    for engine in engines:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every call handed to a worker thread (Starlette's and FastAPI's run_in_threadpool)."""
+    hops: list[object] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    return hops
+
+
+def test_me_is_one_select_and_no_write(
+    client: TestClient, user: User, statements: list[str], thread_hops: list[object]
+) -> None:
+    headers = auth_header(login(client, user.email, PASSWORD))
+    statements.clear()
+    thread_hops.clear()
+    response = client.get(api("/users/me"), headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["email"] == user.email
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 1, statements
+    assert all(s.lstrip().upper().startswith(("SELECT", "BEGIN", "ROLLBACK")) for s in statements)
+    assert len(thread_hops) == (0 if reads_on_event_loop() else 1)
+
+
+def test_role_change_deactivation_and_logout_show_on_the_next_request(
+    client: TestClient, user: User, db: Session
+) -> None:
+    headers = auth_header(login(client, user.email, PASSWORD))
+    assert client.get(api("/users/me"), headers=headers).json()["role"] == "user"
+    assert client.get(api("/users"), headers=headers).status_code == 403
+
+    db.exec(update(User).where(col(User.id) == user.id).values(role=Role.MODERATOR))
+    db.commit()
+    assert client.get(api("/users/me"), headers=headers).json()["role"] == "moderator"
+    assert client.get(api("/users"), headers=headers).status_code == 200
+
+    db.exec(update(User).where(col(User.id) == user.id).values(is_active=False))
+    db.commit()
+    assert_unauthorized(client.get(api("/users/me"), headers=headers))
+
+    db.exec(update(User).where(col(User.id) == user.id).values(is_active=True))
+    db.commit()
+    assert client.get(api("/users/me"), headers=headers).status_code == 200
+    assert client.post(api("/auth/logout"), headers=headers).status_code == 204
+    assert_unauthorized(client.get(api("/users/me"), headers=headers))
+
+
+def test_expired_session_is_refused(client: TestClient, user: User, db: Session) -> None:
+    headers = auth_header(login(client, user.email, PASSWORD))
+    db.exec(
+        update(AuthSession)
+        .where(col(AuthSession.user_id) == user.id)
+        .values(expires_at=AuthSession.created_at)
+    )
+    db.commit()
+    assert_unauthorized(client.get(api("/users/me"), headers=headers))
+
+
+@pytest.mark.skipif(not reads_on_event_loop(), reason="SQLite's reader connections")
+def test_reader_connections_cannot_write(user: User) -> None:
+    with read_connection() as connection, pytest.raises(OperationalError, match="readonly"):
+        connection.execute(text("UPDATE user SET full_name = 'x'"))
