@@ -22,14 +22,18 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    env: dict[str, str] | None = None, *, workers: int = 1, log_path: Path | None = None
+    env: dict[str, str] | None = None,
+    *,
+    workers: int = 1,
+    log_path: Path | None = None,
+    serve_args: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Run `manage serve` on a free port with `env` over os.environ; yield its base URL."""
     port = free_port()
     environment = {**os.environ, **(env or {})}
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
-        [str(MANAGE), "serve", "--port", str(port), "--workers", str(workers)],
+        [str(MANAGE), "serve", "--port", str(port), "--workers", str(workers), *serve_args],
         env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -81,7 +85,14 @@ def running_servers(
             logs.append(log)
             processes.append(
                 subprocess.Popen(
-                    [str(MANAGE), "serve", "--port", str(port), "--workers", str(workers)],
+                    [
+                        str(MANAGE),
+                        "serve",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        str(workers),
+                    ],
                     env={**os.environ, **env},
                     stdout=log,
                     stderr=subprocess.STDOUT,
