@@ -5,7 +5,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jose import jwt
+from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
 from app.core.config import SettingsError, get_settings
@@ -59,6 +59,11 @@ class KeySet:
     signing_key: str | PrivateKey
     verifying_keys: dict[str, str | PublicKey]
     jwks: tuple[dict[str, str], ...] = ()
+    verifiers: dict[str, jwk.Key] = field(default_factory=dict)  # built once, used per request
+
+    def __post_init__(self) -> None:
+        for kid, key in self.verifying_keys.items():
+            self.verifiers[kid] = jwk.construct(key, self.algorithm)
 
 
 @lru_cache
@@ -249,7 +254,7 @@ def decode_token(token: str, expected: TokenType) -> TokenClaims:
         raise InvalidToken()
     try:
         header = jwt.get_unverified_header(token)
-        key = keys.verifying_keys.get(header.get("kid", keys.kid))
+        key = keys.verifiers.get(header.get("kid", keys.kid))
         if key is None or header.get("alg") != keys.algorithm:
             raise InvalidToken()
         payload = jwt.decode(
