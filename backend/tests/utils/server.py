@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 
 MANAGE = Path(sys.executable).parent / "manage"
+START_TIMEOUT_S = 30
 
 
 def free_port() -> int:
@@ -29,39 +31,10 @@ def running_server(
     serve_args: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Run `manage serve` on a free port with `env` over os.environ; yield its base URL."""
-    port = free_port()
-    environment = {**os.environ, **(env or {})}
-    log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(
-        [str(MANAGE), "serve", "--port", str(port), "--workers", str(workers), *serve_args],
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start in 30 s")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if log_path:
-            log.close()  # type: ignore[union-attr]
+    with tempfile.TemporaryDirectory() as scratch:
+        log = log_path or Path(scratch) / "server.log"
+        with _serving([env or {}], [log], workers, serve_args, START_TIMEOUT_S) as (base,):
+            yield base
 
 
 @contextmanager
@@ -71,6 +44,19 @@ def running_servers(
     """Start one `manage serve` per entry of `envs` at the same moment, as hosts booting
     together would, and yield their base URLs once every one answers /health. Each server's
     output goes to `log_dir`/server-<n>.log."""
+    logs = [log_dir / f"server-{index}.log" for index in range(len(envs))]
+    with _serving(envs, logs, workers, (), 2 * START_TIMEOUT_S) as bases:
+        yield bases
+
+
+@contextmanager
+def _serving(
+    envs: Sequence[dict[str, str]],
+    log_paths: Sequence[Path],
+    workers: int,
+    serve_args: tuple[str, ...],
+    timeout_s: float,
+) -> Iterator[list[str]]:
     with ExitStack() as sockets:  # hold every port until all are chosen: no duplicates
         ports = []
         for _ in envs:
@@ -80,19 +66,13 @@ def running_servers(
     processes: list[subprocess.Popen[bytes]] = []
     logs = []
     try:
-        for index, (env, port) in enumerate(zip(envs, ports, strict=True)):
-            log = open(log_dir / f"server-{index}.log", "wb")  # noqa: SIM115
+        for env, port, log_path in zip(envs, ports, log_paths, strict=True):
+            log = open(log_path, "wb")  # noqa: SIM115
             logs.append(log)
+            command = [str(MANAGE), "serve", "--port", str(port), "--workers", str(workers)]
             processes.append(
                 subprocess.Popen(
-                    [
-                        str(MANAGE),
-                        "serve",
-                        "--port",
-                        str(port),
-                        "--workers",
-                        str(workers),
-                    ],
+                    [*command, *serve_args],
                     env={**os.environ, **env},
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -100,11 +80,11 @@ def running_servers(
             )
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         waiting = set(range(len(bases)))
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout_s
         while waiting:
             for index in sorted(waiting):
                 if processes[index].poll() is not None:
-                    log_text = (log_dir / f"server-{index}.log").read_text(errors="replace")
+                    log_text = log_paths[index].read_text(errors="replace")
                     raise RuntimeError(
                         f"server {index} exited with {processes[index].returncode}:\n"
                         + log_text[-3000:]
@@ -115,7 +95,7 @@ def running_servers(
                 except httpx.TransportError:
                     pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"servers {sorted(waiting)} did not start in 60 s")
+                raise RuntimeError(f"servers {sorted(waiting)} did not start in {timeout_s} s")
             time.sleep(0.1)
         yield bases
     finally:
