@@ -6,13 +6,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app import db
 from app.api import docs, errors, ops
-from app.api.middleware import (
-    BodySizeLimitMiddleware,
-    HeaderSizeLimitMiddleware,
-    RequestContextMiddleware,
-    SecurityHeadersMiddleware,
-)
+from app.api.middleware import EdgeMiddleware
 from app.api.v1 import account, audit, auth, me, users
 from app.core import passwords, security
 from app.core.config import get_settings
@@ -23,6 +19,7 @@ from app.core.logging import configure as configure_logging
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     passwords.warm_up()
     yield
+    db.close_readers()
 
 
 def create_app() -> FastAPI:
@@ -38,7 +35,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         responses=errors.COMMON_RESPONSES,
     )
-    # Added innermost first: the request context wraps everything, so every answer has an id.
+    # Added innermost first: the edge wraps everything, so every answer has an id.
     if settings.BACKEND_CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,
@@ -49,10 +46,12 @@ def create_app() -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
             max_age=600,
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
-    app.add_middleware(HeaderSizeLimitMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.HSTS_SECONDS)
-    app.add_middleware(RequestContextMiddleware, metrics_enabled=settings.METRICS_ENABLED)
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=settings.MAX_BODY_BYTES,
+        hsts_seconds=settings.HSTS_SECONDS,
+        metrics_enabled=settings.METRICS_ENABLED,
+    )
     errors.install(app)
     # Requests are matched against the routers in this order, one route at a time: the most
     # frequent (GET /users/me, on every page of a client) come first.

@@ -1,39 +1,43 @@
 """The per-request check (GET /users/me and every authenticated route): one read, no write,
 no worker-thread hop on SQLite, and nothing cached, so changes show on the very next request."""
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import event, update
 from sqlmodel import Session, col
 
 from app.core.permissions import Role
-from app.db import _read_only_engine, get_engine, read_connection, reads_on_event_loop
+from app.db import PreparedRead, get_engine, read_connection, reads_on_event_loop
 from app.models.session import AuthSession
 from app.models.user import User
 from tests.utils import PASSWORD, api, assert_unauthorized, auth_header, login
 
 
 @pytest.fixture
-def statements() -> Iterator[list[str]]:
-    """Every SQL statement sent to the database (both engines) while the test runs."""
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every SQL statement sent to the database while the test runs: through the engines,
+    and the prepared reads that go to the driver's cursor directly."""
     sent: list[str] = []
 
     def record(*args: Any) -> None:
         sent.append(args[2])
 
-    engines = [get_engine()]
-    if reads_on_event_loop():  # SQLite's readers have an engine of their own
-        engines.append(_read_only_engine())
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
+    first = PreparedRead.first
+
+    def recorded_first(self: PreparedRead, *args: Any) -> Any:
+        sent.append(self.sql)
+        return first(self, *args)
+
+    monkeypatch.setattr(PreparedRead, "first", recorded_first)
+
+    event.listen(get_engine(), "before_cursor_execute", record)
     yield sent
-    for engine in engines:
-        event.remove(engine, "before_cursor_execute", record)
+    event.remove(get_engine(), "before_cursor_execute", record)
 
 
 @pytest.fixture
@@ -101,5 +105,5 @@ def test_expired_session_is_refused(client: TestClient, user: User, db: Session)
 
 @pytest.mark.skipif(not reads_on_event_loop(), reason="SQLite's reader connections")
 def test_reader_connections_cannot_write(user: User) -> None:
-    with read_connection() as connection, pytest.raises(OperationalError, match="readonly"):
-        connection.execute(text("UPDATE user SET full_name = 'x'"))
+    with read_connection() as connection, pytest.raises(sqlite3.OperationalError, match="readonly"):
+        connection.execute("UPDATE user SET full_name = 'x'")

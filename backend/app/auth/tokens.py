@@ -22,7 +22,7 @@ from app.core.security import (
 )
 from app.crud import audit, sessions
 from app.crud.audit import Actor
-from app.db import read_connection, reads_on_event_loop
+from app.db import prepared, read_connection, reads_on_event_loop
 from app.errors import InvalidToken
 from app.models.common import utcnow
 from app.models.session import AuthSession
@@ -133,7 +133,7 @@ async def authenticate(token: str) -> Caller:
 
 def _read_caller(claims: TokenClaims) -> Caller:
     with read_connection() as connection:
-        row = connection.execute(CALLER, {"sid": claims.sid, "sub": claims.sub}).first()
+        row = prepared(CALLER).first(connection, {"sid": claims.sid, "sub": claims.sub})
     if row is None:
         raise InvalidToken()
     *profile, revoked_at, expires_at = row
