@@ -1,5 +1,8 @@
-"""Pure ASGI middleware: request id and access log, metrics, size limits (URL, headers, body),
-security headers."""
+"""The one pure ASGI layer every HTTP request passes: size limits (URL, headers, body), the
+request id, security headers, metrics and the access line.
+
+One layer, not five: each layer costs a call and a `send` wrapper on every request, and this
+service sits in front of every request of its users' products."""
 
 import json
 import logging
@@ -10,7 +13,6 @@ from functools import lru_cache
 
 from fastapi import HTTPException
 from prometheus_client import Counter, Histogram
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import metrics
@@ -27,101 +29,90 @@ DOCS_PATHS = ("/docs", "/redoc", "/static-docs")
 MAX_URL_BYTES = 8 * 1024  # path and query string together
 MAX_HEADER_BYTES = 32 * 1024  # every header name and value together
 
+Headers = tuple[tuple[bytes, bytes], ...]
 
-class RequestContextMiddleware:
-    """Takes X-Request-ID (or makes one), sends it back, logs one access line, counts metrics."""
 
-    def __init__(self, app: ASGIApp, *, metrics_enabled: bool) -> None:
+def security_headers(*, docs: bool, hsts_seconds: int) -> Headers:
+    """The hardening headers of every answer (a route's own value of one of them wins);
+    API answers are not stored unless a route chose its own caching."""
+    headers = [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("content-security-policy", DOCS_CSP if docs else API_CSP),
+        ("cross-origin-opener-policy", "same-origin"),
+    ]
+    if hsts_seconds:
+        headers.append(("strict-transport-security", f"max-age={hsts_seconds}; includeSubDomains"))
+    if not docs:
+        headers.append(("cache-control", "no-store"))
+    return tuple((name.encode(), value.encode()) for name, value in headers)
+
+
+class EdgeMiddleware:
+    """414 for a URL over MAX_URL_BYTES, 431 for headers over MAX_HEADER_BYTES (httptools
+    takes headers of any length), 413 for a body over `max_body_bytes` (by Content-Length at
+    once, or while it streams in); X-Request-ID taken (or made) and sent back; security
+    headers; one access line and the request metrics."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, hsts_seconds: int, metrics_enabled: bool
+    ) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.metrics_enabled = metrics_enabled
+        self.api_headers = security_headers(docs=False, hsts_seconds=hsts_seconds)
+        self.docs_headers = security_headers(docs=True, hsts_seconds=hsts_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
-            "latin-1"
-        )
-        rid = incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else os.urandom(16).hex()
+        incoming = b""
+        header_bytes = 0
+        declared_too_large = False
+        for key, value in scope["headers"]:
+            header_bytes += len(key) + len(value)
+            if key == b"x-request-id":
+                incoming = value
+            elif key == b"content-length":
+                declared_too_large = not value.isdigit() or int(value) > self.max_body_bytes
+        rid = incoming.decode("latin-1")
+        if not REQUEST_ID_PATTERN.fullmatch(rid):
+            rid = os.urandom(16).hex()
         token = request_id.set(rid)
+        defaults = self.docs_headers if scope["path"].startswith(DOCS_PATHS) else self.api_headers
+        extra = ((b"x-request-id", rid.encode()), *defaults)
         status = 500
         start = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-ID", rid)
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(header for header in extra if header[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            url_bytes = len(scope.get("raw_path") or scope["path"]) + len(scope["query_string"])
+            if url_bytes > MAX_URL_BYTES:
+                await _refuse(send_with_headers, 414, "Request URL too long")
+            elif header_bytes > MAX_HEADER_BYTES:
+                await _refuse(send_with_headers, 431, "Request header fields too large")
+            elif declared_too_large:
+                await _refuse(send_with_headers, 413, "Request body too large")
+            else:
+                await self.app(scope, self._limited(receive), send_with_headers)
         finally:
             elapsed = time.perf_counter() - start
-            route = getattr(scope.get("route"), "path", "<unmatched>")
-            if self.metrics_enabled:
-                requests, latency = _route_metrics(scope["method"], route, status)
-                requests.inc()
-                latency.observe(elapsed)
-            access_log.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                route,
-                status,
-                elapsed * 1000,
-                extra={
-                    "method": scope["method"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            self._record(scope, status, elapsed)
             request_id.reset(token)
 
-
-class HeaderSizeLimitMiddleware:
-    """414 for a URL over MAX_URL_BYTES, 431 for headers over MAX_HEADER_BYTES: the server
-    itself (httptools) takes headers of any length."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        url_bytes = len(scope.get("raw_path") or scope["path"]) + len(scope["query_string"])
-        if url_bytes > MAX_URL_BYTES:
-            await _refuse(send, 414, "Request URL too long")
-            return
-        if sum(len(key) + len(value) for key, value in scope["headers"]) > MAX_HEADER_BYTES:
-            await _refuse(send, 431, "Request header fields too large")
-            return
-        await self.app(scope, receive, send)
-
-
-@lru_cache(maxsize=4096)
-def _route_metrics(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
-    """The labelled series of one (method, route, status), looked up once, not per request."""
-    requests = metrics.REQUESTS.labels(method, route, str(status))
-    return requests, metrics.LATENCY.labels(method, route)
-
-
-class BodySizeLimitMiddleware:
-    """413 for a body over `max_bytes`: by Content-Length at once, or while it streams in."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for key, value in scope["headers"]:
-            if key == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await _refuse(send, 413, "Request body too large")
-                return
+    def _limited(self, receive: Receive) -> Receive:
+        """`receive`, refusing a body (413) as soon as it passes the limit while it streams."""
         received = 0
 
         async def limited_receive() -> Message:
@@ -129,11 +120,41 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > self.max_body_bytes:
                     raise HTTPException(413, "Request body too large")
             return message
 
-        await self.app(scope, limited_receive, send)
+        return limited_receive
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        method = scope["method"]
+        route = getattr(scope.get("route"), "path", "<unmatched>")
+        if self.metrics_enabled:
+            requests, latency = _route_metrics(method, route, status)
+            requests.inc()
+            latency.observe(elapsed)
+        if access_log.isEnabledFor(logging.INFO):
+            duration_ms = elapsed * 1000
+            access_log.info(
+                "%s %s %s %.1fms",
+                method,
+                route,
+                status,
+                duration_ms,
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(duration_ms, 2),
+                },
+            )
+
+
+@lru_cache(maxsize=4096)
+def _route_metrics(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    """The labelled series of one (method, route, status), looked up once, not per request."""
+    requests = metrics.REQUESTS.labels(method, route, str(status))
+    return requests, metrics.LATENCY.labels(method, route)
 
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
@@ -151,33 +172,3 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class SecurityHeadersMiddleware:
-    """Hardening headers on every answer; `no-store` unless a route chose its own caching."""
-
-    def __init__(self, app: ASGIApp, *, hsts_seconds: int) -> None:
-        self.app = app
-        self.hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds else None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        docs = scope["path"].startswith(DOCS_PATHS)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                if self.hsts:
-                    headers.setdefault("Strict-Transport-Security", self.hsts)
-                if not docs:
-                    headers.setdefault("Cache-Control", "no-store")
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
