@@ -101,6 +101,20 @@ def test_kid_is_the_rfc7638_thumbprint() -> None:
     assert key_id(key) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 
+@pytest.mark.parametrize("algorithm", ["HS256", "RS256", "ES256"])
+def test_own_tokens_are_matched_to_their_key_by_their_header_alone(
+    client: TestClient, user: User, settings: Configure, tmp_path: Path, algorithm: str
+) -> None:
+    """The per-request fast path: the header of the service's own tokens is known in advance.
+    Should python-jose ever write it differently, tokens still work (the header is parsed)
+    but every request pays for it: this test says so."""
+    if algorithm != "HS256":
+        use_key(settings, algorithm, write_private(tmp_path / "key.pem", new_key(algorithm)))
+    tokens = login(client, user.email)
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        assert token.split(".")[0] in key_set().by_header
+
+
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
 def test_asymmetric_tokens_work_end_to_end_and_verify_against_the_jwks(
     client: TestClient, user: User, settings: Configure, tmp_path: Path, algorithm: str

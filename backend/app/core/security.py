@@ -16,7 +16,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jwt
-from jose.exceptions import JOSEError
+from jose.exceptions import JOSEError, JWTError
 
 from app.core.config import SettingsError, get_settings
 from app.errors import InvalidToken
@@ -60,10 +60,31 @@ class KeySet:
     verifying_keys: dict[str, str | PublicKey]
     jwks: tuple[dict[str, str], ...] = ()
     verifiers: dict[str, jwk.Key] = field(default_factory=dict)  # built once, used per request
+    by_header: dict[str, jwk.Key] = field(default_factory=dict)  # a token's first segment
 
     def __post_init__(self) -> None:
         for kid, key in self.verifying_keys.items():
             self.verifiers[kid] = jwk.construct(key, self.algorithm)
+            self.by_header[header_segment(self.algorithm, kid)] = self.verifiers[kid]
+
+    def verifier(self, token: str) -> jwk.Key:
+        """The key that must have signed `token`, chosen by its kid. The header of the
+        service's own tokens is known in advance, so finding their key takes no parse;
+        any other header is parsed. The algorithm is checked again by jwt.decode."""
+        key = self.by_header.get(token.partition(".")[0])
+        if key is None:
+            header = jwt.get_unverified_header(token)
+            key = self.verifiers.get(header.get("kid", self.kid))
+            if key is None or header.get("alg") != self.algorithm:
+                raise JWTError("unknown kid or algorithm")
+        return key
+
+
+def header_segment(algorithm: str, kid: str) -> str:
+    """The first segment of the tokens create_token signs with key `kid` (python-jose writes
+    the header as compact JSON with sorted keys)."""
+    header = {"alg": algorithm, "kid": kid, "typ": "JWT"}
+    return _b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
 @lru_cache
@@ -253,10 +274,7 @@ def decode_token(token: str, expected: TokenType) -> TokenClaims:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken()
     try:
-        header = jwt.get_unverified_header(token)
-        key = keys.verifiers.get(header.get("kid", keys.kid))
-        if key is None or header.get("alg") != keys.algorithm:
-            raise InvalidToken()
+        key = keys.verifier(token)
         payload = jwt.decode(
             token,
             key,
