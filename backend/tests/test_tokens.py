@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from jose import jwt
+from jose import jws, jwt
 from jose.utils import base64url_decode, base64url_encode
 from sqlmodel import Session, select
 
@@ -123,6 +123,12 @@ def with_claim(name: str, value: Any) -> Callable[[str], str]:
     return forge
 
 
+def payload_not_an_object(token: str) -> str:
+    """Signed with the service's key, but the payload is a JSON list."""
+    payload = json.dumps([claims_of(token)]).encode()
+    return jws.sign(payload, get_settings().SECRET_KEY, {"kid": kid_of(token)}, "HS256")
+
+
 FORGERIES: list[Callable[[str], str]] = [
     alg_none,
     alg_none_without_dot,
@@ -145,6 +151,13 @@ FORGERIES: list[Callable[[str], str]] = [
     with_claim("sub", str(uuid.uuid4())),
     with_claim("sid", str(uuid.uuid4())),
     with_claim("sid", 12),
+    without("iat"),
+    with_claim("iat", "yesterday"),
+    with_claim("exp", "9999999999"),  # a number, but not a NumericDate
+    with_claim("exp", 9999999999.5),
+    with_claim("exp", 10**20),  # past any date
+    with_claim("jti", 7),
+    payload_not_an_object,
 ]
 
 
@@ -155,6 +168,24 @@ def test_forged_access_token_is_401(
     token = login(client, user.email)["access_token"]
     assert me(client, token).status_code == 200  # the original is good
     assert_unauthorized(me(client, forge(token)))
+
+
+def test_issuer_and_audience_are_checked_when_configured(
+    client: TestClient, user: User, settings: Callable[..., Settings]
+) -> None:
+    settings(JWT_ISSUER="https://auth.example.com", JWT_AUDIENCE="example-api")
+    token = login(client, user.email)["access_token"]
+    assert claims_of(token)["iss"] == "https://auth.example.com"
+    assert claims_of(token)["aud"] == "example-api"
+    assert me(client, token).status_code == 200
+    for forge in (
+        with_claim("iss", "https://elsewhere.example.com"),
+        with_claim("aud", "another-api"),
+        with_claim("aud", ["example-api", "another-api"]),
+        without("iss"),
+        without("aud"),
+    ):
+        assert_unauthorized(me(client, forge(token)))
 
 
 @pytest.mark.parametrize(
