@@ -136,11 +136,12 @@ class PreparedRead:
         dialect = engine.dialect
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
-        self.order = compiled.positiontup  # names in order for positional paramstyles
-        self.binds = {
-            bind.key: bind.type.dialect_impl(dialect).bind_processor(dialect)
-            for bind in compiled.binds.values()
-        }
+        self.names = compiled.positiontup or list(compiled.binds)  # in order if positional
+        self.positional = compiled.positiontup is not None
+        self.binds = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in self.names
+        ]
         self.results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in statement.selected_columns
@@ -148,11 +149,9 @@ class PreparedRead:
         self.dialect = dialect
         self.error = dialect.loaded_dbapi.Error
 
-    def first(
-        self, connection: DBAPIConnection, params: Mapping[str, Any]
-    ) -> tuple[Any, ...] | None:
-        values = {key: f(params[key]) if f else params[key] for key, f in self.binds.items()}
-        args: Any = values if self.order is None else tuple(values[key] for key in self.order)
+    def first(self, connection: DBAPIConnection, params: Mapping[str, Any]) -> list[Any] | None:
+        values = [f(params[name]) if f else params[name] for name, f in self.binds]
+        args: Any = values if self.positional else dict(zip(self.names, values, strict=True))
         cursor = connection.cursor()
         try:
             cursor.execute(self.sql, args)
@@ -172,7 +171,7 @@ class PreparedRead:
             cursor.close()
         if row is None:
             return None
-        return tuple(f(v) if f else v for f, v in zip(self.results, row, strict=True))
+        return [f(value) if f else value for f, value in zip(self.results, row, strict=True)]
 
 
 @lru_cache
