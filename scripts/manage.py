@@ -99,7 +99,8 @@ def serve(
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
         log_config=None,  # logging is configured by the app (text or JSON, with request ids)
-        access_log=False,  # the app logs each request itself; uvicorn's line would be a copy
+        access_log=False,  # the app logs requests itself (ACCESS_LOG), with request ids
+        server_header=False,  # no "server: uvicorn": what runs here is nobody's business
     )
 
 

@@ -4,11 +4,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from app import db
 from app.api import docs, errors, ops
-from app.api.middleware import EdgeMiddleware
+from app.api.middleware import CrossOriginMiddleware, EdgeMiddleware
 from app.api.v1 import account, audit, auth, me, users
 from app.core import passwords, security
 from app.core.config import get_settings
@@ -38,7 +37,7 @@ def create_app() -> FastAPI:
     # Added innermost first: the edge wraps everything, so every answer has an id.
     if settings.BACKEND_CORS_ORIGINS:
         app.add_middleware(
-            CORSMiddleware,
+            CrossOriginMiddleware,
             allow_origins=settings.BACKEND_CORS_ORIGINS,
             allow_credentials=False,  # bearer tokens, not cookies
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
@@ -51,6 +50,8 @@ def create_app() -> FastAPI:
         max_body_bytes=settings.MAX_BODY_BYTES,
         hsts_seconds=settings.HSTS_SECONDS,
         metrics_enabled=settings.METRICS_ENABLED,
+        access_log=settings.ACCESS_LOG,
+        vary_origin=bool(settings.BACKEND_CORS_ORIGINS),
     )
     errors.install(app)
     # Requests are matched against the routers in this order, one route at a time: the most

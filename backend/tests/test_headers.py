@@ -44,6 +44,19 @@ def test_cors_preflight_refused_origin(client: TestClient) -> None:
     assert "access-control-allow-origin" not in response.headers
 
 
+def test_answers_vary_by_origin_with_or_without_one(client: TestClient) -> None:
+    plain = client.get("/health")
+    assert plain.headers["vary"] == "Origin"
+    assert "access-control-allow-origin" not in plain.headers
+    cross = client.get("/health", headers={"Origin": "http://localhost:3000"})
+    assert cross.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert cross.headers.get_list("vary") == ["Origin"]
+    assert cross.headers["access-control-expose-headers"]
+    stranger = client.get("/health", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in stranger.headers
+    assert stranger.headers["vary"] == "Origin"
+
+
 def test_request_id_is_echoed_or_made(client: TestClient) -> None:
     assert (
         client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]

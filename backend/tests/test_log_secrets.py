@@ -19,6 +19,7 @@ def test_logs_of_a_full_session_hold_no_password_and_no_token(
     log_path = tmp_path / "server.log"
     env = {
         "LOG_LEVEL": "DEBUG",
+        "ACCESS_LOG": "true",
         "EMAIL_BACKEND": "smtp",
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp.port),

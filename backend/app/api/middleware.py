@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from fastapi import HTTPException
 from prometheus_client import Counter, Histogram
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import metrics
@@ -32,9 +33,10 @@ MAX_HEADER_BYTES = 32 * 1024  # every header name and value together
 Headers = tuple[tuple[bytes, bytes], ...]
 
 
-def security_headers(*, docs: bool, hsts_seconds: int) -> Headers:
+def security_headers(*, docs: bool, hsts_seconds: int, vary_origin: bool) -> Headers:
     """The hardening headers of every answer (a route's own value of one of them wins);
-    API answers are not stored unless a route chose its own caching."""
+    API answers are not stored unless a route chose its own caching. With CORS on, answers
+    vary by Origin (see CrossOriginMiddleware)."""
     headers = [
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
@@ -46,6 +48,8 @@ def security_headers(*, docs: bool, hsts_seconds: int) -> Headers:
         headers.append(("strict-transport-security", f"max-age={hsts_seconds}; includeSubDomains"))
     if not docs:
         headers.append(("cache-control", "no-store"))
+    if vary_origin:
+        headers.append(("vary", "Origin"))
     return tuple((name.encode(), value.encode()) for name, value in headers)
 
 
@@ -53,16 +57,28 @@ class EdgeMiddleware:
     """414 for a URL over MAX_URL_BYTES, 431 for headers over MAX_HEADER_BYTES (httptools
     takes headers of any length), 413 for a body over `max_body_bytes` (by Content-Length at
     once, or while it streams in); X-Request-ID taken (or made) and sent back; security
-    headers; one access line and the request metrics."""
+    headers; the request metrics, and an access line if asked for (ACCESS_LOG)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, hsts_seconds: int, metrics_enabled: bool
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        hsts_seconds: int,
+        metrics_enabled: bool,
+        access_log: bool,
+        vary_origin: bool,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics_enabled = metrics_enabled
-        self.api_headers = security_headers(docs=False, hsts_seconds=hsts_seconds)
-        self.docs_headers = security_headers(docs=True, hsts_seconds=hsts_seconds)
+        self.access_log = access_log
+        self.api_headers = security_headers(
+            docs=False, hsts_seconds=hsts_seconds, vary_origin=vary_origin
+        )
+        self.docs_headers = security_headers(
+            docs=True, hsts_seconds=hsts_seconds, vary_origin=vary_origin
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,7 +149,7 @@ class EdgeMiddleware:
             requests, latency = _route_metrics(method, route, status)
             requests.inc()
             latency.observe(elapsed)
-        if access_log.isEnabledFor(logging.INFO):
+        if self.access_log and access_log.isEnabledFor(logging.INFO):
             duration_ms = elapsed * 1000
             access_log.info(
                 "%s %s %s %.1fms",
@@ -148,6 +164,18 @@ class EdgeMiddleware:
                     "duration_ms": round(duration_ms, 2),
                 },
             )
+
+
+class CrossOriginMiddleware(CORSMiddleware):
+    """Starlette's CORS, for the requests that carry an Origin header. The others (servers,
+    apps, curl: most of an auth service's traffic) skip its header parsing and its `send`
+    wrapper, whose only work for them is `Vary: Origin`; EdgeMiddleware adds that."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and all(key != b"origin" for key, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 @lru_cache(maxsize=4096)
