@@ -3,7 +3,8 @@
 The tests put a TCP proxy of their own (tests/utils/proxy.py) between a real server and
 PostgreSQL or Redis, and cut it. While PostgreSQL is away: /health stays 200, /health/ready
 answers 503 naming the database, requests that need the database answer 503 (never 500, no
-traceback); when it is back, the same process serves again (the pool pre-pings), and a
+traceback); when it is back, the same process serves again (the pool pings a connection
+idle for over a second before handing it out, and empties itself at a dropped one), and a
 registration in flight at the cut exists whole or not at all. While Redis is away: the
 service keeps answering, rate limits fail open or closed as RATE_LIMIT_FAIL_OPEN says (and
 say so in the log), and /health/ready names Redis.
@@ -17,15 +18,20 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, func, select
 
+from app import db
 from app.auth.tokens import start_session
 from app.core.config import get_settings
 from app.crud.audit import SYSTEM
+from app.db import get_engine
 from app.models.audit import AuditEvent
 from app.models.user import User
-from tests.utils import PASSWORD, make_user, random_email
+from tests.utils import PASSWORD, auth_header, login, make_user, random_email
 from tests.utils.proxy import TcpProxy, tcp_proxy
 from tests.utils.server import free_port, running_server
 
@@ -255,3 +261,27 @@ def test_redis_outage_and_recovery(db: Session, tmp_path: Path) -> None:
 
         text = (tmp_path / "server.log").read_text(errors="replace")
         assert "failing open" in text
+
+
+@needs_postgresql
+def test_a_pooled_connection_cut_while_idle_is_replaced_unseen(
+    client: TestClient, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server side of every pooled connection goes (a database restart, a firewall's
+    idle timeout); the next requests are served, none answers 503."""
+    headers = auth_header(login(client, user.email, PASSWORD))
+    assert client.get(f"{API}/users/me", headers=headers).status_code == 200
+    outsider = create_engine(get_engine().url, poolclass=NullPool)  # not one of the pool's
+    with outsider.connect() as connection:
+        cut = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    assert cut >= 1
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)  # every connection has been idle since
+    for _ in range(3):
+        assert client.get(f"{API}/users/me", headers=headers).status_code == 200
+    assert client.post(f"{API}/auth/logout", headers=headers).status_code == 204
+    get_engine().dispose()  # dead connections not handed out yet, before the cleanup's turn
