@@ -511,7 +511,7 @@ def run(args: argparse.Namespace) -> Results:
         "MAX_FAILED_LOGINS": "1000000000",
         "BENCH_SECRET": secret,
     }
-    for name in ("REDIS_URL", "PASSWORD_HASH_WORKERS", "LOG_LEVEL", "LOG_FORMAT"):
+    for name in ("REDIS_URL", "PASSWORD_HASH_WORKERS", "LOG_LEVEL", "LOG_FORMAT", "ACCESS_LOG"):
         if name in os.environ and name not in args.keep_env:
             env.pop(name)
     os.environ.update({k: v for k, v in env.items() if k != "BENCH_SECRET"})
