@@ -2,17 +2,21 @@
 no worker-thread hop on SQLite, and nothing cached, so changes show on the very next request."""
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, update
-from sqlmodel import Session, col
+from sqlalchemy import column, event, table, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, col, select
 
+from app.auth.tokens import CALLER, PROFILE
 from app.core.permissions import Role
-from app.db import PreparedRead, get_engine, read_connection, reads_on_event_loop
+from app.db import PreparedRead, get_engine, prepared, read_connection, reads_on_event_loop
 from app.models.session import AuthSession
 from app.models.user import User
 from tests.utils import PASSWORD, api, assert_unauthorized, auth_header, login
@@ -107,3 +111,32 @@ def test_expired_session_is_refused(client: TestClient, user: User, db: Session)
 def test_reader_connections_cannot_write(user: User) -> None:
     with read_connection() as connection, pytest.raises(sqlite3.OperationalError, match="readonly"):
         connection.execute("UPDATE user SET full_name = 'x'")
+
+
+def test_the_prepared_read_returns_what_connection_execute_returns(
+    client: TestClient, user: User, db: Session
+) -> None:
+    login(client, user.email, PASSWORD)
+    session_id = db.exec(select(AuthSession.id).where(AuthSession.user_id == user.id)).one()
+    params = {"sid": session_id, "sub": user.id}
+    with get_engine().connect() as connection:
+        expected = list(connection.execute(CALLER, params).one())
+    with read_connection() as connection:
+        row = prepared(CALLER).first(connection, params)
+    assert row == expected
+    assert [type(value) for value in row] == [type(value) for value in expected]
+    assert row[PROFILE.index("created_at")].tzinfo is not None
+    with read_connection() as connection:
+        assert prepared(CALLER).first(connection, {"sid": uuid.uuid4(), "sub": user.id}) is None
+
+
+def test_a_driver_error_in_the_prepared_read_is_raised_as_sqlalchemys() -> None:
+    statement = sa_select(column("x")).select_from(table("no_such_table"))
+    with read_connection() as connection, pytest.raises(DBAPIError) as caught:
+        PreparedRead(statement, get_engine()).first(connection, {})
+    assert isinstance(caught.value.orig, get_engine().dialect.loaded_dbapi.Error)
+    assert "no_such_table" in str(caught.value.orig)
+    with read_connection() as connection:  # the connection is still good
+        assert (
+            prepared(CALLER).first(connection, {"sid": uuid.uuid4(), "sub": uuid.uuid4()}) is None
+        )
