@@ -14,11 +14,11 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
-from app.auth.tokens import CALLER, PROFILE
+from app.auth.tokens import CALLER
 from app.core.permissions import Role
 from app.db import PreparedRead, get_engine, prepared, read_connection, reads_on_event_loop
 from app.models.session import AuthSession
-from app.models.user import User
+from app.models.user import USER_READ_FIELDS, User
 from tests.utils import PASSWORD, api, assert_unauthorized, auth_header, login
 
 
@@ -125,7 +125,7 @@ def test_the_prepared_read_returns_what_connection_execute_returns(
         row = prepared(CALLER).first(connection, params)
     assert row == expected
     assert [type(value) for value in row] == [type(value) for value in expected]
-    assert row[PROFILE.index("created_at")].tzinfo is not None
+    assert row[USER_READ_FIELDS.index("created_at")].tzinfo is not None
     with read_connection() as connection:
         assert prepared(CALLER).first(connection, {"sid": uuid.uuid4(), "sub": user.id}) is None
 

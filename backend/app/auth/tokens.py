@@ -27,7 +27,7 @@ from app.errors import InvalidToken
 from app.models.common import utcnow
 from app.models.session import AuthSession
 from app.models.token import TokenPair
-from app.models.user import User, UserRead
+from app.models.user import USER_READ_COLUMNS, USER_READ_FIELDS, User, UserRead
 
 
 def _pair(row: AuthSession, *, refresh_jti: str) -> TokenPair:
@@ -107,10 +107,9 @@ class Caller:
 
 # What every authenticated request reads: the caller's profile and role, whether the user is
 # active, and the session's state; plain columns, not ORM objects, since it runs so often.
-PROFILE = tuple(UserRead.model_fields)
 CALLER = (
     select_columns(
-        *(col(getattr(User, name)) for name in PROFILE),
+        *USER_READ_COLUMNS,
         col(AuthSession.revoked_at),
         col(AuthSession.expires_at),
     )
@@ -137,7 +136,7 @@ def _read_caller(claims: TokenClaims) -> Caller:
     if row is None:
         raise InvalidToken()
     *profile, revoked_at, expires_at = row
-    user = dict(zip(PROFILE, profile, strict=True))
+    user = dict(zip(USER_READ_FIELDS, profile, strict=True))
     _ensure_live(user["is_active"], revoked_at, expires_at)
     return Caller(user=UserRead.model_validate(user), session_id=claims.sid)
 

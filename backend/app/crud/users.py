@@ -3,6 +3,7 @@
 import uuid
 
 from sqlalchemy import func, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -12,7 +13,7 @@ from app.crud.audit import Actor
 from app.errors import EmailTaken, LastAdmin, NotFound
 from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
-from app.models.user import User, normalize_email
+from app.models.user import USER_READ_COLUMNS, USER_READ_FIELDS, User, UserRead, normalize_email
 
 
 def get_user(session: Session, user_id: uuid.UUID) -> User:
@@ -67,7 +68,8 @@ def list_users(
     role: Role | None = None,
     is_active: bool | None = None,
     q: str | None = None,
-) -> tuple[list[User], int]:
+) -> tuple[list[UserRead], int]:
+    """A page of users (their UserRead columns as plain rows, not ORM objects) and the total."""
     conditions = []
     if role is not None:
         conditions.append(col(User.role) == role)
@@ -79,14 +81,16 @@ def list_users(
             | col(User.full_name).icontains(q, autoescape=True)
         )
     total = session.exec(select(func.count()).select_from(User).where(*conditions)).one()
-    users = session.exec(
-        select(User)
+    rows = session.exec(
+        select_columns(*USER_READ_COLUMNS)
         .where(*conditions)
         .order_by(col(User.created_at), col(User.id))
         .offset(skip)
         .limit(limit)
     ).all()
-    return list(users), total
+    return [
+        UserRead.model_validate(dict(zip(USER_READ_FIELDS, row, strict=True))) for row in rows
+    ], total
 
 
 def _ensure_another_admin(session: Session, user: User) -> None:

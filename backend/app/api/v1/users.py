@@ -55,9 +55,7 @@ def list_users(
     items, total = users.list_users(
         session, skip=skip, limit=limit, role=role, is_active=is_active, q=q
     )
-    return Page[UserRead](
-        items=[UserRead.model_validate(u) for u in items], total=total, skip=skip, limit=limit
-    )
+    return Page[UserRead](items=items, total=total, skip=skip, limit=limit)
 
 
 @router.get("/{user_id}", response_model=UserRead, responses={**AUTH_ERRORS, **NOT_FOUND})
