@@ -1,4 +1,5 @@
-"""The engine (SQLite pragmas, PostgreSQL pool) and the per-request database session."""
+"""The engine (SQLite pragmas, PostgreSQL pool), the per-request database session, and the
+per-request read of the caller (read_connection, PreparedRead)."""
 
 import threading
 import time
