@@ -27,7 +27,7 @@ from app.errors import InvalidToken
 from app.models.common import utcnow
 from app.models.session import AuthSession
 from app.models.token import TokenPair
-from app.models.user import USER_READ_COLUMNS, USER_READ_FIELDS, User, UserRead
+from app.models.user import USER_READ_COLUMNS, User, UserRead, user_read
 
 
 def _pair(row: AuthSession, *, refresh_jti: str) -> TokenPair:
@@ -136,9 +136,9 @@ def _read_caller(claims: TokenClaims) -> Caller:
     if row is None:
         raise InvalidToken()
     *profile, revoked_at, expires_at = row
-    user = dict(zip(USER_READ_FIELDS, profile, strict=True))
-    _ensure_live(user["is_active"], revoked_at, expires_at)
-    return Caller(user=UserRead.model_validate(user), session_id=claims.sid)
+    user = user_read(profile)
+    _ensure_live(user.is_active, revoked_at, expires_at)
+    return Caller(user=user, session_id=claims.sid)
 
 
 def load_caller(session: Session, caller: Caller) -> tuple[User, AuthSession]:

@@ -13,7 +13,7 @@ from app.crud.audit import Actor
 from app.errors import EmailTaken, LastAdmin, NotFound
 from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
-from app.models.user import USER_READ_COLUMNS, USER_READ_FIELDS, User, UserRead, normalize_email
+from app.models.user import USER_READ_COLUMNS, User, UserRead, normalize_email, user_read
 
 
 def get_user(session: Session, user_id: uuid.UUID) -> User:
@@ -88,9 +88,7 @@ def list_users(
         .offset(skip)
         .limit(limit)
     ).all()
-    return [
-        UserRead.model_validate(dict(zip(USER_READ_FIELDS, row, strict=True))) for row in rows
-    ], total
+    return [user_read(row) for row in rows], total
 
 
 def _ensure_another_admin(session: Session, user: User) -> None:

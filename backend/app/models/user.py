@@ -1,6 +1,7 @@
 """The user family: UserBase -> UserCreate / UserUpdate(Me) -> User (table) -> UserRead."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -122,3 +123,8 @@ class UserRead(UserBase):
 # user list): plain rows cost a fraction of loading User entities.
 USER_READ_FIELDS = tuple(UserRead.model_fields)
 USER_READ_COLUMNS = tuple(col(getattr(User, name)) for name in USER_READ_FIELDS)
+
+
+def user_read(values: Sequence[Any]) -> UserRead:
+    """A UserRead from the values of USER_READ_COLUMNS, in their order."""
+    return UserRead.model_validate(dict(zip(USER_READ_FIELDS, values, strict=True)))
