@@ -106,7 +106,7 @@ def read_connection() -> Iterator[DBAPIConnection]:
     SQLite: the calling thread's own query-only connection, opened once; reads run on the
     event loop, one at a time, so a thread never needs two and no pool is asked per request.
     PostgreSQL: a pooled connection in autocommit (no BEGIN and ROLLBACK round trips)."""
-    if get_settings().is_sqlite:
+    if reads_on_event_loop():
         yield _sqlite_reader()
         return
     with _autocommit_engine().connect() as connection:
@@ -127,6 +127,7 @@ def _sqlite_reader() -> DBAPIConnection:
     if connection is None:
         engine = get_engine()
         args, kwargs = engine.dialect.create_connect_args(engine.url)
+        # the timeout covers the connect-time pragmas; then its PRAGMA busy_timeout rules
         kwargs.update(check_same_thread=False, timeout=SQLITE_READ_BUSY_TIMEOUT_S)
         connection = engine.dialect.connect(*args, **kwargs)
         _sqlite_on_connect(connection, None)

@@ -71,7 +71,7 @@ class KeySet:
     def verifier(self, token: str) -> jwk.Key:
         """The key that must have signed `token`, chosen by its kid. The header of the
         service's own tokens is known in advance, so finding their key takes no parse;
-        any other header is parsed. The algorithm is checked again by jwt.decode."""
+        any other header is parsed. The algorithm is checked again by jws.verify."""
         key = self.by_header.get(token.partition(".")[0])
         if key is None:
             header = jwt.get_unverified_header(token)
