@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     RESET_TOKEN_EXPIRE_MINUTES: int = Field(60, ge=1)
     VERIFY_TOKEN_EXPIRE_HOURS: int = Field(48, ge=1)
     FRONTEND_URL: str = "http://localhost:3000"
+    # The service's own public base URL: the OAuth/OIDC issuer and the base of its endpoints.
+    PUBLIC_URL: str = "http://127.0.0.1:8000"
     EMAIL_BACKEND: Literal["console", "smtp"] = "console"
     SMTP_HOST: str | None = None
     SMTP_PORT: int = Field(587, ge=1, le=65535)
@@ -128,10 +130,10 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value or None
 
-    @field_validator("FRONTEND_URL")
+    @field_validator("FRONTEND_URL", "PUBLIC_URL")
     @classmethod
-    def _frontend_url(cls, value: str) -> str:
-        """The base of the links in mails."""
+    def _base_url(cls, value: str) -> str:
+        """A base URL: of the links in mails (FRONTEND_URL), of the service (PUBLIC_URL)."""
         if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
             raise ValueError("must be an http:// or https:// URL without query or fragment")
         return value.rstrip("/")
