@@ -179,7 +179,7 @@ def unlock(email: str) -> None:
 
     with db_session() as session:
         user = find_user(session, email)
-        lockout.unlock(session, user=user, actor=CLI_ACTOR)
+        lockout.unlock(session, email=user.email, subject_id=user.id, actor=CLI_ACTOR)
     typer.echo(f"{user.email} is unlocked.")
 
 

@@ -1,12 +1,14 @@
 """The engine (SQLite pragmas, PostgreSQL pool), the per-request database session, and the
 per-request read of the caller (read_connection, PreparedRead)."""
 
+import functools
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, Select, event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
@@ -90,6 +92,37 @@ def get_engine() -> Engine:
 def get_session() -> Iterator[Session]:
     with Session(get_engine(), expire_on_commit=False) as session:
         yield session
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# PostgreSQL's serialization_failure and deadlock_detected: the database aborted one of two
+# conflicting transactions, and running it again is the cure.
+RETRIED_SQLSTATES = frozenset({"40001", "40P01"})
+MAX_TRANSACTION_TRIES = 5
+
+
+def retry_conflicts(
+    fn: Callable[Concatenate[Session, P], R],
+) -> Callable[Concatenate[Session, P], R]:
+    """Run a transaction function (its first argument the Session) again, after a rollback,
+    when the database aborted it as a deadlock or a serialisation failure: such a conflict
+    between concurrent writes is retried, never answered 503."""
+
+    @functools.wraps(fn)
+    def run(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
+            try:
+                return fn(session, *args, **kwargs)
+            except DBAPIError as error:
+                sqlstate = getattr(error.orig, "sqlstate", None)
+                if sqlstate not in RETRIED_SQLSTATES or attempt == MAX_TRANSACTION_TRIES:
+                    raise
+                session.rollback()
+                time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 (jitter, not a secret)
+        raise AssertionError("unreachable")
+
+    return run
 
 
 def reads_on_event_loop() -> bool:

@@ -11,6 +11,12 @@ class DomainError(Exception):
         self.detail = detail or self.detail
 
 
+class BadRequest(DomainError):
+    """A request the domain refuses as malformed for what it asks (answered 400)."""
+
+    detail = "Bad request"
+
+
 class InvalidToken(DomainError):
     detail = "Could not validate credentials"
 

@@ -61,10 +61,12 @@ def test_register_returns_the_documented_user_fields(client: TestClient) -> None
         "is_active",
         "is_verified",
         "mfa_enabled",
+        "pending_email",
         "created_at",
         "updated_at",
     }
     assert body["full_name"] == "Grace"
+    assert body["pending_email"] is None
     assert body["is_active"] is True
     assert body["is_verified"] is False
     assert body["mfa_enabled"] is False

@@ -33,7 +33,7 @@ def code_at(secret: str, offset_steps: int = 0) -> str:
 
 
 def enable_totp(client: TestClient, headers: dict[str, str]) -> tuple[str, list[str]]:
-    secret = client.post(api(SETUP), headers=headers).json()["secret"]
+    secret = client.post(api(SETUP), headers=headers, json={"password": PASSWORD}).json()["secret"]
     response = client.post(api(CONFIRM), headers=headers, json={"code": code_at(secret)})
     assert response.status_code == 200, response.text
     return secret, response.json()["recovery_codes"]
@@ -68,7 +68,7 @@ def mfa_user(client: TestClient, user: User, user_headers: dict[str, str]) -> di
 def test_setup_is_inactive_until_confirmed(
     client: TestClient, user: User, user_headers: dict[str, str]
 ) -> None:
-    response = client.post(api(SETUP), headers=user_headers)
+    response = client.post(api(SETUP), headers=user_headers, json={"password": PASSWORD})
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     setup = response.json()
@@ -91,7 +91,9 @@ def test_confirm_refuses_a_wrong_code_and_needs_a_setup(
 ) -> None:
     early = client.post(api(CONFIRM), headers=user_headers, json={"code": "123456"})
     assert early.status_code == 400
-    secret = client.post(api(SETUP), headers=user_headers).json()["secret"]
+    secret = client.post(api(SETUP), headers=user_headers, json={"password": PASSWORD}).json()[
+        "secret"
+    ]
     wrong = str((int(code_at(secret)) + 1) % 1_000_000).zfill(6)
     for code in (wrong, "abcdef", code_at(secret, 3)):
         response = client.post(api(CONFIRM), headers=user_headers, json={"code": code})
@@ -119,7 +121,10 @@ def test_confirm_returns_ten_recovery_codes_stored_hashed(
     assert secret not in text
     assert not any(code in text for code in codes)
 
-    assert client.post(api(SETUP), headers=user_headers).status_code == 409
+    assert (
+        client.post(api(SETUP), headers=user_headers, json={"password": PASSWORD}).status_code
+        == 409
+    )
     again = client.post(api(CONFIRM), headers=user_headers, json={"code": code_at(secret, 1)})
     assert again.status_code == 409
 
@@ -227,17 +232,34 @@ def test_a_deactivated_user_cannot_finish_the_login(
     assert second_step(client, mfa_token, code_at(mfa_user["secret"], 1)).status_code == 401
 
 
-def test_disable_needs_the_password(
+def test_disable_needs_the_password_and_a_code(
     client: TestClient, mfa_user: dict[str, Any], user_headers: dict[str, str]
 ) -> None:
+    code = code_at(mfa_user["secret"], 1)
     wrong = client.request(
-        "DELETE", api(SETUP), headers=user_headers, json={"password": "not-my-password"}
+        "DELETE",
+        api(SETUP),
+        headers=user_headers,
+        json={"password": "not-my-password", "code": code},
     )
     assert wrong.status_code == 400
     assert wrong.json() == {"detail": "Incorrect password"}
+    bad_code = client.request(
+        "DELETE", api(SETUP), headers=user_headers, json={"password": PASSWORD, "code": "000000"}
+    )
+    assert bad_code.status_code == 400
+    assert bad_code.json() == {"detail": "Invalid authentication code"}
+    only_password = {"password": PASSWORD}
+    assert (
+        client.request("DELETE", api(SETUP), headers=user_headers, json=only_password).status_code
+        == 422
+    )
     assert client.request("DELETE", api(SETUP), headers=user_headers).status_code == 422
+    assert fresh_user(mfa_user["email"]).mfa_enabled
 
-    done = client.request("DELETE", api(SETUP), headers=user_headers, json={"password": PASSWORD})
+    done = client.request(
+        "DELETE", api(SETUP), headers=user_headers, json={"password": PASSWORD, "code": code}
+    )
     assert done.status_code == 204
     stored = fresh_user(mfa_user["email"])
     assert (stored.mfa_enabled, stored.mfa_secret, stored.mfa_last_step) == (False, None, None)
@@ -245,6 +267,20 @@ def test_disable_needs_the_password(
     [event] = events("mfa.disabled")
     assert event.subject_id == mfa_user["id"]
     assert PASSWORD not in all_event_text()
+
+
+def test_disable_takes_a_recovery_code_and_setup_needs_the_password(
+    client: TestClient, mfa_user: dict[str, Any], user_headers: dict[str, str]
+) -> None:
+    body = {"password": PASSWORD, "code": mfa_user["codes"][0]}
+    assert client.request("DELETE", api(SETUP), headers=user_headers, json=body).status_code == 204
+    # a stolen access token alone cannot enrol a second factor
+    assert client.post(api(SETUP), headers=user_headers).status_code == 422
+    wrong = client.post(api(SETUP), headers=user_headers, json={"password": "not-my-password"})
+    assert wrong.status_code == 400 and wrong.json() == {"detail": "Incorrect password"}
+    assert fresh_user(mfa_user["email"]).mfa_secret is None
+    started = client.post(api(SETUP), headers=user_headers, json={"password": PASSWORD})
+    assert started.status_code == 200
 
 
 def test_manage_reset_mfa_helps_a_user_who_lost_the_device(

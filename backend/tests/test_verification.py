@@ -10,7 +10,7 @@ from app.models.action_token import TokenPurpose
 from app.models.user import User
 from tests.utils import PASSWORD, api, auth_header, login
 from tests.utils.account import all_event_text, events, expire_tokens, fresh_user, register
-from tests.utils.mailbox import Mailbox, token_in
+from tests.utils.mailbox import Mailbox, text_of, token_in
 
 PATH = "/verify-email"
 
@@ -98,27 +98,33 @@ def test_required_verification_blocks_login_until_verified(
     assert client.post(api("/auth/login"), data=form).status_code == 200
 
 
-def test_email_change_unverifies_and_mails_the_new_address(
+def test_an_email_change_waits_for_the_link_mailed_to_the_new_address(
     client: TestClient, mailbox: Mailbox
 ) -> None:
     register(client, "ada@example.com", PASSWORD)
-    old_token = mailbox.token_for("ada@example.com", PATH)
+    verify(client, mailbox.token_for("ada@example.com", PATH))
     headers = auth_header(login(client, "ada@example.com"))
     client.post(api("/auth/password-recovery"), json={"email": "ada@example.com"})
     old_reset = token_in(mailbox.wait(2)[-1], "/reset-password")
-    verify(client, old_token)  # verified, then the address changes
 
-    response = client.patch(api("/users/me"), headers=headers, json={"email": "Ada@New.io"})
+    body = {"email": "Ada@New.io", "current_password": PASSWORD}
+    response = client.patch(api("/users/me"), headers=headers, json=body)
     assert response.status_code == 200
-    assert response.json()["is_verified"] is False
+    assert response.json()["email"] == "ada@example.com"  # still there, still verified
+    assert response.json()["is_verified"] is True
+    assert response.json()["pending_email"] == "ada@new.io"
     new_token = mailbox.token_for("ada@new.io", PATH)
+    notice = text_of(mailbox.last_to("ada@example.com"))  # the old address hears of it
+    assert "ada@new.io" in notice and "token" not in notice
 
-    reset = {"token": old_reset, "new_password": "another-password"}
-    assert client.post(api("/auth/reset-password"), json=reset).status_code == 400
     status, body = verify(client, new_token)
     assert status == 200
-    assert body["email"] == "ada@new.io"
-    assert body["is_verified"] is True
+    assert (body["email"], body["is_verified"], body["pending_email"]) == ("ada@new.io", True, None)
+    # the reset link went to the old address: it does not act on the account now elsewhere
+    reset = {"token": old_reset, "new_password": "another-password"}
+    assert client.post(api("/auth/reset-password"), json=reset).status_code == 400
+    assert verify(client, new_token)[0] == 400  # single-use
+    assert events("user.email_changed")
 
 
 def test_a_link_mailed_to_the_old_address_cannot_verify_the_new_one(
@@ -127,9 +133,18 @@ def test_a_link_mailed_to_the_old_address_cannot_verify_the_new_one(
     register(client, "ada@example.com", PASSWORD)
     old_token = mailbox.token_for("ada@example.com", PATH)
     headers = auth_header(login(client, "ada@example.com"))
-    client.patch(api("/users/me"), headers=headers, json={"email": "ada@new.io"})
-    assert verify(client, old_token)[0] == 400
-    assert fresh_user("ada@new.io").is_verified is False
+    body = {"email": "ada@new.io", "current_password": PASSWORD}
+    client.patch(api("/users/me"), headers=headers, json=body)
+    change_token = mailbox.token_for("ada@new.io", PATH)
+    status, user = verify(client, old_token)  # verifies the old address, not the pending one
+    assert status == 200
+    assert (user["email"], user["is_verified"], user["pending_email"]) == (
+        "ada@example.com",
+        True,
+        "ada@new.io",
+    )
+    status, user = verify(client, change_token)
+    assert (status, user["email"], user["is_verified"]) == (200, "ada@new.io", True)
 
 
 def test_admin_email_change_mails_the_new_address(

@@ -1,27 +1,37 @@
 """Registration and password login. Hashing is awaited in its own pool; the database steps
-run in worker threads and end their transaction before any hashing starts."""
+run in worker threads and end their transaction before any hashing starts.
+
+A login completes only if the credentials it checked are still current when it opens its
+session (or its MFA challenge): a reset or password change that lands while the hash is being
+verified wins, and the login gets nothing (users.claim_credentials)."""
+
+from dataclasses import dataclass
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth import mfa
-from app.auth.lockout import clear as clear_failures
-from app.auth.lockout import ensure_not_locked, record_failure
+from app.auth import lockout, mfa
 from app.auth.tokens import start_session
 from app.core import metrics, ratelimit
 from app.core.config import get_settings
 from app.core.passwords import hash_password, verify_password
-from app.crud import audit, users
+from app.core.security import TokenType, decode_token, token_digest
+from app.crud import action_tokens, audit, users
 from app.crud.audit import Actor
+from app.db import retry_conflicts
 from app.errors import (
+    DomainError,
     EmailNotVerified,
     EmailTaken,
     InactiveUser,
     InvalidCredentials,
+    InvalidToken,
+    MfaFailed,
     RegistrationClosed,
 )
+from app.models.action_token import TokenPurpose
 from app.models.token import MfaChallenge, TokenPair
-from app.models.user import User, UserCreate, normalize_email
+from app.models.user import User, UserCreate, is_address, normalize_email
 
 
 async def register(session: Session, *, body: UserCreate, actor: Actor) -> User:
@@ -50,63 +60,151 @@ def _email_taken(session: Session, email: str) -> bool:
     return taken
 
 
-def _find(session: Session, email: str, actor: Actor) -> User | None:
-    """Count the attempt against the rate limit, then refuse a locked account at once."""
-    ratelimit.hit("login", get_settings().RATE_LIMIT_LOGIN, actor.ip or "-", normalize_email(email))
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A login attempt between its look-up and its end: what the password was checked against."""
+
+    email: str
+    actor: Actor
+    user: User | None
+    checked_hash: str | None
+    version: int | None
+
+
+def _find(session: Session, email: str, actor: Actor) -> Attempt:
+    """Count the attempt against the address's and the (address, email) budgets, refuse a
+    locked one at once (known email or not), then look the account up."""
+    settings = get_settings()
+    address = actor.ip or "-"
+    ratelimit.hit("login_ip", settings.RATE_LIMIT_LOGIN_IP, address)
+    ratelimit.hit("login", settings.RATE_LIMIT_LOGIN, address, normalize_email(email))
+    lockout.ensure_not_locked(session, email=email, actor=actor)
     user = users.get_user_by_email(session, email)
     session.commit()
-    if user is not None:
-        ensure_not_locked(user)
-    return user
+    if user is None:
+        return Attempt(email, actor, None, None, None)
+    return Attempt(email, actor, user, user.hashed_password, user.credentials_version)
 
 
 async def login(
     session: Session, *, email: str, password: str, actor: Actor
 ) -> TokenPair | MfaChallenge:
     """Check a password: an unknown email costs one bcrypt verification, like a wrong password."""
-    user = await run_in_threadpool(_find, session, email, actor)
-    matches, new_hash = await verify_password(password, user.hashed_password if user else None)
-    return await run_in_threadpool(_finish, session, user, matches, new_hash, email, actor)
+    attempt = await run_in_threadpool(_find, session, email, actor)
+    matches, new_hash = await verify_password(password, attempt.checked_hash)
+    if not matches:
+        await run_in_threadpool(retry_conflicts(failed), session, attempt)
+    return await run_in_threadpool(_finish, session, attempt, new_hash)
 
 
-def _finish(
-    session: Session,
-    user: User | None,
-    matches: bool,
-    new_hash: str | None,
-    email: str,
-    actor: Actor,
-) -> TokenPair | MfaChallenge:
-    if user is None or not matches:
-        if user is not None:
-            record_failure(session, user, actor=actor)
-        audit.record(
-            session,
-            "auth.login_failed",
-            actor=actor,
-            subject_id=user.id if user else None,
-            **({} if user else {"email": email[:320]}),
-        )
-        session.commit()
-        metrics.LOGINS.labels("failed").inc()
-        raise InvalidCredentials()
+def failed(session: Session, attempt: Attempt, **detail: object) -> None:
+    """A wrong password (or code): count it toward the lockout, audit it, answer 401. The
+    attempted email is kept only when it is an address: people paste passwords there."""
+    user = attempt.user
+    lockout.record_failure(
+        session, email=attempt.email, actor=attempt.actor, subject_id=user.id if user else None
+    )
+    unknown = {"email": attempt.email[:320]} if user is None and is_address(attempt.email) else {}
+    audit.record(
+        session,
+        "auth.login_failed",
+        actor=attempt.actor,
+        subject_id=user.id if user else None,
+        **unknown,
+        **detail,
+    )
+    session.commit()
+    metrics.LOGINS.labels("failed").inc()
+    raise InvalidCredentials()
+
+
+@retry_conflicts
+def _finish(session: Session, attempt: Attempt, new_hash: str | None) -> TokenPair | MfaChallenge:
+    user = attempt.user
+    assert user is not None and attempt.version is not None and attempt.checked_hash is not None
+    if not users.claim_credentials(session, user_id=user.id, version=attempt.version):
+        session.rollback()  # the password changed while it was being checked
+        failed(session, attempt, reason="credentials_changed")
     session.refresh(user)
-    ensure_not_locked(user)
+    try:
+        lockout.ensure_not_locked(session, email=attempt.email, actor=attempt.actor)
+        ensure_may_log_in(user)
+    except DomainError:
+        session.rollback()
+        raise
+    if new_hash:
+        users.upgrade_hash(
+            session, user_id=user.id, verified=attempt.checked_hash, new_hash=new_hash
+        )
+    if user.mfa_enabled:  # the password was right; the session waits for the second factor
+        challenge = mfa.challenge(session, user=user, version=attempt.version)
+        session.commit()  # failures are cleared after the code
+        return challenge
+    return complete(session, user=user, email=attempt.email, actor=attempt.actor)
+
+
+def ensure_may_log_in(user: User) -> None:
+    """After the right credentials: refuse an inactive user, or an unverified one if required."""
     if not user.is_active:
         raise InactiveUser()
     if get_settings().REQUIRE_EMAIL_VERIFICATION and not user.is_verified:
         raise EmailNotVerified()
-    if new_hash:
-        user.hashed_password = new_hash
-        session.add(user)
+
+
+@retry_conflicts
+def login_mfa(session: Session, *, mfa_token: str, code: str, actor: Actor) -> TokenPair:
+    """The second step of a login: an mfa_token and a TOTP or recovery code -> a session, if
+    the credentials its password was checked under are still current."""
+    claims = decode_token(mfa_token, TokenType.MFA)
+    digest = token_digest(claims.jti)
+    row = action_tokens.find_live(session, digest=digest, purposes=[TokenPurpose.MFA_LOGIN])
+    if (
+        row is None
+        or row.user_id != claims.sub
+        or row.credentials_version is None
+        # the user's row first, then the challenge's: one lock order with every writer
+        or not users.claim_credentials(
+            session, user_id=row.user_id, version=row.credentials_version
+        )
+        or not action_tokens.count_attempt(
+            session,
+            digest=digest,
+            user_id=claims.sub,
+            purpose=TokenPurpose.MFA_LOGIN,
+            max_attempts=mfa.MAX_MFA_ATTEMPTS,
+        )
+    ):
+        session.rollback()
+        raise InvalidToken()
+    user = session.get(User, claims.sub, populate_existing=True)
+    if user is None or not user.is_active or not user.mfa_enabled:
+        session.rollback()
+        raise InvalidToken()
+    attempt = Attempt(user.email, actor, user, user.hashed_password, row.credentials_version)
+    try:
+        lockout.ensure_not_locked(session, email=user.email, actor=actor)
+    except DomainError:
+        session.rollback()
+        raise
+    method = mfa.check_code(session, user, code)
+    if method is None:
+        try:
+            failed(session, attempt, step="mfa")  # wrong codes count toward the lockout too
+        except InvalidCredentials:
+            raise MfaFailed() from None
+    action_tokens.mark_used(session, digest=digest)
+    return complete(session, user=user, email=user.email, actor=actor, mfa=method)
+
+
+def complete(
+    session: Session, *, user: User, email: str, actor: Actor, **detail: object
+) -> TokenPair:
+    """The end of a login whose credentials were claimed: forget the failures, open the
+    session, audit, commit."""
     me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
-    if user.mfa_enabled:  # the password was right; the session waits for the second factor
-        challenge = mfa.challenge(session, user=user)  # failures are cleared after the code
-        session.commit()
-        return challenge
-    clear_failures(session, user)
+    lockout.clear(session, email=email, actor=actor)
     pair = start_session(session, user=user, actor=me)
-    audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id)
+    audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id, **detail)
     session.commit()
     metrics.LOGINS.labels("succeeded").inc()
     return pair

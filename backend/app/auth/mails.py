@@ -60,3 +60,37 @@ def verify_email(to: str, token: str) -> Mail:
         text="\n\n".join([*lines, url, footer]) + "\n",
         html=_html(lines, url, "Confirm your email address", footer),
     )
+
+
+def change_email(to: str, token: str) -> Mail:
+    """To the pending address: the link that moves the account there."""
+    settings = get_settings()
+    url = link(VERIFY_PATH, token)
+    hours = settings.VERIFY_TOKEN_EXPIRE_HOURS
+    lines = [
+        f"Someone asked to move a {settings.PROJECT_NAME} account to this email address.",
+        f"To confirm, open this link within {hours} hours:",
+    ]
+    footer = "If it was not you, ignore this mail: no account moves to this address without it."
+    return Mail(
+        to=to,
+        subject=f"{settings.PROJECT_NAME}: confirm your new email address",
+        text="\n\n".join([*lines, url, footer]) + "\n",
+        html=_html(lines, url, "Confirm your new email address", footer),
+    )
+
+
+def email_change_notice(to: str, new_email: str, *, done: bool = False) -> Mail:
+    """To the old address: its account is moving (or, set by an admin, has moved) away."""
+    settings = get_settings()
+    what = "was moved" if done else "is to be moved"
+    text = (
+        f"Your {settings.PROJECT_NAME} account {what} to the address {new_email}.\n\n"
+        + (
+            "An administrator made this change.\n"
+            if done
+            else "It moves only once the link mailed to that address is opened.\n"
+        )
+        + "If it was not you, reset your password and contact your administrator.\n"
+    )
+    return Mail(to=to, subject=f"{settings.PROJECT_NAME}: your account's email address", text=text)

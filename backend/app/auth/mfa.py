@@ -15,17 +15,13 @@ import pyotp
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.lockout import clear as clear_failures
-from app.auth.lockout import ensure_not_locked, record_failure
-from app.auth.tokens import start_session
-from app.core import crypto, metrics, ratelimit
+from app.auth.credentials import confirm_password, count_wrong_secret
+from app.core import crypto
 from app.core.config import get_settings
-from app.core.passwords import verify_password
 from app.core.security import (
     TokenType,
     constant_time_equals,
     create_token,
-    decode_token,
     mfa_expiry,
     new_jti,
     token_digest,
@@ -33,18 +29,16 @@ from app.core.security import (
 from app.crud import action_tokens, audit
 from app.crud import mfa as mfa_crud
 from app.crud.audit import Actor
+from app.db import retry_conflicts
 from app.errors import (
     Conflict,
-    IncorrectPassword,
     InvalidCode,
     InvalidToken,
     MfaAlreadyEnabled,
-    MfaFailed,
     MfaNotStarted,
 )
-from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
-from app.models.token import MfaChallenge, TokenPair
+from app.models.token import MfaChallenge
 from app.models.user import User
 
 logger = logging.getLogger(__name__)
@@ -105,6 +99,13 @@ def _secret_of(user: User) -> str | None:
     return secret
 
 
+async def begin_setup(session: Session, *, user: User, password: str, actor: Actor) -> TotpSetup:
+    """Start a set-up after the caller's password: a stolen access token alone cannot enrol
+    a second factor and lock the owner out."""
+    await confirm_password(session, user=user, password=password, actor=actor)
+    return await run_in_threadpool(start_setup, session, user=user)
+
+
 def start_setup(session: Session, *, user: User) -> TotpSetup:
     """A new secret, kept but not active until a code from it is confirmed."""
     if user.mfa_enabled:
@@ -156,23 +157,38 @@ def reset(session: Session, *, user: User, actor: Actor) -> bool:
     return was_enabled
 
 
-async def disable(session: Session, *, user: User, password: str, actor: Actor) -> None:
-    """Turn TOTP off, after the caller's password (hashed in the pool, no transaction open)."""
-    await run_in_threadpool(
-        ratelimit.hit, "password_check", get_settings().RATE_LIMIT_LOGIN, str(user.id)
-    )
-    matches, _ = await verify_password(password, user.hashed_password)
-    if not matches:
-        raise IncorrectPassword()
-    await run_in_threadpool(reset, session, user=user, actor=actor)
+async def disable(session: Session, *, user: User, password: str, code: str, actor: Actor) -> None:
+    """Turn TOTP off: the caller's password and a current code (TOTP or recovery) first, so
+    that a stolen access token alone cannot remove the second factor. Wrong ones count
+    toward the lockout."""
+    await confirm_password(session, user=user, password=password, actor=actor)
+    await run_in_threadpool(_disable_with_code, session, user, code, actor)
 
 
-def challenge(session: Session, *, user: User) -> MfaChallenge:
-    """After a correct password: a short-lived token usable only at /auth/login/mfa, and
-    only MAX_MFA_ATTEMPTS times. The caller commits."""
+@retry_conflicts
+def _disable_with_code(session: Session, user: User, code: str, actor: Actor) -> None:
+    session.refresh(user)
+    if not user.mfa_enabled:
+        session.rollback()
+        raise MfaNotStarted("TOTP is not enabled")
+    if check_code(session, user, code) is None:
+        session.rollback()
+        count_wrong_secret(session, user=user, actor=actor, what="code")
+        raise InvalidCode()
+    reset(session, user=user, actor=actor)
+
+
+def challenge(session: Session, *, user: User, version: int) -> MfaChallenge:
+    """After a correct password (checked under credentials `version`): a short-lived token
+    usable only at /auth/login/mfa, only MAX_MFA_ATTEMPTS times, and only while the
+    credentials stay at that version. The caller commits."""
     jti = new_jti()
     row = action_tokens.add_challenge(
-        session, user_id=user.id, digest=token_digest(jti), expires_at=mfa_expiry()
+        session,
+        user_id=user.id,
+        digest=token_digest(jti),
+        expires_at=mfa_expiry(),
+        credentials_version=version,
     )
     issued = create_token(
         subject=user.id,
@@ -184,7 +200,7 @@ def challenge(session: Session, *, user: User) -> MfaChallenge:
     return MfaChallenge(mfa_token=issued.token)
 
 
-def _check_code(session: Session, user: User, code: str) -> str | None:
+def check_code(session: Session, user: User, code: str) -> str | None:
     """The method that accepted `code` ("totp" or "recovery_code"), or None."""
     normalized = _normalize(code)
     if len(normalized) == 6 and normalized.isdigit():
@@ -196,38 +212,3 @@ def _check_code(session: Session, user: User, code: str) -> str | None:
     if mfa_crud.use_recovery_code(session, user_id=user.id, digest=recovery_digest(normalized)):
         return "recovery_code"
     return None
-
-
-def login(session: Session, *, mfa_token: str, code: str, actor: Actor) -> TokenPair:
-    """The second step of a login: an mfa_token and a TOTP or recovery code -> a session."""
-    claims = decode_token(mfa_token, TokenType.MFA)
-    digest = token_digest(claims.jti)
-    if not action_tokens.count_attempt(
-        session,
-        digest=digest,
-        user_id=claims.sub,
-        purpose=TokenPurpose.MFA_LOGIN,
-        max_attempts=MAX_MFA_ATTEMPTS,
-    ):
-        session.rollback()
-        raise InvalidToken()
-    user = session.get(User, claims.sub, populate_existing=True)
-    if user is None or not user.is_active or not user.mfa_enabled:
-        session.commit()
-        raise InvalidToken()
-    ensure_not_locked(user)
-    me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
-    method = _check_code(session, user, code)
-    if method is None:
-        record_failure(session, user, actor=me)  # wrong codes count toward the lockout too
-        audit.record(session, "auth.login_failed", actor=me, subject_id=user.id, step="mfa")
-        session.commit()  # the attempt counts
-        metrics.LOGINS.labels("failed").inc()
-        raise MfaFailed()
-    action_tokens.mark_used(session, digest=digest)
-    clear_failures(session, user)
-    pair = start_session(session, user=user, actor=me)
-    audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id, mfa=method)
-    session.commit()
-    metrics.LOGINS.labels("succeeded").inc()
-    return pair

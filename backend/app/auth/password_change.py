@@ -2,18 +2,15 @@
 
 import uuid
 
-from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.core import ratelimit
-from app.core.config import get_settings
-from app.core.passwords import hash_password, verify_password
-from app.crud import action_tokens, audit, sessions
+from app.auth.credentials import confirm_password
+from app.core.passwords import hash_password
+from app.crud import audit, users
 from app.crud.audit import Actor
+from app.db import retry_conflicts
 from app.errors import IncorrectPassword
-from app.models.action_token import TokenPurpose
-from app.models.common import utcnow
 from app.models.user import User
 
 
@@ -26,36 +23,25 @@ async def change_password(
     new_password: str,
     actor: Actor,
 ) -> None:
-    await run_in_threadpool(
-        ratelimit.hit, "password_check", get_settings().RATE_LIMIT_LOGIN, str(user.id)
-    )
-    old_hash = user.hashed_password
-    matches, _ = await verify_password(current_password, old_hash)
-    if not matches:
-        raise IncorrectPassword()
+    version = await confirm_password(session, user=user, password=current_password, actor=actor)
     new_hash = await hash_password(new_password)
-    await run_in_threadpool(_apply, session, user.id, current_session_id, old_hash, new_hash, actor)
+    await run_in_threadpool(_apply, session, user.id, current_session_id, version, new_hash, actor)
 
 
+@retry_conflicts
 def _apply(
     session: Session,
     user_id: uuid.UUID,
     current_session_id: uuid.UUID,
-    old_hash: str,
+    version: int,
     new_hash: str,
     actor: Actor,
 ) -> None:
-    # Compare-and-swap: a password changed meanwhile means the checked one is no longer current.
-    result = session.exec(
-        update(User)
-        .where(col(User.id) == user_id, col(User.hashed_password) == old_hash)
-        .values(hashed_password=new_hash, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    # Compare-and-swap on the version: a password changed meanwhile means the checked one is
+    # no longer current.
+    if not users.replace_password(session, user_id=user_id, new_hash=new_hash, version=version):
         session.rollback()
         raise IncorrectPassword()
-    ended = sessions.revoke_all(session, user_id, keep=current_session_id)
-    action_tokens.spend_all(session, user_id=user_id, purposes=[TokenPurpose.RESET_PASSWORD])
+    ended = users.end_credentials(session, user_id=user_id, keep=current_session_id)
     audit.record(session, "auth.password_changed", actor=actor, subject_id=user_id, sessions=ended)
     session.commit()

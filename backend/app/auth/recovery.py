@@ -7,20 +7,23 @@ happen in a background task), so the answer and its timing are the same for ever
 import logging
 from datetime import timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import lockout, mails
 from app.core import mail, ratelimit
 from app.core.config import get_settings
 from app.core.passwords import hash_password
-from app.crud import action_tokens, audit, sessions, users
+from app.core.security import token_digest
+from app.crud import action_tokens, audit, users
 from app.crud.audit import Actor
-from app.db import get_engine
+from app.db import get_engine, retry_conflicts
 from app.errors import BadToken
 from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.user import User, normalize_email
+
+RESET = TokenPurpose.RESET_PASSWORD
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,8 @@ def _request_recovery(email: str, actor: Actor) -> None:
         token = action_tokens.issue(
             session,
             user_id=user.id,
-            purpose=TokenPurpose.RESET_PASSWORD,
+            email=user.email,
+            purpose=RESET,
             expires_at=utcnow() + timedelta(minutes=settings.RESET_TOKEN_EXPIRE_MINUTES),
         )
         audit.record(
@@ -74,25 +78,33 @@ async def reset_password(session: Session, *, token: str, new_password: str, act
 
 
 def _ensure_live(session: Session, token: str) -> None:
-    row = action_tokens.find_live(session, token=token, purpose=TokenPurpose.RESET_PASSWORD)
+    row = action_tokens.find_live(session, digest=token_digest(token), purposes=[RESET])
     session.commit()
     if row is None:
         raise BadToken()
 
 
+@retry_conflicts
 def _apply(session: Session, token: str, hashed: str, actor: Actor) -> None:
-    row = action_tokens.consume(session, token=token, purpose=TokenPurpose.RESET_PASSWORD)
-    user = session.get(User, row.user_id, populate_existing=True) if row else None
-    if user is None or not user.is_active:
+    row = action_tokens.find_live(session, digest=token_digest(token), purposes=[RESET])
+    # The user's row first (locked by the update), then the token's: the lock order of every
+    # writer. The link acts only while the account is still at the address it was mailed to.
+    if (
+        row is None
+        or row.email is None
+        or not users.replace_password(
+            session,
+            user_id=row.user_id,
+            new_hash=hashed,
+            where=[col(User.email) == row.email, col(User.is_active).is_(True)],
+            is_verified=True,  # the link reached this address
+        )
+        or not action_tokens.consume(session, row=row)
+    ):
         session.rollback()
         raise BadToken()
-    user.hashed_password = hashed
-    user.is_verified = True  # the token reached this address (an email change spends it)
-    user.updated_at = utcnow()
-    session.add(user)
-    lockout.clear(session, user)  # the new password was never guessed
-    ended = sessions.revoke_all(session, user.id)
-    action_tokens.spend_all(session, user_id=user.id, purposes=[TokenPurpose.RESET_PASSWORD])
-    me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
-    audit.record(session, "auth.password_reset", actor=me, subject_id=user.id, sessions=ended)
+    ended = users.end_credentials(session, user_id=row.user_id)
+    lockout.clear(session, email=row.email, actor=actor, lift_locks=True)  # never guessed
+    me = Actor(user_id=row.user_id, ip=actor.ip, user_agent=actor.user_agent)
+    audit.record(session, "auth.password_reset", actor=me, subject_id=row.user_id, sessions=ended)
     session.commit()

@@ -1,19 +1,32 @@
-"""Email verification: a single-use token mailed at registration, on request, and after an
-email change; using it marks the address verified."""
+"""Email verification and email changes.
+
+Every mailed link is bound to the address it was sent to: a verification link marks that
+address verified only while the account is still at it, and a change link moves the account
+only to the pending address it was mailed to. A user changing their own address gives their
+password; the account stays at the old address, told of the request, until the link mailed
+to the new one is followed (so a stolen access token cannot move the account to an
+attacker's mailbox)."""
 
 from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.auth import mails
+from app.auth.credentials import confirm_password
 from app.core import mail, ratelimit
 from app.core.config import get_settings
-from app.crud import action_tokens, audit
+from app.core.security import token_digest
+from app.crud import action_tokens, audit, users
 from app.crud.audit import Actor
-from app.errors import BadToken
+from app.db import retry_conflicts
+from app.errors import BadToken, EmailTaken, IncorrectPassword
 from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.user import User
+
+VERIFY, CHANGE = TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL
 
 
 def request_verification(session: Session, *, user: User) -> bool:
@@ -22,38 +35,93 @@ def request_verification(session: Session, *, user: User) -> bool:
     return send_verification(session, user=user)
 
 
-def send_verification(session: Session, *, user: User) -> bool:
-    """Mail a new verification token (older ones stop working); False if already verified."""
-    if user.is_verified:
-        return False
-    action_tokens.spend_all(session, user_id=user.id, purposes=[TokenPurpose.VERIFY_EMAIL])
-    token = action_tokens.issue(
+def _issue(session: Session, *, user: User, purpose: TokenPurpose, email: str) -> str:
+    """A new link of `purpose` bound to `email`; older ones of that purpose stop working."""
+    action_tokens.spend_all(session, user_id=user.id, purposes=[purpose])
+    return action_tokens.issue(
         session,
         user_id=user.id,
-        purpose=TokenPurpose.VERIFY_EMAIL,
+        purpose=purpose,
+        email=email,
         expires_at=utcnow() + timedelta(hours=get_settings().VERIFY_TOKEN_EXPIRE_HOURS),
     )
+
+
+def send_verification(session: Session, *, user: User) -> bool:
+    """Mail a new verification link to the account's address; False if already verified."""
+    if user.is_verified:
+        return False
+    token = _issue(session, user=user, purpose=VERIFY, email=user.email)
     session.commit()
     mail.send(mails.verify_email(user.email, token))
     return True
 
 
-def email_changed(session: Session, *, user: User, old_email: str) -> None:
-    """After an email change (which left the address unverified): mail the new address."""
-    if user.email != old_email:
-        send_verification(session, user=user)
+async def request_change(
+    session: Session, *, user: User, new_email: str, password: str | None, actor: Actor
+) -> User:
+    """The owner asks to move the account to `new_email`: rate limited per user, with the
+    current password; the link goes to the new address and a notice to the old one."""
+    await run_in_threadpool(
+        ratelimit.hit, "email_change", get_settings().RATE_LIMIT_EMAIL_CHANGE, str(user.id)
+    )
+    if not password:
+        raise IncorrectPassword()
+    version = await confirm_password(session, user=user, password=password, actor=actor)
+    return await run_in_threadpool(_record_change, session, user, new_email, version, actor)
 
 
+@retry_conflicts
+def _record_change(
+    session: Session, user: User, new_email: str, version: int, actor: Actor
+) -> User:
+    if users.email_exists(session, new_email):
+        session.rollback()
+        raise EmailTaken()
+    if not users.request_email(session, user_id=user.id, email=new_email, version=version):
+        session.rollback()
+        raise IncorrectPassword()  # the password changed since it was checked
+    session.refresh(user)
+    assert user.pending_email is not None
+    token = _issue(session, user=user, purpose=CHANGE, email=user.pending_email)
+    audit.record(session, "user.email_change_requested", actor=actor, subject_id=user.id)
+    session.commit()
+    mail.send(mails.change_email(user.pending_email, token))
+    mail.send(mails.email_change_notice(user.email, user.pending_email))
+    return user
+
+
+def email_set_by_admin(session: Session, *, user: User, old_email: str) -> None:
+    """After an admin moved an account to another address: tell the old address, and mail
+    the new one a verification link."""
+    if user.email == old_email:
+        return
+    mail.send(mails.email_change_notice(old_email, user.email, done=True))
+    send_verification(session, user=user)
+
+
+@retry_conflicts
 def verify_email(session: Session, *, token: str, actor: Actor) -> User:
-    row = action_tokens.consume(session, token=token, purpose=TokenPurpose.VERIFY_EMAIL)
-    user = session.get(User, row.user_id, populate_existing=True) if row else None
-    if user is None:
+    """Follow a verification or change link: the address it was mailed to becomes the
+    account's verified address, if the account is (or is moving to) that address still."""
+    row = action_tokens.find_live(session, digest=token_digest(token), purposes=[VERIFY, CHANGE])
+    if row is None or row.email is None:
         session.rollback()
         raise BadToken()
-    user.is_verified = True
-    user.updated_at = utcnow()
-    session.add(user)
-    me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
-    audit.record(session, "user.email_verified", actor=me, subject_id=user.id)
+    try:
+        # The user's row first (locked by the update), then the token's: one lock order.
+        confirmed = users.confirm_email(session, user_id=row.user_id, email=row.email)
+        if not confirmed or not action_tokens.consume(session, row=row):
+            session.rollback()
+            raise BadToken()
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise EmailTaken() from None
+    me = Actor(user_id=row.user_id, ip=actor.ip, user_agent=actor.user_agent)
+    event = "user.email_changed" if row.purpose is CHANGE else "user.email_verified"
+    audit.record(session, event, actor=me, subject_id=row.user_id)
     session.commit()
+    user = session.get(User, row.user_id, populate_existing=True)
+    assert user is not None
     return user

@@ -68,8 +68,11 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN: str = "5/minute"
     RATE_LIMIT_REGISTER: str = "10/hour"
     RATE_LIMIT_PASSWORD_RECOVERY: str = "3/hour"
+    RATE_LIMIT_LOGIN_IP: str = "30/minute"
+    RATE_LIMIT_EMAIL_CHANGE: str = "5/hour"
     RATE_LIMIT_FAIL_OPEN: bool = True
     MAX_FAILED_LOGINS: int = Field(5, ge=1)
+    ACCOUNT_LOCKOUT_THRESHOLD: int = Field(50, ge=1)
     LOCKOUT_MINUTES: int = Field(15, ge=1)
 
     RESET_TOKEN_EXPIRE_MINUTES: int = Field(60, ge=1)

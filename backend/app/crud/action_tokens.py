@@ -30,9 +30,15 @@ def _purge_expired(session: Session, user_id: uuid.UUID) -> None:
 
 
 def issue(
-    session: Session, *, user_id: uuid.UUID, purpose: TokenPurpose, expires_at: datetime
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    purpose: TokenPurpose,
+    expires_at: datetime,
+    email: str,
 ) -> str:
-    """Store a new token's digest and return the token itself (to be mailed). The caller commits."""
+    """Store a new token's digest, bound to the address it is mailed to, and return the token
+    itself (to be mailed). The caller commits."""
     _purge_expired(session, user_id)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     session.add(
@@ -41,41 +47,43 @@ def issue(
             purpose=purpose,
             token_hash=token_digest(token),
             expires_at=expires_at,
+            email=email,
         )
     )
     session.flush()
     return token
 
 
-def _live(digest: str, purpose: TokenPurpose) -> list[ColumnElement[bool]]:
+def _live(digest: str, purposes: Iterable[TokenPurpose]) -> list[ColumnElement[bool]]:
     return [
         col(ActionToken.token_hash) == digest,
-        col(ActionToken.purpose) == purpose,
+        col(ActionToken.purpose).in_(list(purposes)),
         col(ActionToken.used_at).is_(None),
         col(ActionToken.expires_at) > utcnow(),
     ]
 
 
-def find_live(session: Session, *, token: str, purpose: TokenPurpose) -> ActionToken | None:
-    return session.exec(select(ActionToken).where(*_live(token_digest(token), purpose))).first()
+def find_live(
+    session: Session, *, digest: str, purposes: Iterable[TokenPurpose]
+) -> ActionToken | None:
+    """The live token with this digest (token_digest of a mailed token, of an MFA token's
+    jti), of one of these purposes; read without taking a lock."""
+    return session.exec(
+        select(ActionToken)
+        .where(*_live(digest, purposes))
+        .execution_options(populate_existing=True)
+    ).first()
 
 
-def consume(session: Session, *, token: str, purpose: TokenPurpose) -> ActionToken | None:
-    """Mark a live token used; the row for the one caller that wins, else None."""
-    digest = token_digest(token)
+def consume(session: Session, *, row: ActionToken) -> bool:
+    """Mark a token found live as used: True for the one caller that wins. The caller commits."""
     result = session.exec(
         update(ActionToken)
-        .where(*_live(digest, purpose))
+        .where(*_live(row.token_hash, [row.purpose]))
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
-        return None
-    return session.exec(
-        select(ActionToken)
-        .where(col(ActionToken.token_hash) == digest)
-        .execution_options(populate_existing=True)
-    ).one()
+    return result.rowcount == 1
 
 
 def count_attempt(
@@ -90,7 +98,7 @@ def count_attempt(
     result = session.exec(
         update(ActionToken)
         .where(
-            *_live(digest, purpose),
+            *_live(digest, [purpose]),
             col(ActionToken.user_id) == user_id,
             col(ActionToken.attempts) < max_attempts,
         )
@@ -101,12 +109,22 @@ def count_attempt(
 
 
 def add_challenge(
-    session: Session, *, user_id: uuid.UUID, digest: str, expires_at: datetime
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    digest: str,
+    expires_at: datetime,
+    credentials_version: int,
 ) -> ActionToken:
-    """Track an MFA login challenge by its token's jti digest. The caller commits."""
+    """Track an MFA login challenge by its token's jti digest, with the credentials version
+    its password was checked under. The caller commits."""
     _purge_expired(session, user_id)
     row = ActionToken(
-        user_id=user_id, purpose=TokenPurpose.MFA_LOGIN, token_hash=digest, expires_at=expires_at
+        user_id=user_id,
+        purpose=TokenPurpose.MFA_LOGIN,
+        token_hash=digest,
+        expires_at=expires_at,
+        credentials_version=credentials_version,
     )
     session.add(row)
     session.flush()

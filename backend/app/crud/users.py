@@ -1,8 +1,9 @@
 """User helpers: `fn(session, *, ...)`, no HTTP. Writers commit, with their audit event."""
 
 import uuid
+from collections.abc import Sequence
 
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, func, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -118,7 +119,8 @@ def update_user(
     actor: Actor,
     hashed_password: str | None = None,
 ) -> User:
-    """Apply validated field changes (email, full_name, role, is_active) and a new hash."""
+    """Apply validated field changes (full_name, role, is_active, and an email set directly by
+    an admin) and a new hash set by an admin."""
     changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
     removes_admin = _is_active_admin(user) and (
         changes.get("role", Role.ADMIN) != Role.ADMIN or changes.get("is_active") is False
@@ -127,19 +129,15 @@ def update_user(
         if removes_admin:
             _ensure_another_admin(session, user)
         old_role = user.role
+        email = changes.pop("email", None)
+        if isinstance(email, str):
+            set_email(session, user_id=user.id, email=email)
+        if hashed_password is not None:
+            replace_password(session, user_id=user.id, new_hash=hashed_password)
+            end_credentials(session, user_id=user.id)
         for name, value in changes.items():
             setattr(user, name, value)
-        if "email" in changes:
-            user.is_verified = False
-            # Links mailed to the old address must not act on the new one.
-            action_tokens.spend_all(
-                session,
-                user_id=user.id,
-                purposes=[TokenPurpose.RESET_PASSWORD, TokenPurpose.VERIFY_EMAIL],
-            )
-        if hashed_password is not None:
-            user.hashed_password = hashed_password
-        if hashed_password is not None or changes.get("is_active") is False:
+        if changes.get("is_active") is False:
             sessions.revoke_all(session, user.id)
         user.updated_at = utcnow()
         session.add(user)
@@ -153,7 +151,10 @@ def update_user(
                 old=str(old_role),
                 new=str(user.role),
             )
-        fields = sorted(set(changes) - {"role"} | ({"password"} if hashed_password else set()))
+        fields = sorted(set(changes) - {"role"})
+        fields += ["password"] if hashed_password else []
+        if email:
+            audit.record(session, "user.email_changed", actor=actor, subject_id=user.id)
         if fields:
             audit.record(session, "user.updated", actor=actor, subject_id=user.id, fields=fields)
         session.commit()
@@ -163,7 +164,118 @@ def update_user(
     except LastAdmin:
         session.rollback()
         raise
+    session.refresh(user)
     return user
+
+
+def set_email(session: Session, *, user_id: uuid.UUID, email: str) -> None:
+    """Move an account to another address, unverified (an admin's direct change). One
+    statement names every column it changes, so no concurrent verification of the old
+    address can leave the new one verified; links mailed to the old address stop working
+    (they are bound to it). The caller commits; a taken address raises IntegrityError."""
+    session.exec(
+        update(User)
+        .where(col(User.id) == user_id)
+        .values(email=normalize_email(email), is_verified=False, pending_email=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def request_email(session: Session, *, user_id: uuid.UUID, email: str, version: int) -> bool:
+    """Record a pending address, while the credentials that were checked are current. The
+    caller commits; False if they changed meanwhile."""
+    result = session.exec(
+        update(User)
+        .where(col(User.id) == user_id, col(User.credentials_version) == version)
+        .values(pending_email=normalize_email(email), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def confirm_email(session: Session, *, user_id: uuid.UUID, email: str) -> bool:
+    """Mark `email` verified: the account's address if it still is `email`, or its pending
+    address `email`, which it then moves to. False if neither is `email` any more. The
+    caller commits; a pending address taken meanwhile raises IntegrityError."""
+    email = normalize_email(email)
+    current = session.exec(
+        update(User)
+        .where(col(User.id) == user_id, col(User.email) == email)
+        .values(is_verified=True, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if current.rowcount == 1:
+        return True
+    pending = session.exec(
+        update(User)
+        .where(col(User.id) == user_id, col(User.pending_email) == email)
+        .values(email=email, pending_email=None, is_verified=True, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return pending.rowcount == 1
+
+
+def claim_credentials(session: Session, *, user_id: uuid.UUID, version: int) -> bool:
+    """Lock the user's row if its credentials are still at `version`: False if a reset, a
+    change or an admin-set password came between. The lock is held until the caller commits,
+    so a credential change waits for this transaction, then ends the sessions it opened."""
+    result = session.exec(
+        update(User)
+        .where(col(User.id) == user_id, col(User.credentials_version) == version)
+        .values(credentials_version=col(User.credentials_version), updated_at=col(User.updated_at))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def upgrade_hash(session: Session, *, user_id: uuid.UUID, verified: str, new_hash: str) -> None:
+    """Store a re-hash at the configured cost only over the hash that was verified: never
+    over a newer password. The caller commits."""
+    session.exec(
+        update(User)
+        .where(col(User.id) == user_id, col(User.hashed_password) == verified)
+        .values(hashed_password=new_hash, updated_at=col(User.updated_at))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def replace_password(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    new_hash: str,
+    version: int | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
+    **values: object,
+) -> bool:
+    """Set a new hash and a new credentials version (only while at `version`, if given, and
+    `where` holds). Every login, MFA step and upgrade that began before then fails; the
+    caller then calls end_credentials, and commits."""
+    conditions = [col(User.id) == user_id, *where]
+    if version is not None:
+        conditions.append(col(User.credentials_version) == version)
+    result = session.exec(
+        update(User)
+        .where(*conditions)
+        .values(
+            hashed_password=new_hash,
+            credentials_version=col(User.credentials_version) + 1,
+            updated_at=utcnow(),
+            **values,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def end_credentials(session: Session, *, user_id: uuid.UUID, keep: uuid.UUID | None = None) -> int:
+    """After a new password: end every session (but `keep`), spend every reset link and MFA
+    challenge. The number of sessions ended. The caller commits."""
+    ended = sessions.revoke_all(session, user_id, keep=keep)
+    action_tokens.spend_all(
+        session, user_id=user_id, purposes=[TokenPurpose.RESET_PASSWORD, TokenPurpose.MFA_LOGIN]
+    )
+    return ended
 
 
 def delete_user(session: Session, *, user: User, actor: Actor) -> None:

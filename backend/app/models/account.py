@@ -48,6 +48,11 @@ class TotpCode(BaseModel):
     code: OneTimeCode
 
 
+class TotpDisableRequest(BaseModel):
+    password: CurrentPassword
+    code: OneTimeCode
+
+
 class RecoveryCodesRead(BaseModel):
     recovery_codes: list[str]
 

@@ -16,6 +16,7 @@ from app.models.common import UTCDateTime, created_at_field, timestamp_field, uu
 class TokenPurpose(StrEnum):
     RESET_PASSWORD = "reset_password"
     VERIFY_EMAIL = "verify_email"
+    CHANGE_EMAIL = "change_email"  # confirms a pending address, mailed to it
     MFA_LOGIN = "mfa_login"
 
 
@@ -35,6 +36,11 @@ class ActionToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = timestamp_field()
     attempts: int = 0
+    # The address a mailed token was sent to: it acts only while the account (or its pending
+    # change) is at that address.
+    email: str | None = Field(default=None, max_length=320)
+    # An MFA challenge: the credentials version its password was checked under.
+    credentials_version: int | None = None
 
 
 class RecoveryCode(SQLModel, table=True):

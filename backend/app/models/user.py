@@ -1,22 +1,41 @@
 """The user family: UserBase -> UserCreate / UserUpdate(Me) -> User (table) -> UserRead."""
 
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, EmailStr, model_validator
 from sqlmodel import Field, SQLModel, col
 
 from app.core.passwords import password_problem
 from app.core.permissions import Role
-from app.models.common import UTCDateTime, created_at_field, timestamp_field, utcnow, uuid_pk
+from app.models.common import UTCDateTime, created_at_field, utcnow, uuid_pk
+
+
+def _validated(value: str) -> str | None:
+    """The email validator's normalised form of an address (NFC, IDNA domain), or None."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
 
 
 def normalize_email(value: str) -> str:
-    """Emails are one account whatever their case: `Ada@X.io` is `ada@x.io`."""
-    return value.strip().lower()
+    """One spelling per address, everywhere: the validator's normal form, then NFKC and case
+    folding, so `Ada@X.io`, its full-width spelling and a decomposed `José` each reach one account.
+    A string that is no address (a login form's username may hold anything) is folded alike."""
+    text = value.strip()
+    return unicodedata.normalize("NFKC", _validated(text) or text).casefold()
+
+
+def is_address(value: str) -> bool:
+    """Whether `value` is a well-formed address (what may be kept of a failed attempt: people
+    paste passwords into the email field)."""
+    return len(value) <= 320 and _validated(value.strip()) is not None
 
 
 def _check_password(value: str) -> str:
@@ -56,8 +75,12 @@ class UserCreate(UserBase):
 
 
 class UserUpdateMe(SQLModel):
+    """The caller's own profile. A new email needs the current password and stays pending
+    until the link mailed to it is followed."""
+
     email: Email | None = Field(default=None, max_length=320)
     full_name: FullName = None
+    current_password: str | None = Field(default=None, min_length=1, max_length=4096)
 
     @model_validator(mode="before")
     @classmethod
@@ -98,11 +121,13 @@ class User(UserBase, table=True):
     is_active: bool = True
     is_verified: bool = False
     hashed_password: str = Field(max_length=255)
+    # Raised by every password reset, change or admin-set password: a login, an MFA step or a
+    # cost upgrade that began under an older version never completes (auth/credentials.py).
+    credentials_version: int = 0
+    pending_email: str | None = Field(default=None, max_length=320)
     mfa_enabled: bool = False
     mfa_secret: str | None = Field(default=None, max_length=255)  # encrypted at rest
     mfa_last_step: int | None = Field(default=None, sa_type=sa.BigInteger)
-    failed_logins: int = 0
-    locked_until: datetime | None = timestamp_field()
     created_at: datetime = created_at_field(index=True)
     updated_at: datetime = Field(
         default_factory=utcnow, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utcnow}
@@ -111,6 +136,7 @@ class User(UserBase, table=True):
 
 class UserRead(UserBase):
     id: uuid.UUID
+    pending_email: str | None = None
     role: Role
     is_active: bool
     is_verified: bool

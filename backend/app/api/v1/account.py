@@ -5,7 +5,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AnonymousActor, CurrentUser, SessionDep
 from app.api.v1.auth import NO_STORE, UNAUTHORIZED
-from app.auth import mfa, recovery, verification
+from app.auth import login as login_flow
+from app.auth import recovery, verification
 from app.models.account import (
     Accepted,
     MfaLoginRequest,
@@ -68,4 +69,4 @@ def login_mfa(
     body: MfaLoginRequest, session: SessionDep, actor: AnonymousActor, response: Response
 ) -> TokenPair:
     response.headers.update(NO_STORE)
-    return mfa.login(session, mfa_token=body.mfa_token, code=body.code, actor=actor)
+    return login_flow.login_mfa(session, mfa_token=body.mfa_token, code=body.code, actor=actor)

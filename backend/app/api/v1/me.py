@@ -12,6 +12,7 @@ from app.models.account import (
     PasswordConfirmation,
     RecoveryCodesRead,
     TotpCode,
+    TotpDisableRequest,
     TotpSetupRead,
 )
 from app.models.session import SessionRead
@@ -19,7 +20,7 @@ from app.models.session import SessionRead
 router = APIRouter(prefix="/users/me", tags=["users"])
 
 NOT_AUTHENTICATED = {401: {"description": "Not authenticated"}}
-WRONG_PASSWORD = {400: {"description": "Wrong password"}}
+WRONG_PASSWORD = {400: {"description": "Wrong password (or code)"}}
 
 
 @router.post(
@@ -61,11 +62,17 @@ def end_session(
 @router.post(
     "/mfa/totp",
     response_model=TotpSetupRead,
-    responses={**NOT_AUTHENTICATED, 409: {"description": "TOTP already enabled"}},
+    responses={**NOT_AUTHENTICATED, **WRONG_PASSWORD, 409: {"description": "TOTP already enabled"}},
 )
-def start_totp(user: CurrentUser, session: SessionDep, response: Response) -> TotpSetupRead:
+async def start_totp(
+    body: PasswordConfirmation,
+    user: CurrentUser,
+    session: SessionDep,
+    actor: ActorDep,
+    response: Response,
+) -> TotpSetupRead:
     response.headers.update(NO_STORE)
-    setup = mfa.start_setup(session, user=user)
+    setup = await mfa.begin_setup(session, user=user, password=body.password, actor=actor)
     return TotpSetupRead(secret=setup.secret, otpauth_uri=setup.otpauth_uri)
 
 
@@ -92,6 +99,6 @@ def confirm_totp(
     responses={**NOT_AUTHENTICATED, **WRONG_PASSWORD},
 )
 async def disable_totp(
-    body: PasswordConfirmation, user: CurrentUser, session: SessionDep, actor: ActorDep
+    body: TotpDisableRequest, user: CurrentUser, session: SessionDep, actor: ActorDep
 ) -> None:
-    await mfa.disable(session, user=user, password=body.password, actor=actor)
+    await mfa.disable(session, user=user, password=body.password, code=body.code, actor=actor)

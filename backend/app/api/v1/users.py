@@ -7,11 +7,11 @@ from fastapi import APIRouter, Depends, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, CallerDep, CurrentUser, SessionDep, require
-from app.auth import lockout, verification
+from app.auth import lockout, profile, verification
 from app.core.passwords import hash_password
 from app.core.permissions import Permission, Role, can_read_user, can_update_user
 from app.crud import users
-from app.errors import Forbidden
+from app.errors import BadRequest, Forbidden
 from app.models.common import Page
 from app.models.user import UserRead, UserUpdate, UserUpdateMe
 
@@ -20,6 +20,8 @@ router = APIRouter(prefix="/users", tags=["users"])
 AUTH_ERRORS = {401: {"description": "Not authenticated"}, 403: {"description": "Forbidden"}}
 NOT_FOUND = {404: {"description": "User not found"}}
 CONFLICT = {409: {"description": "Email taken, or the last active admin"}}
+WRONG_PASSWORD = {400: {"description": "A new email without the right current_password"}}
+RATE_LIMITED = {429: {"description": "Too many email changes"}}
 
 
 @router.get("/me", response_model=UserRead, responses=AUTH_ERRORS)
@@ -27,15 +29,18 @@ async def read_me(caller: CallerDep) -> UserRead:
     return caller.user
 
 
-@router.patch("/me", response_model=UserRead, responses={**AUTH_ERRORS, **CONFLICT})
-def update_me(
+@router.patch(
+    "/me",
+    response_model=UserRead,
+    responses={**AUTH_ERRORS, **WRONG_PASSWORD, **CONFLICT, **RATE_LIMITED},
+)
+async def update_me(
     body: UserUpdateMe, user: CurrentUser, session: SessionDep, actor: ActorDep
 ) -> UserRead:
     changes = body.model_dump(exclude_unset=True)
-    old_email = user.email
-    updated = users.update_user(session, user=user, changes=changes, actor=actor)
-    verification.email_changed(session, user=updated, old_email=old_email)
-    return UserRead.model_validate(updated)
+    return UserRead.model_validate(
+        await profile.update_own(session, user=user, changes=changes, actor=actor)
+    )
 
 
 @router.get(
@@ -72,8 +77,15 @@ async def update_user(
     user_id: uuid.UUID, body: UserUpdate, user: CurrentUser, session: SessionDep, actor: ActorDep
 ) -> UserRead:
     changes = body.model_dump(exclude_unset=True)
-    if not can_update_user(user.role, is_self=user.id == user_id, fields=set(changes)):
+    is_self = user.id == user_id
+    if not can_update_user(user.role, is_self=is_self, fields=set(changes)):
         raise Forbidden()
+    if is_self:  # as PATCH /users/me: a new email is pending, the password has its endpoint
+        if "password" in changes:
+            raise BadRequest("Change your own password with POST /users/me/password")
+        updated = await profile.update_own(session, user=user, changes=changes, actor=actor)
+        return UserRead.model_validate(updated)
+    changes.pop("current_password", None)
     target = await run_in_threadpool(users.get_user, session, user_id)
     await run_in_threadpool(session.commit)  # no transaction stays open while hashing
     password = changes.pop("password", None)
@@ -87,7 +99,9 @@ async def update_user(
         actor=actor,
         hashed_password=hashed,
     )
-    await run_in_threadpool(verification.email_changed, session, user=updated, old_email=old_email)
+    await run_in_threadpool(
+        verification.email_set_by_admin, session, user=updated, old_email=old_email
+    )
     return UserRead.model_validate(updated)
 
 
@@ -108,4 +122,5 @@ def delete_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Non
     dependencies=[Depends(require(Permission.USERS_UNLOCK))],
 )
 def unlock_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
-    lockout.unlock(session, user=users.get_user(session, user_id), actor=actor)
+    target = users.get_user(session, user_id)
+    lockout.unlock(session, email=target.email, subject_id=target.id, actor=actor)
