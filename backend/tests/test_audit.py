@@ -7,6 +7,8 @@ from fastapi.testclient import TestClient
 
 from app.models.user import User
 from tests.utils import PASSWORD, api, auth_header, login
+from tests.utils.account import all_event_text
+from tests.utils.account import events as stored_events
 
 
 def events(client: TestClient, headers: dict[str, str], **filters: str) -> list[dict]:
@@ -102,3 +104,15 @@ def test_audit_events_are_for_admins_only(
     for headers in (moderator_headers, user_headers):
         assert client.get(api("/audit-events"), headers=headers).status_code == 403
     assert client.get(api("/audit-events")).status_code == 401
+
+
+def test_a_failed_login_keeps_the_attempted_email_only_when_it_is_an_address(
+    client: TestClient, settings: Callable[..., object]
+) -> None:
+    """People paste passwords into the email field: such a string is never stored."""
+    settings(RATE_LIMIT_ENABLED=False)
+    for username in ("Hunter2-Secret-pw!", "nobody@example.com"):
+        client.post(api("/auth/login"), data={"username": username, "password": "whatever-pw"})
+    failed = [e.detail for e in stored_events("auth.login_failed")]
+    assert {"email": "nobody@example.com"} in failed
+    assert "Hunter2-Secret-pw!" not in all_event_text()

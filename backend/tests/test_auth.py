@@ -324,3 +324,21 @@ def test_logout_all_leaves_other_users_sessions_alone(
 @pytest.mark.parametrize("path", ["/auth/logout", "/auth/logout-all"])
 def test_logout_without_a_token_is_401(client: TestClient, path: str) -> None:
     assert_unauthorized(client.post(api(path)))
+
+
+@pytest.mark.parametrize(
+    ("registered", "other_spelling"),
+    [
+        ("jose\u0301@example.com", "jos\u00e9@example.com"),  # decomposed, composed
+        ("jos\u00e9@example.com", "JOSE\u0301@EXAMPLE.COM"),
+        ("ada@example.com", "\uff41\uff44\uff41@\uff45xample.com"),  # full-width lookalike
+        ("strasse@example.com", "Stra\u00dfe@Example.com"),  # case folding
+    ],
+)
+def test_every_spelling_of_an_address_reaches_one_account(
+    client: TestClient, registered: str, other_spelling: str
+) -> None:
+    assert register(client, registered).status_code == 201
+    assert register(client, other_spelling).status_code == 409
+    for spelling in (registered, other_spelling):  # with the very string it registered with
+        assert "access_token" in login(client, spelling)

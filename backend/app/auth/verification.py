@@ -110,7 +110,9 @@ def verify_email(session: Session, *, token: str, actor: Actor) -> User:
         raise BadToken()
     try:
         # The user's row first (locked by the update), then the token's: one lock order.
-        confirmed = users.confirm_email(session, user_id=row.user_id, email=row.email)
+        confirmed = users.confirm_email(
+            session, user_id=row.user_id, email=row.email, pending=row.purpose is CHANGE
+        )
         if not confirmed or not action_tokens.consume(session, row=row):
             session.rollback()
             raise BadToken()

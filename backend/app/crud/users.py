@@ -193,26 +193,25 @@ def request_email(session: Session, *, user_id: uuid.UUID, email: str, version: 
     return result.rowcount == 1
 
 
-def confirm_email(session: Session, *, user_id: uuid.UUID, email: str) -> bool:
-    """Mark `email` verified: the account's address if it still is `email`, or its pending
-    address `email`, which it then moves to. False if neither is `email` any more. The
+def confirm_email(session: Session, *, user_id: uuid.UUID, email: str, pending: bool) -> bool:
+    """Mark `email` verified: the account's address if it still is `email`, or (`pending`)
+    its pending address `email`, which it then moves to. False if that is no longer so. The
     caller commits; a pending address taken meanwhile raises IntegrityError."""
     email = normalize_email(email)
-    current = session.exec(
+    if pending:
+        condition, values = (
+            col(User.pending_email) == email,
+            {"email": email, "pending_email": None},
+        )
+    else:
+        condition, values = col(User.email) == email, {}
+    result = session.exec(
         update(User)
-        .where(col(User.id) == user_id, col(User.email) == email)
-        .values(is_verified=True, updated_at=utcnow())
+        .where(col(User.id) == user_id, condition)
+        .values(is_verified=True, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    if current.rowcount == 1:
-        return True
-    pending = session.exec(
-        update(User)
-        .where(col(User.id) == user_id, col(User.pending_email) == email)
-        .values(email=email, pending_email=None, is_verified=True, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return pending.rowcount == 1
+    return result.rowcount == 1
 
 
 def claim_credentials(session: Session, *, user_id: uuid.UUID, version: int) -> bool:
