@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     PASSWORD_HASH_WORKERS: int = Field(
         default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1
     )
+    PASSWORD_HASH_QUEUE: int = Field(64, ge=0)  # jobs waiting beyond the running ones
     PASSWORD_MIN_LENGTH: int = Field(8, ge=1, le=72)
     USERS_OPEN_REGISTRATION: bool = True
     REQUIRE_EMAIL_VERIFICATION: bool = False
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN: str = "5/minute"
     RATE_LIMIT_REGISTER: str = "10/hour"
     RATE_LIMIT_PASSWORD_RECOVERY: str = "3/hour"
+    RATE_LIMIT_PASSWORD_RECOVERY_IP: str = "10/hour"
     RATE_LIMIT_FAIL_OPEN: bool = True
     MAX_FAILED_LOGINS: int = Field(5, ge=1)
     LOCKOUT_MINUTES: int = Field(15, ge=1)
