@@ -228,7 +228,7 @@ def test_defaults_of_the_documented_settings(environ: pytest.MonkeyPatch) -> Non
     assert defaults.ENVIRONMENT is Environment.DEVELOPMENT
     assert defaults.BCRYPT_ROUNDS == 12
     assert defaults.PASSWORD_MIN_LENGTH == 8
-    assert defaults.REFRESH_REUSE_GRACE_SECONDS == 0
+    assert defaults.REFRESH_REUSE_GRACE_SECONDS == 10
     assert defaults.USERS_OPEN_REGISTRATION is True
     assert defaults.MAX_BODY_BYTES == 1_048_576
 

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     ALGORITHM: Literal["HS256", "RS256", "ES256"] = "HS256"
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(30, ge=1)
     REFRESH_TOKEN_EXPIRE_DAYS: int = Field(7, ge=1)
-    REFRESH_REUSE_GRACE_SECONDS: int = Field(0, ge=0, le=300)
+    REFRESH_REUSE_GRACE_SECONDS: int = Field(10, ge=0, le=300)
     JWT_ISSUER: str | None = None
     JWT_AUDIENCE: str | None = None
     JWT_PRIVATE_KEY_FILE: Path | None = None

@@ -230,17 +230,20 @@ def create_token(
     token_type: TokenType,
     expires_at: datetime,
     jti: str | None = None,
+    issued_at: datetime | None = None,
 ) -> IssuedToken:
+    """A signed token. Given `jti` and `issued_at`, the claims are exactly those of the token
+    issued with them before (with HS256 and RS256, the very same string)."""
     settings = get_settings()
     keys = key_set()
     jti = jti or new_jti()
-    now = datetime.now(UTC)
+    issued = issued_at or datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": str(subject),
         "sid": str(session_id),
         "type": token_type.value,
         "jti": jti,
-        "iat": int(now.timestamp()),
+        "iat": int(issued.timestamp()),
         "exp": int(expires_at.timestamp()),
     }
     if settings.JWT_ISSUER:
