@@ -125,11 +125,14 @@ def test_a_login_storm_past_the_queue_gets_503_at_once_and_health_stays_fast() -
             barrier.wait()
             return httpx.post(f"{base}{api('/auth/login')}", data=form, timeout=60)
 
+        probe_client = httpx.Client(base_url=base, timeout=10)
+        assert probe_client.get("/health").status_code == 200  # connected before the storm
+
         def health() -> list[float]:
             latencies = []
             while not storm_over.is_set():
                 began = time.monotonic()
-                assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+                assert probe_client.get("/health").status_code == 200
                 latencies.append(time.monotonic() - began)
                 time.sleep(0.02)
             return latencies
@@ -139,6 +142,7 @@ def test_a_login_storm_past_the_queue_gets_503_at_once_and_health_stays_fast() -
             responses = list(pool.map(attempt, range(LOGINS)))
             storm_over.set()
             latencies = probe.result()
+        probe_client.close()
 
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {401, 503}, statuses
@@ -149,4 +153,6 @@ def test_a_login_storm_past_the_queue_gets_503_at_once_and_health_stays_fast() -
         assert int(response.headers["retry-after"]) > 0
         assert response.json() == {"detail": HashQueueFull.detail}
     assert latencies
-    assert max(latencies) < 1.0, latencies
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < 0.2, latencies  # the event loop kept answering
+    assert latencies[-1] < 1.5, latencies
