@@ -549,7 +549,9 @@ def main() -> int:
         help="PostgreSQL database for the soak alone: dropped and created afresh",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="Redis (db 14)")
-    parser.add_argument("--bcrypt-rounds", type=int, default=4, help="cost of hashes (4)")
+    parser.add_argument(
+        "--bcrypt-rounds", type=int, default=10, help="cost of hashes (10, production's least)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed of the clients' choices")
     args = parser.parse_args()
     if not 1 <= args.seconds <= 3600 or not 1 <= args.clients <= 64:
@@ -567,8 +569,12 @@ def main() -> int:
         "FIRST_SUPERUSER_EMAIL": ADMIN_EMAIL,
         "FIRST_SUPERUSER_PASSWORD": ADMIN_PASSWORD,
         "BCRYPT_ROUNDS": str(args.bcrypt_rounds),
+        "PUBLIC_URL": "https://auth.soak.example",  # production refuses localhost links
+        "FRONTEND_URL": "https://app.soak.example",
+        "METRICS_TOKEN": secrets.token_hex(16),
         "RATE_LIMIT_LOGIN": "1000000/minute",  # the soak is about data, not limits,
-        "RATE_LIMIT_REGISTER": "1000000/hour",  # but the counts still go through Redis
+        "RATE_LIMIT_LOGIN_IP": "1000000/minute",  # but the counts still go through Redis
+        "RATE_LIMIT_REGISTER": "1000000/hour",
         "MAX_FAILED_LOGINS": "1000000",
         "REFRESH_REUSE_GRACE_SECONDS": "0",
         "LOG_LEVEL": "WARNING",

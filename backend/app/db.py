@@ -1,7 +1,9 @@
 """The engine (SQLite pragmas, PostgreSQL pool), the per-request database session, and the
 per-request read of the caller (read_connection, PreparedRead)."""
 
+import contextlib
 import functools
+import os
 import random
 import threading
 import time
@@ -10,7 +12,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, Select, event, text
+from sqlalchemy import Engine, Select, event, make_url, text
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -27,6 +29,7 @@ SQLITE_READ_BUSY_TIMEOUT_S = 2
 def create_db_engine(url: str) -> Engine:
     settings = get_settings()
     if url.startswith("sqlite"):
+        _create_private_file(make_url(url).database)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
         )
@@ -43,6 +46,17 @@ def create_db_engine(url: str) -> Engine:
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle(engine.dialect))
     return engine
+
+
+def _create_private_file(database: str | None) -> None:
+    """Create a new SQLite database file mode 0600 (owner only) before SQLite would create it
+    0644: it holds password hashes and sessions. SQLite gives the -wal and -shm files it
+    creates beside it the database file's mode. An existing file is left as it is."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return  # in memory, or a URI SQLite opens itself
+    # OSError: it exists (kept as it is), or cannot be made here (SQLite says so at connect)
+    with contextlib.suppress(OSError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 # SQLAlchemy's pool_pre_ping costs a round trip at every checkout: a third of the CPU of an

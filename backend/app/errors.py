@@ -67,6 +67,12 @@ class ServiceUnavailable(DomainError):
     detail = "Service temporarily unavailable"
 
 
+class HashQueueFull(ServiceUnavailable):
+    """More password checks waiting than PASSWORD_HASH_QUEUE: refused at once (503)."""
+
+    detail = "Too many password checks in progress, try again shortly"
+
+
 class Conflict(DomainError):
     detail = "Conflict"
 

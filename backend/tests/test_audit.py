@@ -26,7 +26,7 @@ def one(items: list[dict], name: str) -> dict:
 def test_account_and_session_events_have_actor_and_subject(
     client: TestClient, admin: User, admin_headers: dict[str, str], settings: Callable
 ) -> None:
-    settings(MAX_FAILED_LOGINS=2)
+    settings(MAX_FAILED_LOGINS=2, REFRESH_REUSE_GRACE_SECONDS=0)
     created = client.post(
         api("/auth/register"),
         json={"email": "audited@example.com", "password": PASSWORD},

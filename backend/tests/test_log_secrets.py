@@ -24,6 +24,7 @@ def test_logs_of_a_full_session_hold_no_password_and_no_token(
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp.port),
         "SMTP_TLS": "false",
+        "REFRESH_REUSE_GRACE_SECONDS": "0",  # the reuse below is detected, and logged
     }
     secrets: list[str] = [PASSWORD, NEW_PASSWORD]
     with running_server(env, log_path=log_path) as base:

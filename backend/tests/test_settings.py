@@ -19,8 +19,10 @@ from app.core.config import MIN_SECRET_BYTES, Environment, Settings, describe, g
 from app.core.permissions import Role
 from app.models.user import User
 from tests.utils import login, make_user
+from tests.utils.production import PRODUCTION
 
-STRONG_KEY = "k" * MIN_SECRET_BYTES
+STRONG_KEY = "498240d8213e680caba1cf264e380208d9f14e4dfe536e30c0e8baba087c192e"  # openssl rand
+SHORT_STRONG_KEY = "P3-PUMUnlTd1GnbGW3nejJUMITIk-tW1"  # 32 random url-safe characters
 THREADS = 8
 
 
@@ -118,10 +120,16 @@ def test_production_refuses_a_missing_or_short_secret_key(
     assert not (tmp_path / "secret").exists()
 
 
-def test_production_accepts_a_secret_key_of_32_bytes(environ: pytest.MonkeyPatch) -> None:
-    environ.setenv("ENVIRONMENT", "production")
-    environ.setenv("SECRET_KEY", STRONG_KEY)
-    assert Settings().SECRET_KEY == STRONG_KEY
+@pytest.mark.parametrize("key", [STRONG_KEY, SHORT_STRONG_KEY])
+def test_production_accepts_a_random_secret_key_of_32_bytes_or_more(
+    environ: pytest.MonkeyPatch, key: str
+) -> None:
+    assert len(key.encode()) >= MIN_SECRET_BYTES
+    for name, value in PRODUCTION.items():
+        environ.setenv(name, value)
+    environ.setenv("SECRET_KEY", key)
+    accepted = Settings()
+    assert key == accepted.SECRET_KEY
 
 
 @pytest.mark.parametrize("environment", ["development", "test"])
@@ -228,7 +236,7 @@ def test_defaults_of_the_documented_settings(environ: pytest.MonkeyPatch) -> Non
     assert defaults.ENVIRONMENT is Environment.DEVELOPMENT
     assert defaults.BCRYPT_ROUNDS == 12
     assert defaults.PASSWORD_MIN_LENGTH == 8
-    assert defaults.REFRESH_REUSE_GRACE_SECONDS == 0
+    assert defaults.REFRESH_REUSE_GRACE_SECONDS == 10
     assert defaults.USERS_OPEN_REGISTRATION is True
     assert defaults.MAX_BODY_BYTES == 1_048_576
 

@@ -315,8 +315,9 @@ def test_refresh_rotates_both_tokens_within_the_same_session(
 
 
 def test_reusing_a_spent_refresh_token_revokes_the_whole_session(
-    client: TestClient, user: User, db: Session
+    client: TestClient, user: User, db: Session, settings: Callable[..., Settings]
 ) -> None:
+    settings(REFRESH_REUSE_GRACE_SECONDS=0)
     first = login(client, user.email)
     other_session = login(client, user.email)
     second = refresh_tokens(client, first["refresh_token"]).json()
@@ -399,8 +400,9 @@ def test_without_grace_period_an_immediate_reuse_revokes(
 
 
 def test_concurrent_refreshes_with_one_token_rotate_at_most_once(
-    client: TestClient, user: User
+    client: TestClient, user: User, settings: Callable[..., Settings]
 ) -> None:
+    settings(REFRESH_REUSE_GRACE_SECONDS=0)
     token = login(client, user.email)["refresh_token"]
     barrier = threading.Barrier(THREADS)
 

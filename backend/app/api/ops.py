@@ -2,8 +2,9 @@
 
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -11,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core import ratelimit, security
 from app.core.config import get_settings
 from app.db import ping
+from app.errors import InvalidToken
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
@@ -41,10 +43,17 @@ async def ready() -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-def prometheus_metrics() -> Response:
-    """Prometheus text format; 404 when METRICS_ENABLED is false."""
-    if not get_settings().METRICS_ENABLED:
+def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text format; 404 when METRICS_ENABLED is false. With METRICS_TOKEN set
+    (production requires it) only a request bearing it gets them: 401 otherwise."""
+    settings = get_settings()
+    if not settings.METRICS_ENABLED:
         return Response(status_code=404)
+    if settings.METRICS_TOKEN is not None:
+        scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+        matches = security.constant_time_equals(token, settings.METRICS_TOKEN)
+        if scheme.lower() != "bearer" or not matches:
+            raise InvalidToken("Not authenticated")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

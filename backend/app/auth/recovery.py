@@ -28,9 +28,13 @@ RESET = TokenPurpose.RESET_PASSWORD
 logger = logging.getLogger(__name__)
 
 
-def check_rate(email: str) -> None:
-    """Count a recovery request for this address; 429 past the limit, known address or not."""
-    ratelimit.hit("password_recovery", get_settings().RATE_LIMIT_PASSWORD_RECOVERY, email)
+def check_rate(email: str, actor: Actor) -> None:
+    """Count a recovery request against the client's budget over all emails, then against
+    this email's; 429 past either, known address or not (both are counted before any lookup).
+    The per-address budget stops one client from mailing many addresses."""
+    settings = get_settings()
+    ratelimit.hit("password_recovery_ip", settings.RATE_LIMIT_PASSWORD_RECOVERY_IP, actor.ip or "-")
+    ratelimit.hit("password_recovery", settings.RATE_LIMIT_PASSWORD_RECOVERY, email)
 
 
 def request_recovery(email: str, actor: Actor) -> None:

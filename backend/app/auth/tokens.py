@@ -15,6 +15,7 @@ from app.core.security import (
     TokenClaims,
     TokenType,
     access_expiry,
+    constant_time_equals,
     create_token,
     decode_token,
     new_jti,
@@ -30,7 +31,12 @@ from app.models.token import TokenPair
 from app.models.user import USER_READ_COLUMNS, User, UserRead, user_read
 
 
-def _pair(row: AuthSession, *, refresh_jti: str) -> TokenPair:
+def _pair(row: AuthSession) -> TokenPair:
+    """A fresh access token and the session's *current* refresh token.
+
+    The refresh token is rebuilt from the row (its jti, issued at the last rotation or the
+    login, expiring with the session), so handing it out again never starts a second chain:
+    it is the very token the rotation issued."""
     settings = get_settings()
     access = create_token(
         subject=row.user_id,
@@ -43,7 +49,8 @@ def _pair(row: AuthSession, *, refresh_jti: str) -> TokenPair:
         session_id=row.id,
         token_type=TokenType.REFRESH,
         expires_at=row.expires_at,
-        jti=refresh_jti,
+        jti=row.refresh_jti,
+        issued_at=row.rotated_at or row.created_at,
     )
     return TokenPair(
         access_token=access.token,
@@ -63,7 +70,7 @@ def start_session(session: Session, *, user: User, actor: Actor) -> TokenPair:
         ip=actor.ip,
         user_agent=actor.user_agent,
     )
-    return _pair(row, refresh_jti=jti)
+    return _pair(row)
 
 
 # A session row and its user, by their ids: built once, since it runs on every request.
@@ -148,25 +155,42 @@ def load_caller(session: Session, caller: Caller) -> tuple[User, AuthSession]:
 
 
 def refresh(session: Session, *, refresh_token: str, actor: Actor) -> TokenPair:
-    """Rotate the session's refresh token; a spent token revokes the whole session."""
+    """Rotate the session's refresh token.
+
+    The token spent last, presented again within REFRESH_REUSE_GRACE_SECONDS of its rotation
+    (a client racing itself), gets a fresh access token and the session's current refresh
+    token: one chain, audited as auth.refresh_grace_used. Any other spent token is reuse and
+    revokes the whole session."""
     claims = decode_token(refresh_token, TokenType.REFRESH)
     user, row = _load(session, claims.sid, claims.sub)
-    jti = new_jti()
     if sessions.rotate(
-        session, row=row, presented_jti=claims.jti, new_jti=jti, expires_at=refresh_expiry()
+        session, row=row, presented_jti=claims.jti, new_jti=new_jti(), expires_at=refresh_expiry()
     ):
         session.commit()
-        return _pair(row, refresh_jti=jti)
+        return _pair(row)
 
-    session.refresh(row)  # lost the race or presented a spent token: see the live state
-    if row.revoked_at is None and _within_grace(row, claims.jti):
+    # Lost the race or presented a spent token: decide on the state the winner committed,
+    # with the row locked until this answer is recorded.
+    sessions.reload_locked(session, row)
+    me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
+    if row.revoked_at is not None or row.expires_at <= utcnow():
         session.commit()
-        return _pair(row, refresh_jti=row.refresh_jti)
+        raise InvalidToken()
+    if _within_grace(row, claims.jti):
+        audit.record(
+            session,
+            "auth.refresh_grace_used",
+            actor=me,
+            subject_id=user.id,
+            session_id=str(row.id),
+        )
+        session.commit()
+        return _pair(row)
     if sessions.revoke(session, row.id):
         audit.record(
             session,
             "auth.refresh_reuse_detected",
-            actor=Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent),
+            actor=me,
             subject_id=user.id,
             session_id=str(row.id),
         )
@@ -176,10 +200,12 @@ def refresh(session: Session, *, refresh_token: str, actor: Actor) -> TokenPair:
 
 
 def _within_grace(row: AuthSession, presented_jti: str) -> bool:
+    """Whether `presented_jti` is the token the last rotation spent, and that was recent."""
     grace = get_settings().REFRESH_REUSE_GRACE_SECONDS
     return (
         grace > 0
-        and row.previous_jti == presented_jti
+        and row.previous_jti is not None
+        and constant_time_equals(row.previous_jti, presented_jti)
         and row.rotated_at is not None
         and utcnow() - row.rotated_at <= timedelta(seconds=grace)
     )

@@ -1,17 +1,26 @@
 """Settings: the only reader of the environment (and of `.env`)."""
 
+import ipaddress
 import json
+import math
 import os
 import secrets
+from collections import Counter
+from collections.abc import Sequence
 from enum import StrEnum
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
+MIN_SECRET_BITS = 128
+MIN_PRODUCTION_BCRYPT_ROUNDS = 10
+MIN_METRICS_TOKEN_BYTES = 16
 
 
 class Environment(StrEnum):
@@ -38,7 +47,7 @@ class Settings(BaseSettings):
     ALGORITHM: Literal["HS256", "RS256", "ES256"] = "HS256"
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(30, ge=1)
     REFRESH_TOKEN_EXPIRE_DAYS: int = Field(7, ge=1)
-    REFRESH_REUSE_GRACE_SECONDS: int = Field(0, ge=0, le=300)
+    REFRESH_REUSE_GRACE_SECONDS: int = Field(10, ge=0, le=300)
     JWT_ISSUER: str | None = None
     JWT_AUDIENCE: str | None = None
     JWT_PRIVATE_KEY_FILE: Path | None = None
@@ -60,6 +69,7 @@ class Settings(BaseSettings):
     PASSWORD_HASH_WORKERS: int = Field(
         default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1
     )
+    PASSWORD_HASH_QUEUE: int = Field(64, ge=0)  # jobs waiting beyond the running ones
     PASSWORD_MIN_LENGTH: int = Field(8, ge=1, le=72)
     USERS_OPEN_REGISTRATION: bool = True
     REQUIRE_EMAIL_VERIFICATION: bool = False
@@ -70,6 +80,7 @@ class Settings(BaseSettings):
     RATE_LIMIT_PASSWORD_RECOVERY: str = "3/hour"
     RATE_LIMIT_LOGIN_IP: str = "30/minute"
     RATE_LIMIT_EMAIL_CHANGE: str = "5/hour"
+    RATE_LIMIT_PASSWORD_RECOVERY_IP: str = "10/hour"
     RATE_LIMIT_FAIL_OPEN: bool = True
     MAX_FAILED_LOGINS: int = Field(5, ge=1)
     ACCOUNT_LOCKOUT_THRESHOLD: int = Field(50, ge=1)
@@ -91,6 +102,8 @@ class Settings(BaseSettings):
     EMAILS_FROM_EMAIL: str = "no-reply@example.com"
 
     METRICS_ENABLED: bool = True
+    # A bearer token /metrics asks for when set; production requires it while metrics are on.
+    METRICS_TOKEN: str | None = None
     LOG_FORMAT: Literal["text", "json"] = "text"
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # One INFO line per request. Off by default, as in Keycloak: the proxy in front logs
@@ -133,6 +146,11 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value or None
 
+    @field_validator("METRICS_TOKEN")
+    @classmethod
+    def _metrics_token(cls, value: str | None) -> str | None:
+        return value or None  # empty: no token (never a token that an empty bearer matches)
+
     @field_validator("FRONTEND_URL", "PUBLIC_URL")
     @classmethod
     def _base_url(cls, value: str) -> str:
@@ -152,18 +170,92 @@ class Settings(BaseSettings):
         if self.ALGORITHM != "HS256" and self.JWT_PRIVATE_KEY_FILE is None:
             raise ValueError(f"JWT_PRIVATE_KEY_FILE is required for ALGORITHM={self.ALGORITHM}")
         if self.ENVIRONMENT is Environment.PRODUCTION:
-            if not self.SECRET_KEY or len(self.SECRET_KEY.encode()) < MIN_SECRET_BYTES:
+            if (
+                not self.SECRET_KEY
+                or len(self.SECRET_KEY.encode()) < MIN_SECRET_BYTES
+                or estimated_entropy_bits(self.SECRET_KEY) < MIN_SECRET_BITS
+            ):
                 raise ValueError(
-                    f"SECRET_KEY must be set to at least {MIN_SECRET_BYTES} bytes in production"
+                    f"SECRET_KEY must be set to at least {MIN_SECRET_BYTES} bytes and"
+                    f" {MIN_SECRET_BITS} bits of entropy in production"
                     " (generate one with: openssl rand -hex 32)"
                 )
         elif not self.SECRET_KEY:
             self.SECRET_KEY = _local_secret(self.SECRET_KEY_FILE)
         return self
 
+    @model_validator(mode="after")
+    def _production(self) -> "Settings":
+        """What production refuses to start with, beyond the signing key."""
+        if self.ENVIRONMENT is not Environment.PRODUCTION:
+            return self
+        if "*" in self.BACKEND_CORS_ORIGINS:
+            raise ValueError("BACKEND_CORS_ORIGINS must not contain * in production")
+        if self.BCRYPT_ROUNDS < MIN_PRODUCTION_BCRYPT_ROUNDS:
+            raise ValueError(
+                f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS} in production"
+            )
+        for name in ("PUBLIC_URL", "FRONTEND_URL"):
+            if is_loopback_url(getattr(self, name)):
+                raise ValueError(f"{name} must not point at localhost in production")
+        if self.METRICS_ENABLED and (
+            not self.METRICS_TOKEN or len(self.METRICS_TOKEN.encode()) < MIN_METRICS_TOKEN_BYTES
+        ):
+            raise ValueError(
+                f"METRICS_TOKEN of at least {MIN_METRICS_TOKEN_BYTES} bytes is required in"
+                " production while METRICS_ENABLED (or set METRICS_ENABLED=false)"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
+
+
+def estimated_entropy_bits(secret: str) -> float:
+    """A conservative estimate of the entropy of `secret`, in bits.
+
+    Only the shortest unit that the secret repeats counts (`abab...` is `ab`); that unit
+    scores its length times the Shannon entropy of its characters or of the steps between
+    neighbours, whichever is lower (so `aaaa...`, `abab...`, `0123456789...` and
+    `abcdef...` score low). The output of `openssl rand -hex 32` scores about 240."""
+    unit = secret[: _period(secret)]
+    steps = [ord(b) - ord(a) for a, b in pairwise(unit)]
+    return len(unit) * min(_shannon(unit), _shannon(steps))
+
+
+def _shannon(symbols: Sequence[object]) -> float:
+    """Shannon entropy, in bits per symbol, of the symbols' own frequencies."""
+    if not symbols:
+        return 0.0
+    total = len(symbols)
+    return -sum(n / total * math.log2(n / total) for n in Counter(symbols).values())
+
+
+def _period(text: str) -> int:
+    """The shortest p such that text[i] == text[i - p] for every i >= p (KMP's prefix table)."""
+    prefix = [0] * len(text)
+    for i in range(1, len(text)):
+        k = prefix[i - 1]
+        while k and text[i] != text[k]:
+            k = prefix[k - 1]
+        prefix[i] = k + (text[i] == text[k])
+    return len(text) - (prefix[-1] if text else 0)
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` names this machine: localhost (or a name under .localhost), 127.0.0.0/8,
+    ::1 (or ::ffff:127.x), or the unspecified address."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
 
 
 def _local_secret(path: Path) -> str:

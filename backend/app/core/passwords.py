@@ -1,19 +1,26 @@
 """Password rules and bcrypt hashing (passlib API, the maintained `libpass` fork).
 
 Hashing is slow on purpose, so it runs in a bounded pool of threads (bcrypt releases the GIL):
-a storm of logins queues there instead of starving the event loop and the other requests.
+a storm of logins queues there instead of starving the event loop and the other requests. The
+queue itself is bounded too (PASSWORD_HASH_QUEUE): past it a hash is refused at once
+(HashQueueFull, 503 + Retry-After) rather than making every later login wait behind the storm.
 """
 
 import asyncio
 import secrets
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from passlib.context import CryptContext
 
 from app.core.config import get_settings
+from app.errors import HashQueueFull
 
 BCRYPT_MAX_BYTES = 72
+T = TypeVar("T")
 
 
 def password_problem(password: str) -> str | None:
@@ -44,10 +51,55 @@ def _context() -> CryptContext:
     )
 
 
+class HashQueue:
+    """A thread pool that takes at most `workers` running and `waiting` queued jobs.
+
+    A job counts from its submission until its thread finishes it (or it is cancelled
+    unstarted), not until its caller stops waiting: a request cancelled by a disconnect
+    leaves its bcrypt running, and that work still occupies the pool. The count is kept
+    under a lock, since jobs finish in the pool's threads."""
+
+    def __init__(self, workers: int, waiting: int) -> None:
+        self.capacity = workers + waiting
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self._lock = threading.Lock()
+        self._jobs = 0
+
+    @property
+    def jobs(self) -> int:
+        """Jobs running or waiting now."""
+        return self._jobs
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._jobs -= 1
+
+    def _done(self, _future: Future[Any]) -> None:
+        self._leave()
+
+    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        """Queue `fn(*args)`, or raise HashQueueFull at once when the queue is full."""
+        with self._lock:
+            if self._jobs >= self.capacity:
+                raise HashQueueFull()
+            self._jobs += 1
+        try:
+            future = self.pool.submit(fn, *args)
+        except BaseException:  # the pool is shut down: the job never entered it
+            self._leave()
+            raise
+        future.add_done_callback(self._done)
+        return future
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` in the pool, awaited; HashQueueFull when the queue is full."""
+        return await asyncio.wrap_future(self.submit(fn, *args))
+
+
 @lru_cache
-def _pool() -> ThreadPoolExecutor:
-    workers = get_settings().PASSWORD_HASH_WORKERS
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+def _queue() -> HashQueue:
+    settings = get_settings()
+    return HashQueue(settings.PASSWORD_HASH_WORKERS, settings.PASSWORD_HASH_QUEUE)
 
 
 @lru_cache
@@ -72,14 +124,14 @@ def _verify_and_update(password: str, hashed: str | None) -> tuple[bool, str | N
 
 
 async def hash_password(password: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(_pool(), hash_password_sync, password)
+    """A bcrypt hash of `password`; HashQueueFull (503) when the hashing queue is full."""
+    return await _queue().run(hash_password_sync, password)
 
 
 async def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
-    """(matches, new hash if the stored one should be upgraded). `hashed=None` costs the same."""
-    return await asyncio.get_running_loop().run_in_executor(
-        _pool(), _verify_and_update, password, hashed
-    )
+    """(matches, new hash if the stored one should be upgraded). `hashed=None` costs the same.
+    HashQueueFull (503) when the hashing queue is full."""
+    return await _queue().run(_verify_and_update, password, hashed)
 
 
 def warm_up() -> None:

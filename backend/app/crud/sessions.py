@@ -59,6 +59,12 @@ def rotate(
     return True
 
 
+def reload_locked(session: Session, row: AuthSession) -> None:
+    """Read `row` again, locked for the rest of the transaction (PostgreSQL: FOR UPDATE;
+    SQLite: the write lock a failed rotate() already took)."""
+    session.refresh(row, with_for_update=True)
+
+
 def revoke(session: Session, session_id: uuid.UUID) -> bool:
     result = session.exec(
         update(AuthSession)

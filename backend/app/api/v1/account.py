@@ -28,12 +28,12 @@ VERIFICATION_ACCEPTED = "A verification link is on its way, unless the address i
     "/password-recovery",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses={429: {"description": "Too many requests for this address"}},
+    responses={429: {"description": "Too many requests for this email or from this client"}},
 )
 def password_recovery(
     body: PasswordRecoveryRequest, background: BackgroundTasks, actor: AnonymousActor
 ) -> Accepted:
-    recovery.check_rate(body.email)
+    recovery.check_rate(body.email, actor)
     background.add_task(recovery.request_recovery, body.email, actor)
     return Accepted(message=RECOVERY_ACCEPTED)
 
