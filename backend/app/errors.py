@@ -111,3 +111,15 @@ class MfaNotStarted(DomainError):
 
 class MfaAlreadyEnabled(Conflict):
     detail = "TOTP is already enabled"
+
+
+class PasskeyRefused(BadRequest):
+    """A passkey registration that does not verify (answered 400; nothing is stored)."""
+
+    detail = "Passkey registration refused"
+
+
+class PasskeyLoginFailed(DomainError):
+    """A passkey sign-in refused, whatever the reason (answered 401)."""
+
+    detail = "Passkey sign-in failed"

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from app import db
 from app.api import docs, errors, ops
 from app.api.middleware import CrossOriginMiddleware, EdgeMiddleware
-from app.api.v1 import account, audit, auth, me, users
+from app.api.v1 import account, audit, auth, me, passkeys, users
 from app.core import passwords, security
 from app.core.config import get_settings
 from app.core.logging import configure as configure_logging
@@ -56,7 +56,8 @@ def create_app() -> FastAPI:
     errors.install(app)
     # Requests are matched against the routers in this order, one route at a time: the most
     # frequent (GET /users/me, on every page of a client) come first.
-    for router in (users.router, me.router, auth.router, account.router, audit.router):
+    routers = (users.router, me.router, auth.router, account.router, passkeys.router, audit.router)
+    for router in routers:
         app.include_router(router, prefix=settings.API_V1_STR)
     app.include_router(ops.router)
     docs.install(app)

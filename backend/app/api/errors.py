@@ -22,6 +22,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.InvalidToken: 401,
     errors.InvalidCredentials: 401,
     errors.MfaFailed: 401,
+    errors.PasskeyLoginFailed: 401,
     errors.BadRequest: 400,
     errors.BadToken: 400,
     errors.IncorrectPassword: 400,

@@ -197,14 +197,20 @@ def login_mfa(session: Session, *, mfa_token: str, code: str, actor: Actor) -> T
 
 
 def complete(
-    session: Session, *, user: User, email: str, actor: Actor, **detail: object
+    session: Session,
+    *,
+    user: User,
+    email: str,
+    actor: Actor,
+    event: str = "auth.login_succeeded",
+    **detail: object,
 ) -> TokenPair:
-    """The end of a login whose credentials were claimed: forget the failures, open the
+    """The end of a login whose credentials were checked: forget the failures, open the
     session, audit, commit."""
     me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
     lockout.clear(session, email=email, actor=actor)
     pair = start_session(session, user=user, actor=me)
-    audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id, **detail)
+    audit.record(session, event, actor=me, subject_id=user.id, **detail)
     session.commit()
     metrics.LOGINS.labels("succeeded").inc()
     return pair

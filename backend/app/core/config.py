@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     FRONTEND_URL: str = "http://localhost:3000"
     # The service's own public base URL: the OAuth/OIDC issuer and the base of its endpoints.
     PUBLIC_URL: str = "http://127.0.0.1:8000"
+    # Passkeys (WebAuthn): the relying party. Unset, each is derived from PUBLIC_URL (see
+    # the webauthn_* properties).
+    WEBAUTHN_RP_ID: str | None = None
+    WEBAUTHN_RP_NAME: str | None = None
+    WEBAUTHN_ORIGINS: Annotated[list[str], NoDecode] = []
     EMAIL_BACKEND: Literal["console", "smtp"] = "console"
     SMTP_HOST: str | None = None
     SMTP_PORT: int = Field(587, ge=1, le=65535)
@@ -112,7 +117,9 @@ class Settings(BaseSettings):
     MAX_BODY_BYTES: int = Field(1_048_576, ge=1024)
     HSTS_SECONDS: int = Field(31_536_000, ge=0)
 
-    @field_validator("BACKEND_CORS_ORIGINS", "JWT_EXTRA_PUBLIC_KEY_FILES", mode="before")
+    @field_validator(
+        "BACKEND_CORS_ORIGINS", "JWT_EXTRA_PUBLIC_KEY_FILES", "WEBAUTHN_ORIGINS", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         """Accept a JSON list or a comma-separated string."""
@@ -123,7 +130,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("BACKEND_CORS_ORIGINS")
+    @field_validator("BACKEND_CORS_ORIGINS", "WEBAUTHN_ORIGINS")
     @classmethod
     def _strip_slash(cls, value: list[str]) -> list[str]:
         return [origin.rstrip("/") for origin in value]
@@ -210,6 +217,32 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def webauthn_rp_id(self) -> str:
+        """WEBAUTHN_RP_ID, or the host of PUBLIC_URL; a loopback IP address becomes
+        `localhost`, since browsers take no IP address as a relying party ID."""
+        if self.WEBAUTHN_RP_ID:
+            return self.WEBAUTHN_RP_ID
+        host = urlsplit(self.PUBLIC_URL).hostname or "localhost"
+        return "localhost" if is_loopback_url(self.PUBLIC_URL) else host
+
+    @property
+    def webauthn_rp_name(self) -> str:
+        return self.WEBAUTHN_RP_NAME or self.PROJECT_NAME
+
+    @property
+    def webauthn_origins(self) -> list[str]:
+        """WEBAUTHN_ORIGINS, or the origin of PUBLIC_URL (and its `localhost` twin when it is
+        a loopback address: open the service at http://localhost:PORT to use passkeys)."""
+        if self.WEBAUTHN_ORIGINS:
+            return self.WEBAUTHN_ORIGINS
+        url = urlsplit(self.PUBLIC_URL)
+        origins = [f"{url.scheme}://{url.netloc}"]
+        if is_loopback_url(self.PUBLIC_URL):
+            port = f":{url.port}" if url.port else ""
+            origins.append(f"{url.scheme}://localhost{port}")
+        return list(dict.fromkeys(origins))
 
 
 def estimated_entropy_bits(secret: str) -> float:

@@ -3,6 +3,7 @@
 from app.models.action_token import ActionToken, RecoveryCode, TokenPurpose
 from app.models.audit import AuditEvent
 from app.models.lockout import LoginFailure
+from app.models.passkey import Passkey, WebAuthnChallenge
 from app.models.session import AuthSession
 from app.models.user import User
 
@@ -11,7 +12,9 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "LoginFailure",
+    "Passkey",
     "RecoveryCode",
     "TokenPurpose",
     "User",
+    "WebAuthnChallenge",
 ]

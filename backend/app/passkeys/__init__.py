@@ -1,0 +1,1 @@
+"""Passkeys: WebAuthn ceremonies on top of the `webauthn` package (py_webauthn)."""

@@ -1,0 +1,307 @@
+"""The two WebAuthn ceremonies: register a passkey, sign in with one.
+
+The `webauthn` package checks every response (origin, RP ID, challenge, attestation,
+signature, flags); this module keeps the challenges (single-use, 5 minutes, bound to their
+ceremony and user), the sign counter rule, and the login rules shared with passwords
+(address budget, lockout, audit, MFA)."""
+
+import hashlib
+import hmac
+import uuid
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import (
+    base64url_to_bytes,
+    bytes_to_base64url,
+    options_to_json_dict,
+    parse_authentication_credential_json,
+    parse_client_data_json,
+    parse_registration_credential_json,
+)
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticationCredential,
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    RegistrationCredential,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from app.auth import lockout, mfa
+from app.auth.credentials import confirm_password
+from app.auth.login import complete, ensure_may_log_in
+from app.core import metrics, ratelimit
+from app.core.config import get_settings
+from app.crud import audit, users
+from app.crud import passkeys as crud
+from app.crud.audit import Actor
+from app.db import retry_conflicts
+from app.errors import DomainError, IncorrectPassword, PasskeyLoginFailed, PasskeyRefused
+from app.models.common import utcnow
+from app.models.passkey import CeremonyKind, Passkey, PasskeyOptions
+from app.models.session import AuthSession
+from app.models.token import MfaChallenge, TokenPair
+from app.models.user import User, normalize_email
+from app.passkeys.authenticators import authenticator_name
+
+CHALLENGE_TTL = timedelta(minutes=5)
+RECENT_LOGIN = timedelta(minutes=5)  # a session this young needs no password to add a passkey
+TIMEOUT_MS = int(CHALLENGE_TTL.total_seconds() * 1000)
+DECOY_ID_BYTES = 32
+# What a browser may send that the package cannot parse: refused like a bad signature.
+MALFORMED = (WebAuthnException, ValueError, TypeError, KeyError, AttributeError)
+
+
+def _digest(challenge: bytes) -> str:
+    return hashlib.sha256(challenge).hexdigest()
+
+
+def _descriptor(passkey: Passkey) -> PublicKeyCredentialDescriptor:
+    return PublicKeyCredentialDescriptor(id=base64url_to_bytes(passkey.credential_id))
+
+
+async def begin_registration(
+    session: Session,
+    *,
+    user: User,
+    auth_session: AuthSession,
+    password: str | None,
+    actor: Actor,
+) -> dict[str, Any]:
+    """Creation options, after the password (or a login within RECENT_LOGIN)."""
+    if password is not None:
+        await confirm_password(session, user=user, password=password, actor=actor)
+    elif utcnow() - auth_session.created_at >= RECENT_LOGIN:
+        raise IncorrectPassword("Password required: the last login was over 5 minutes ago")
+    return await run_in_threadpool(_registration_options, session, user)
+
+
+def _registration_options(session: Session, user: User) -> dict[str, Any]:
+    settings = get_settings()
+    options = generate_registration_options(
+        rp_id=settings.webauthn_rp_id,
+        rp_name=settings.webauthn_rp_name,
+        user_id=user.id.bytes,
+        user_name=user.email,
+        user_display_name=user.full_name or user.email,
+        timeout=TIMEOUT_MS,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED,
+            require_resident_key=True,
+            user_verification=UserVerificationRequirement.PREFERRED,
+        ),
+        exclude_credentials=[_descriptor(p) for p in crud.of_user(session, user.id)],
+    )
+    crud.add_challenge(
+        session,
+        kind=CeremonyKind.REGISTRATION,
+        digest=_digest(options.challenge),
+        expires_at=utcnow() + CHALLENGE_TTL,
+        user_id=user.id,
+    )
+    session.commit()
+    return dict(options_to_json_dict(options))
+
+
+@retry_conflicts
+def register(
+    session: Session, *, user: User, credential: dict[str, Any], name: str | None, actor: Actor
+) -> Passkey:
+    """Verify a registration response to this user's live challenge and keep the passkey;
+    anything wrong is 400 and stores nothing."""
+    settings = get_settings()
+    try:
+        parsed: RegistrationCredential = parse_registration_credential_json(credential)
+        challenge = parse_client_data_json(parsed.response.client_data_json).challenge
+        row = crud.live_challenge(
+            session, kind=CeremonyKind.REGISTRATION, digest=_digest(challenge)
+        )
+        if row is None or row.user_id != user.id:
+            raise PasskeyRefused("Unknown, used or expired challenge")
+        verified = verify_registration_response(
+            credential=parsed,
+            expected_challenge=challenge,
+            expected_rp_id=settings.webauthn_rp_id,
+            expected_origin=settings.webauthn_origins,
+        )
+    except MALFORMED as error:
+        session.rollback()
+        raise PasskeyRefused(f"Passkey registration refused: {error}"[:200]) from None
+    except PasskeyRefused:
+        session.rollback()
+        raise
+    if not crud.spend_challenge(session, challenge_id=row.id):
+        session.rollback()
+        raise PasskeyRefused("Unknown, used or expired challenge")
+    passkey = Passkey(
+        user_id=user.id,
+        credential_id=bytes_to_base64url(verified.credential_id),
+        public_key=verified.credential_public_key,
+        sign_count=verified.sign_count,
+        transports=[t.value for t in parsed.response.transports or []],
+        aaguid=verified.aaguid,
+        name=name or authenticator_name(verified.aaguid),
+    )
+    session.add(passkey)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise PasskeyRefused("This passkey is already registered") from None
+    audit.record(
+        session, "passkey.registered", actor=actor, subject_id=user.id, passkey_id=str(passkey.id)
+    )
+    session.commit()
+    return passkey
+
+
+def rename(session: Session, *, user_id: uuid.UUID, passkey_id: uuid.UUID, name: str) -> Passkey:
+    passkey = crud.get_own(session, user_id=user_id, passkey_id=passkey_id)
+    passkey.name = name
+    session.add(passkey)
+    session.commit()
+    return passkey
+
+
+def delete(session: Session, *, user_id: uuid.UUID, passkey_id: uuid.UUID, actor: Actor) -> None:
+    passkey = crud.get_own(session, user_id=user_id, passkey_id=passkey_id)
+    session.delete(passkey)
+    audit.record(
+        session, "passkey.deleted", actor=actor, subject_id=user_id, passkey_id=str(passkey_id)
+    )
+    session.commit()
+
+
+def _decoy(email: str) -> PublicKeyCredentialDescriptor:
+    """A credential id for an email with no passkey: stable and keyed, so the options do not
+    tell whether the account exists."""
+    key = (get_settings().SECRET_KEY or "").encode()
+    mac = hmac.new(key, b"passkey-decoy:" + normalize_email(email).encode(), hashlib.sha256)
+    return PublicKeyCredentialDescriptor(id=mac.digest()[:DECOY_ID_BYTES])
+
+
+def login_options(session: Session, *, email: str | None) -> PasskeyOptions:
+    """Request options: for an email, its user's credentials (or a decoy of the same shape);
+    without one, an empty allow list for a discoverable credential."""
+    user = users.get_user_by_email(session, email) if email else None
+    allow: list[PublicKeyCredentialDescriptor] = []
+    if email:
+        allow = [_descriptor(p) for p in crud.of_user(session, user.id)] if user else []
+        allow = allow or [_decoy(email)]
+    options = generate_authentication_options(
+        rp_id=get_settings().webauthn_rp_id,
+        timeout=TIMEOUT_MS,
+        allow_credentials=allow,
+        user_verification=UserVerificationRequirement.PREFERRED,
+    )
+    row = crud.add_challenge(
+        session,
+        kind=CeremonyKind.AUTHENTICATION,
+        digest=_digest(options.challenge),
+        expires_at=utcnow() + CHALLENGE_TTL,
+        user_id=user.id if user else None,
+    )
+    session.commit()
+    return PasskeyOptions(flow_id=row.id, options=dict(options_to_json_dict(options)))
+
+
+@retry_conflicts
+def login(
+    session: Session, *, flow_id: uuid.UUID, credential: dict[str, Any], actor: Actor
+) -> TokenPair | MfaChallenge:
+    """Sign in with a passkey. With user verification it is both factors; without, one, so a
+    user with TOTP is asked for a code as after a password."""
+    settings = get_settings()
+    ratelimit.hit("login_ip", settings.RATE_LIMIT_LOGIN_IP, actor.ip or "-")
+    try:
+        parsed: AuthenticationCredential = parse_authentication_credential_json(credential)
+        challenge = parse_client_data_json(parsed.response.client_data_json).challenge
+    except MALFORMED:
+        _failed(session, None, actor, "malformed")
+    row = crud.live_challenge(
+        session, kind=CeremonyKind.AUTHENTICATION, digest=_digest(challenge), flow_id=flow_id
+    )
+    passkey = crud.by_credential_id(session, bytes_to_base64url(parsed.raw_id))
+    user = session.get(User, passkey.user_id, populate_existing=True) if passkey else None
+    if row is None or passkey is None or user is None:
+        _failed(session, user, actor, "unknown credential or challenge")
+    if (row.user_id is not None and row.user_id != user.id) or (
+        parsed.response.user_handle is not None and parsed.response.user_handle != user.id.bytes
+    ):
+        _failed(session, user, actor, "credential of another user")
+    lockout.ensure_not_locked(session, email=user.email, actor=actor)
+    try:
+        verified = verify_authentication_response(
+            credential=parsed,
+            expected_challenge=challenge,
+            expected_rp_id=settings.webauthn_rp_id,
+            expected_origin=settings.webauthn_origins,
+            credential_public_key=passkey.public_key,
+            credential_current_sign_count=0,  # the counter rule is ours, below, to audit it
+        )
+    except MALFORMED:
+        _failed(session, user, actor, "verification failed")
+    stored, presented = passkey.sign_count, verified.new_sign_count
+    if (stored or presented) and presented <= stored:
+        _failed(session, user, actor, "sign counter went backwards", clone=passkey)
+    if not crud.spend_challenge(session, challenge_id=row.id) or not crud.record_use(
+        session, passkey=passkey, sign_count=presented
+    ):
+        _failed(session, user, actor, "challenge already used")
+    try:
+        ensure_may_log_in(user)
+    except DomainError:
+        session.rollback()
+        raise
+    if not verified.user_verified and user.mfa_enabled:
+        challenge_token = mfa.challenge(session, user=user, version=user.credentials_version)
+        session.commit()
+        return challenge_token
+    return complete(
+        session,
+        user=user,
+        email=user.email,
+        actor=actor,
+        event="passkey.login_succeeded",
+        passkey_id=str(passkey.id),
+        user_verified=verified.user_verified,
+    )
+
+
+def _failed(
+    session: Session, user: User | None, actor: Actor, reason: str, clone: Passkey | None = None
+) -> NoReturn:
+    """Refuse a passkey sign-in (401): audited, and counted toward the lockout of a known
+    credential's account."""
+    session.rollback()
+    if user is not None:
+        lockout.record_failure(session, email=user.email, actor=actor, subject_id=user.id)
+    if clone is not None:
+        audit.record(
+            session,
+            "passkey.clone_suspected",
+            actor=actor,
+            subject_id=user.id if user else None,
+            passkey_id=str(clone.id),
+        )
+    audit.record(
+        session,
+        "passkey.login_failed",
+        actor=actor,
+        subject_id=user.id if user else None,
+        reason=reason,
+    )
+    session.commit()
+    metrics.LOGINS.labels("failed").inc()
+    raise PasskeyLoginFailed()
