@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.utils.browser import chromium
 from tests.utils.server import running_server
 
 if TYPE_CHECKING:
@@ -17,23 +18,12 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 EMAIL = "ada@example.com"
 PASSWORD = "browser-password-123"
 API = "/api/v1"
 TITLE = "Browser Test Service"
 # ReDoc's sidebar credit loads this image from the vendor; the docs CSP blocks it, nothing breaks.
 REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
-WAIT_MS = 20_000
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +49,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator["Page"]:
     """Headless Debian Chromium with a fresh profile, driven by Playwright."""
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        browser.set_default_timeout(WAIT_MS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+    with chromium(tmp_path / "profile") as context:
+        yield context.new_page()
 
 
 def test_swagger_ui_logs_in_with_the_password_flow_and_calls_users_me(

@@ -30,7 +30,8 @@ def running_server(
     log_path: Path | None = None,
     serve_args: tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """Run `manage serve` on a free port with `env` over os.environ; yield its base URL."""
+    """Run `manage serve` on a free port with `env` over os.environ (`{port}` in a value
+    becomes the port); yield its base URL."""
     with tempfile.TemporaryDirectory() as scratch:
         log = log_path or Path(scratch) / "server.log"
         with _serving([env or {}], [log], workers, serve_args, START_TIMEOUT_S) as (base,):
@@ -73,7 +74,10 @@ def _serving(
             processes.append(
                 subprocess.Popen(
                     [*command, *serve_args],
-                    env={**os.environ, **env},
+                    env={
+                        **os.environ,
+                        **{k: v.replace("{port}", str(port)) for k, v in env.items()},
+                    },
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
