@@ -18,66 +18,57 @@ def link(path: str, token: str) -> str:
     return f"{get_settings().FRONTEND_URL.rstrip('/')}{path}?{urlencode({'token': token})}"
 
 
-def _html(lines: list[str], url: str, action: str, footer: str) -> str:
+def _with_link(to: str, subject: str, lines: list[str], url: str, action: str, footer: str) -> Mail:
+    """A mail of a few lines, a link and a footer, as plain text and as HTML."""
     paragraphs = "".join(f"<p>{escape(line)}</p>" for line in lines)
     href = escape(url, quote=True)
-    return (
+    html = (
         '<!DOCTYPE html><html><body style="font-family: sans-serif">'
         f'{paragraphs}<p><a href="{href}">{escape(action)}</a></p>'
         f'<p style="color: #666">{escape(footer)}</p></body></html>'
     )
+    text = "\n\n".join([*lines, url, footer]) + "\n"
+    return Mail(to=to, subject=f"{get_settings().PROJECT_NAME}: {subject}", text=text, html=html)
 
 
 def reset_password(to: str, token: str) -> Mail:
     settings = get_settings()
-    url = link(RESET_PATH, token)
     minutes = settings.RESET_TOKEN_EXPIRE_MINUTES
     lines = [
         f"Someone asked to reset the password of your {settings.PROJECT_NAME} account.",
         f"To choose a new password, open this link within {minutes} minutes:",
     ]
     footer = "If it was not you, ignore this mail: your password stays as it is."
-    return Mail(
-        to=to,
-        subject=f"{settings.PROJECT_NAME}: reset your password",
-        text="\n\n".join([*lines, url, footer]) + "\n",
-        html=_html(lines, url, "Reset your password", footer),
-    )
+    url = link(RESET_PATH, token)
+    return _with_link(to, "reset your password", lines, url, "Reset your password", footer)
 
 
 def verify_email(to: str, token: str) -> Mail:
     settings = get_settings()
-    url = link(VERIFY_PATH, token)
     hours = settings.VERIFY_TOKEN_EXPIRE_HOURS
     lines = [
         f"Please confirm that this is the email address of your {settings.PROJECT_NAME} account.",
         f"Open this link within {hours} hours:",
     ]
     footer = "If you did not create an account or change its address, ignore this mail."
-    return Mail(
-        to=to,
-        subject=f"{settings.PROJECT_NAME}: confirm your email address",
-        text="\n\n".join([*lines, url, footer]) + "\n",
-        html=_html(lines, url, "Confirm your email address", footer),
+    action = "Confirm your email address"
+    return _with_link(
+        to, "confirm your email address", lines, link(VERIFY_PATH, token), action, footer
     )
 
 
 def change_email(to: str, token: str) -> Mail:
     """To the pending address: the link that moves the account there."""
     settings = get_settings()
-    url = link(VERIFY_PATH, token)
     hours = settings.VERIFY_TOKEN_EXPIRE_HOURS
     lines = [
         f"Someone asked to move a {settings.PROJECT_NAME} account to this email address.",
         f"To confirm, open this link within {hours} hours:",
     ]
     footer = "If it was not you, ignore this mail: no account moves to this address without it."
-    return Mail(
-        to=to,
-        subject=f"{settings.PROJECT_NAME}: confirm your new email address",
-        text="\n\n".join([*lines, url, footer]) + "\n",
-        html=_html(lines, url, "Confirm your new email address", footer),
-    )
+    action = "Confirm your new email address"
+    url = link(VERIFY_PATH, token)
+    return _with_link(to, "confirm your new email address", lines, url, action, footer)
 
 
 def email_change_notice(to: str, new_email: str, *, done: bool = False) -> Mail:
