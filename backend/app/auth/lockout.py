@@ -10,6 +10,7 @@ and every worker and host sees the same state.
 """
 
 import math
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, update
@@ -55,7 +56,9 @@ def ensure_not_locked(session: Session, *, email: str, actor: Actor) -> None:
         raise AccountLocked(retry_after=max(1, math.ceil((latest - now).total_seconds())))
 
 
-def record_failure(session: Session, *, email: str, actor: Actor, subject_id: object) -> None:
+def record_failure(
+    session: Session, *, email: str, actor: Actor, subject_id: uuid.UUID | None
+) -> None:
     """Count a failed login (or a wrong password or code asked again later) for the account
     from this address, and for the account as a whole. The caller commits."""
     settings = get_settings()
@@ -89,8 +92,8 @@ def _count(session: Session, account: str, address: str, now: datetime) -> int:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = LoginFailure.__table__  # type: ignore[attr-defined]
     stale = table.c.updated_at < now - FAILURES_FORGOTTEN_AFTER
-    statement = insert(table).values(account=account, address=address, failures=1, updated_at=now)
-    statement = statement.on_conflict_do_update(
+    values = insert(table).values(account=account, address=address, failures=1, updated_at=now)
+    statement = values.on_conflict_do_update(
         index_elements=[table.c.account, table.c.address],
         set_={
             "failures": case((stale, 1), else_=table.c.failures + 1),
@@ -114,7 +117,7 @@ def clear(session: Session, *, email: str, actor: Actor, lift_locks: bool = Fals
         session.exec(delete(LoginFailure).where(*conditions))
 
 
-def unlock(session: Session, *, email: str, subject_id: object, actor: Actor) -> None:
+def unlock(session: Session, *, email: str, subject_id: uuid.UUID, actor: Actor) -> None:
     """Lift every lock and count of the account, from all addresses (admin, `manage unlock`)."""
     session.exec(delete(LoginFailure).where(col(LoginFailure.account) == _account(email)))
     audit.record(session, "user.unlocked", actor=actor, subject_id=subject_id)
