@@ -17,6 +17,11 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # token answers, explicitly
 UNAUTHORIZED = {401: {"description": "Missing, invalid or revoked credentials"}}
 RATE_LIMITED = {429: {"description": "Too many attempts, or locked out; see Retry-After"}}
+# The caller's password (or a code) asked again before a sensitive change.
+REAUTHENTICATION = {
+    400: {"description": "Wrong or missing password (or code)"},
+    429: {"description": "Too many wrong passwords or codes: locked out; see Retry-After"},
+}
 
 
 @router.post(

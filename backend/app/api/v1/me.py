@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import ActorDep, CurrentUser, PrincipalDep, SessionDep
-from app.api.v1.auth import NO_STORE
+from app.api.v1.auth import NO_STORE, REAUTHENTICATION
 from app.auth import mfa, password_change, user_sessions
 from app.models.account import (
     PasswordChangeRequest,
@@ -20,13 +20,12 @@ from app.models.session import SessionRead
 router = APIRouter(prefix="/users/me", tags=["users"])
 
 NOT_AUTHENTICATED = {401: {"description": "Not authenticated"}}
-WRONG_PASSWORD = {400: {"description": "Wrong password (or code)"}}
 
 
 @router.post(
     "/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**NOT_AUTHENTICATED, **WRONG_PASSWORD},
+    responses={**NOT_AUTHENTICATED, **REAUTHENTICATION},
 )
 async def change_password(
     body: PasswordChangeRequest, principal: PrincipalDep, session: SessionDep, actor: ActorDep
@@ -62,7 +61,11 @@ def end_session(
 @router.post(
     "/mfa/totp",
     response_model=TotpSetupRead,
-    responses={**NOT_AUTHENTICATED, **WRONG_PASSWORD, 409: {"description": "TOTP already enabled"}},
+    responses={
+        **NOT_AUTHENTICATED,
+        **REAUTHENTICATION,
+        409: {"description": "TOTP already enabled"},
+    },
 )
 async def start_totp(
     body: PasswordConfirmation,
@@ -96,7 +99,7 @@ def confirm_totp(
 @router.delete(
     "/mfa/totp",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**NOT_AUTHENTICATED, **WRONG_PASSWORD},
+    responses={**NOT_AUTHENTICATED, **REAUTHENTICATION},
 )
 async def disable_totp(
     body: TotpDisableRequest, user: CurrentUser, session: SessionDep, actor: ActorDep

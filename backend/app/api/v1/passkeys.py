@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, AnonymousActor, CurrentUser, PrincipalDep, SessionDep
-from app.api.v1.auth import NO_STORE, RATE_LIMITED, UNAUTHORIZED
+from app.api.v1.auth import NO_STORE, RATE_LIMITED, REAUTHENTICATION, UNAUTHORIZED
 from app.crud import passkeys as crud
 from app.models.passkey import (
     Passkey,
@@ -34,7 +34,7 @@ def _read(passkey: Passkey) -> PasskeyRead:
 
 @router.post(
     f"{MINE}/registration/options",
-    responses={**UNAUTHORIZED, 400: {"description": "Password missing or wrong"}},
+    responses={**UNAUTHORIZED, **REAUTHENTICATION},
 )
 async def registration_options(
     body: RegistrationOptionsRequest,

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, CallerDep, CurrentUser, SessionDep, require
+from app.api.v1.auth import REAUTHENTICATION
 from app.auth import lockout, profile, verification
 from app.core.passwords import hash_password
 from app.core.permissions import Permission, Role, can_read_user, can_update_user
@@ -20,8 +21,11 @@ router = APIRouter(prefix="/users", tags=["users"])
 AUTH_ERRORS = {401: {"description": "Not authenticated"}, 403: {"description": "Forbidden"}}
 NOT_FOUND = {404: {"description": "User not found"}}
 CONFLICT = {409: {"description": "Email taken, or the last active admin"}}
-WRONG_PASSWORD = {400: {"description": "A new email without the right current_password"}}
-RATE_LIMITED = {429: {"description": "Too many email changes"}}
+# A new email needs the right current_password, and is rate limited per user.
+EMAIL_CHANGE = {
+    **REAUTHENTICATION,
+    429: {"description": "Too many email changes or wrong passwords; see Retry-After"},
+}
 
 
 @router.get("/me", response_model=UserRead, responses=AUTH_ERRORS)
@@ -32,7 +36,7 @@ async def read_me(caller: CallerDep) -> UserRead:
 @router.patch(
     "/me",
     response_model=UserRead,
-    responses={**AUTH_ERRORS, **WRONG_PASSWORD, **CONFLICT, **RATE_LIMITED},
+    responses={**AUTH_ERRORS, **EMAIL_CHANGE, **CONFLICT},
 )
 async def update_me(
     body: UserUpdateMe, user: CurrentUser, session: SessionDep, actor: ActorDep
@@ -71,7 +75,9 @@ def read_user(user_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Use
 
 
 @router.patch(
-    "/{user_id}", response_model=UserRead, responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT}
+    "/{user_id}",
+    response_model=UserRead,
+    responses={**AUTH_ERRORS, **NOT_FOUND, **EMAIL_CHANGE, **CONFLICT},
 )
 async def update_user(
     user_id: uuid.UUID, body: UserUpdate, user: CurrentUser, session: SessionDep, actor: ActorDep
