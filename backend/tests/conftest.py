@@ -1,7 +1,8 @@
 """One app per test session, a clean database per test, a user and a token per role.
 
 The suite runs on SQLite by default, on PostgreSQL with TEST_DATABASE_URL, and uses Redis
-where REDIS_URL is set.
+where REDIS_URL is set. Under pytest-xdist each worker is a session of its own, with its own
+SQLite file, PostgreSQL database and Redis database (tests/utils/workers.py).
 """
 
 import os
@@ -9,8 +10,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from tests.utils.workers import worker_database_url, worker_redis_url
+
 TMP = Path(tempfile.mkdtemp(prefix="authsvc-tests-"))
-DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{TMP}/test.db"
+DATABASE_URL = (
+    worker_database_url(os.environ.get("TEST_DATABASE_URL")) or f"sqlite:///{TMP}/test.db"
+)
+if os.environ.get("REDIS_URL"):
+    os.environ["REDIS_URL"] = worker_redis_url(os.environ["REDIS_URL"])
 os.environ.update(
     {
         "ENVIRONMENT": "test",
