@@ -4,14 +4,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app import db
-from app.api import docs, errors, ops
+from app.api import docs, errors, oauth, ops
 from app.api.middleware import CrossOriginMiddleware, EdgeMiddleware
-from app.api.v1 import account, audit, auth, me, users
+from app.api.v1 import account, audit, auth, clients, me, users
 from app.core import passwords, security
 from app.core.config import get_settings
 from app.core.logging import configure as configure_logging
+from app.web import pages as web_pages
+from app.web import routes as web_routes
 
 
 @asynccontextmanager
@@ -54,11 +57,16 @@ def create_app() -> FastAPI:
         vary_origin=bool(settings.BACKEND_CORS_ORIGINS),
     )
     errors.install(app)
+    oauth.install(app)
     # Requests are matched against the routers in this order, one route at a time: the most
     # frequent (GET /users/me, on every page of a client) come first.
     for router in (users.router, me.router, auth.router, account.router, audit.router):
         app.include_router(router, prefix=settings.API_V1_STR)
+    app.include_router(clients.router, prefix=settings.API_V1_STR)
     app.include_router(ops.router)
+    app.include_router(oauth.router)
+    app.include_router(web_routes.router)
+    app.mount("/oauth/static", StaticFiles(directory=web_pages.STATIC_DIR), name="oauth-static")
     docs.install(app)
     return app
 

@@ -1,6 +1,9 @@
 """Registration and password login. Hashing is awaited in its own pool; the database steps
 run in worker threads and end their transaction before any hashing starts."""
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -61,12 +64,18 @@ def _find(session: Session, email: str, actor: Actor) -> User | None:
 
 
 async def login(
-    session: Session, *, email: str, password: str, actor: Actor
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    actor: Actor,
+    start: Callable[..., Any] = start_session,
 ) -> TokenPair | MfaChallenge:
-    """Check a password: an unknown email costs one bcrypt verification, like a wrong password."""
+    """Check a password: an unknown email costs one bcrypt verification, like a wrong password.
+    `start(session, user=, actor=)` opens the session (the hosted login page: a browser one)."""
     user = await run_in_threadpool(_find, session, email, actor)
     matches, new_hash = await verify_password(password, user.hashed_password if user else None)
-    return await run_in_threadpool(_finish, session, user, matches, new_hash, email, actor)
+    return await run_in_threadpool(_finish, session, user, matches, new_hash, email, actor, start)
 
 
 def _finish(
@@ -76,6 +85,7 @@ def _finish(
     new_hash: str | None,
     email: str,
     actor: Actor,
+    start: Callable[..., Any] = start_session,
 ) -> TokenPair | MfaChallenge:
     if user is None or not matches:
         if user is not None:
@@ -105,7 +115,7 @@ def _finish(
         session.commit()
         return challenge
     clear_failures(session, user)
-    pair = start_session(session, user=user, actor=me)
+    pair = start(session, user=user, actor=me)
     audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id)
     session.commit()
     metrics.LOGINS.labels("succeeded").inc()

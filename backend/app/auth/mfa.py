@@ -9,7 +9,9 @@ accepted again for that user. The secret is encrypted at rest (core/crypto.py).
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pyotp
 from sqlmodel import Session
@@ -198,8 +200,16 @@ def _check_code(session: Session, user: User, code: str) -> str | None:
     return None
 
 
-def login(session: Session, *, mfa_token: str, code: str, actor: Actor) -> TokenPair:
-    """The second step of a login: an mfa_token and a TOTP or recovery code -> a session."""
+def login(
+    session: Session,
+    *,
+    mfa_token: str,
+    code: str,
+    actor: Actor,
+    start: Callable[..., Any] = start_session,
+) -> TokenPair:
+    """The second step of a login: an mfa_token and a TOTP or recovery code -> a session,
+    opened by `start(session, user=, actor=)` (the hosted login page: a browser one)."""
     claims = decode_token(mfa_token, TokenType.MFA)
     digest = token_digest(claims.jti)
     if not action_tokens.count_attempt(
@@ -226,7 +236,7 @@ def login(session: Session, *, mfa_token: str, code: str, actor: Actor) -> Token
         raise MfaFailed()
     action_tokens.mark_used(session, digest=digest)
     clear_failures(session, user)
-    pair = start_session(session, user=user, actor=me)
+    pair = start(session, user=user, actor=me)
     audit.record(session, "auth.login_succeeded", actor=me, subject_id=user.id, mfa=method)
     session.commit()
     metrics.LOGINS.labels("succeeded").inc()

@@ -1,8 +1,10 @@
 """Session chains: open a session at login, rotate it at refresh, spot reuse, end it."""
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import Row, bindparam
 from sqlalchemy import select as select_columns
@@ -16,6 +18,7 @@ from app.core.security import (
     TokenType,
     access_expiry,
     create_token,
+    decode_access_token,
     decode_token,
     new_jti,
     refresh_expiry,
@@ -25,7 +28,7 @@ from app.crud.audit import Actor
 from app.db import prepared, read_connection, reads_on_event_loop
 from app.errors import InvalidToken
 from app.models.common import utcnow
-from app.models.session import AuthSession
+from app.models.session import AuthSession, SessionKind
 from app.models.token import TokenPair
 from app.models.user import USER_READ_COLUMNS, User, UserRead, user_read
 
@@ -124,7 +127,7 @@ async def authenticate(token: str) -> Caller:
     The token is verified on the event loop (CPU only). The user and session rows are read on
     every request, never cached: on the loop for SQLite, else in one worker-thread hop (see
     db.reads_on_event_loop). Nothing is written."""
-    claims = decode_token(token, TokenType.ACCESS)
+    claims = decode_access_token(token)
     if reads_on_event_loop():
         return _read_caller(claims)
     return await run_in_threadpool(_read_caller, claims)
@@ -147,21 +150,35 @@ def load_caller(session: Session, caller: Caller) -> tuple[User, AuthSession]:
     return _load(session, caller.session_id, caller.user.id)
 
 
-def refresh(session: Session, *, refresh_token: str, actor: Actor) -> TokenPair:
-    """Rotate the session's refresh token; a spent token revokes the whole session."""
+Issued = TypeVar("Issued")
+
+
+def refresh(
+    session: Session,
+    *,
+    refresh_token: str,
+    actor: Actor,
+    kind: SessionKind = SessionKind.API,
+    pair: Callable[..., Issued] = _pair,  # type: ignore[assignment]
+) -> Issued:
+    """Rotate the session's refresh token; a spent token revokes the whole session.
+    `kind` and `pair`: the OAuth token endpoint rotates its sessions here too, and answers
+    with its own tokens (oauth/grants.py)."""
     claims = decode_token(refresh_token, TokenType.REFRESH)
     user, row = _load(session, claims.sid, claims.sub)
+    if row.kind is not kind:
+        raise InvalidToken()
     jti = new_jti()
     if sessions.rotate(
         session, row=row, presented_jti=claims.jti, new_jti=jti, expires_at=refresh_expiry()
     ):
         session.commit()
-        return _pair(row, refresh_jti=jti)
+        return pair(row, refresh_jti=jti)
 
     session.refresh(row)  # lost the race or presented a spent token: see the live state
     if row.revoked_at is None and _within_grace(row, claims.jti):
         session.commit()
-        return _pair(row, refresh_jti=row.refresh_jti)
+        return pair(row, refresh_jti=row.refresh_jti)
     if sessions.revoke(session, row.id):
         audit.record(
             session,

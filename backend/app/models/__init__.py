@@ -2,7 +2,18 @@
 
 from app.models.action_token import ActionToken, RecoveryCode, TokenPurpose
 from app.models.audit import AuditEvent
+from app.models.client import AuthorizationCode, OAuthClient, OAuthConsent
 from app.models.session import AuthSession
 from app.models.user import User
 
-__all__ = ["ActionToken", "AuditEvent", "AuthSession", "RecoveryCode", "TokenPurpose", "User"]
+__all__ = [
+    "ActionToken",
+    "AuditEvent",
+    "AuthSession",
+    "AuthorizationCode",
+    "OAuthClient",
+    "OAuthConsent",
+    "RecoveryCode",
+    "TokenPurpose",
+    "User",
+]
