@@ -211,6 +211,8 @@ def refresh(
     session.commit()
     if row is None or row.kind is not SessionKind.OAUTH or row.client_id != client.client_id:
         raise InvalidGrant("The refresh token was not issued to this client")
+    if row.revoked_at is not None or row.expires_at <= utcnow():
+        raise InvalidGrant("The refresh token is invalid, expired or revoked")
     granted = (row.scope or "").split()
     requested = list(dict.fromkeys(scope.split())) if scope is not None else granted
     if not requested or not set(requested) <= set(granted):
