@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from app import db
 from app.api import docs, errors, oauth, ops
 from app.api.middleware import CrossOriginMiddleware, EdgeMiddleware
+from app.api.oauth_cors import OAUTH_CORS_PATHS, OAuthCorsMiddleware
 from app.api.v1 import account, audit, auth, clients, me, users
 from app.core import passwords, security
 from app.core.config import get_settings
@@ -41,6 +42,7 @@ def create_app() -> FastAPI:
     if settings.BACKEND_CORS_ORIGINS:
         app.add_middleware(
             CrossOriginMiddleware,
+            skip_paths=OAUTH_CORS_PATHS,
             allow_origins=settings.BACKEND_CORS_ORIGINS,
             allow_credentials=False,  # bearer tokens, not cookies
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
@@ -48,6 +50,7 @@ def create_app() -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
             max_age=600,
         )
+    app.add_middleware(OAuthCorsMiddleware, configured_origins=settings.BACKEND_CORS_ORIGINS)
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.MAX_BODY_BYTES,

@@ -195,3 +195,33 @@ def test_the_development_oidc_key_is_generated_once_with_mode_0600() -> None:
     path = get_settings().SECRET_KEY_FILE.parent / DEV_OIDC_KEY_NAME
     assert path.stat().st_mode & 0o777 == 0o600
     assert oidc_key().algorithm == "ES256"
+
+
+def test_oauth_endpoints_answer_cors_for_public_clients_and_configured_origins(
+    client: TestClient, db: Session
+) -> None:
+    from tests.utils.oidc import make_client
+
+    make_client(db, public=True, redirect_uris=["http://localhost:5173/callback"])
+    make_client(db, redirect_uris=["https://confidential.example.com/cb"])  # not a browser app
+    preflight = {"Access-Control-Request-Method": "POST"}
+    for origin in ("http://localhost:5173", "http://localhost:3000"):  # client, configured
+        answer = client.options("/oauth/token", headers={"Origin": origin, **preflight})
+        assert answer.status_code == 204, answer.text
+        assert answer.headers["access-control-allow-origin"] == origin
+        assert "access-control-allow-credentials" not in answer.headers
+        for path in ("/.well-known/jwks.json", "/.well-known/openid-configuration"):
+            got = client.get(path, headers={"Origin": origin})
+            assert got.headers["access-control-allow-origin"] == origin
+            assert got.headers["vary"] == "Origin"
+        refused = client.post("/oauth/token", data={}, headers={"Origin": origin})
+        assert refused.status_code == 400
+        assert refused.headers["access-control-allow-origin"] == origin
+
+    for origin in ("https://confidential.example.com", "https://evil.example.com"):
+        assert (
+            client.options("/oauth/token", headers={"Origin": origin, **preflight}).status_code
+            == 400
+        )
+        got = client.get("/.well-known/jwks.json", headers={"Origin": origin})
+        assert "access-control-allow-origin" not in got.headers

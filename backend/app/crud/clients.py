@@ -3,6 +3,7 @@
 import secrets
 import uuid
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
@@ -75,6 +76,20 @@ def require_client(session: Session, client_id: str) -> OAuthClient:
     if client is None:
         raise NotFound("Client not found")
     return client
+
+
+def public_client_origins(session: Session) -> set[str]:
+    """The origins (scheme://host[:port]) of the public clients' redirect URIs: the browser
+    apps that call the token and userinfo endpoints across origins."""
+    rows = session.exec(
+        select(OAuthClient.redirect_uris).where(col(OAuthClient.public).is_(True))
+    ).all()
+    origins = set()
+    for uris in rows:
+        for uri in uris:
+            parts = urlsplit(uri)
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
 
 
 def list_clients(session: Session, *, skip: int, limit: int) -> tuple[list[ClientRead], int]:
