@@ -225,3 +225,40 @@ def test_oauth_endpoints_answer_cors_for_public_clients_and_configured_origins(
         )
         got = client.get("/.well-known/jwks.json", headers={"Origin": origin})
         assert "access-control-allow-origin" not in got.headers
+
+
+def test_production_without_an_oidc_key_refuses_to_serve_once_a_client_exists(
+    db: Session, tmp_path: Path
+) -> None:
+    from tests.test_settings import one_line, start
+    from tests.utils.oidc import make_client
+    from tests.utils.server import MANAGE
+
+    production = {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": "p" * 40,
+        "SECRET_KEY_FILE": str(tmp_path / ".secret_key"),
+    }
+    make_client(db)
+    result = start([str(MANAGE), "serve", "--port", "1"], tmp_path, **production)
+    assert "OIDC_SIGNING_KEY_FILE" in one_line(result)
+    assert not (tmp_path / ".oidc_signing_key.pem").exists()  # never generated in production
+
+
+def test_production_without_an_oidc_key_answers_503_not_a_crash(
+    client: TestClient, settings: Callable[..., Settings]
+) -> None:
+    from app.core.config import Environment
+    from app.core.security import oauth_access_header
+
+    settings(ENVIRONMENT=Environment.PRODUCTION)
+    for cached in (oidc_key, oauth_access_header):
+        cached.cache_clear()
+    try:
+        response = client.get("/.well-known/openid-configuration")
+        assert response.status_code == 503
+        assert "OIDC_SIGNING_KEY_FILE" in response.json()["detail"]
+        assert client.get("/.well-known/jwks.json").json() == {"keys": []}
+    finally:
+        for cached in (oidc_key, oauth_access_header):
+            cached.cache_clear()

@@ -4,7 +4,8 @@ the access token against the JWKS."""
 
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.core.config import Settings
+from app.core.security import generate_private_key, key_set, oauth_access_header, oidc_key
 from app.models.user import User
 from tests.utils import PASSWORD, api, auth_header
 from tests.utils.oidc import (
@@ -147,3 +149,68 @@ def test_oauth_access_token_stops_working_after_logout(
     refused = client.get(USERINFO, headers=bearer)
     assert refused.status_code == 401
     assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+
+
+@pytest.fixture
+def fresh_keys() -> Iterator[None]:
+    for cached in (key_set, oidc_key, oauth_access_header):
+        cached.cache_clear()
+    yield
+    for cached in (key_set, oidc_key, oauth_access_header):
+        cached.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("setting", "algorithm"),
+    [
+        ("ALGORITHM", "RS256"),  # the JWT key serves
+        ("ALGORITHM", "ES256"),
+        ("OIDC_SIGNING_KEY_FILE", "RS256"),  # HS256 service tokens, an RSA OIDC key
+        ("OIDC_SIGNING_KEY_FILE", "ES256"),
+    ],
+)
+def test_a_resource_server_verifies_access_tokens_with_the_jwks_for_rs256_and_es256(
+    client: TestClient,
+    db: Session,
+    user: User,
+    settings: Callable[..., Settings],
+    tmp_path: Path,
+    fresh_keys: None,
+    setting: str,
+    algorithm: str,
+) -> None:
+    """The README's PyJWT recipe, as a resource server would run it."""
+    pem, kid = generate_private_key(algorithm)
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(pem)
+    if setting == "ALGORITHM":
+        settings(ALGORITHM=algorithm, JWT_PRIVATE_KEY_FILE=key_file)
+    else:
+        settings(OIDC_SIGNING_KEY_FILE=key_file)
+    registered = make_client(db, first_party=True)
+    oauth = oauth_client(client, registered, scope="openid")
+    started = start(oauth)
+    answer = sign_in(browser(client), started.url, user.email, PASSWORD)
+    token = oauth.fetch_token(
+        TOKEN, authorization_response=answer.headers["location"], code_verifier=started.verifier
+    )
+
+    jwks = pyjwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
+    for issued in (token["access_token"], token["id_token"]):
+        header = pyjwt.get_unverified_header(issued)
+        assert (header["alg"], header["kid"]) == (algorithm, kid)
+    header = pyjwt.get_unverified_header(token["access_token"])
+    assert header["typ"] == "at+jwt"
+    signing_key = jwks[header["kid"]]
+    claims = pyjwt.decode(
+        token["access_token"],
+        signing_key.key,
+        algorithms=[signing_key.algorithm_name],
+        audience=ISSUER,
+        issuer=ISSUER,
+        options={"require": ["exp", "iat", "sub", "client_id", "scope"]},
+    )
+    assert claims["sub"] == str(user.id)
+    assert client.get(api("/users/me"), headers=auth_header(token["access_token"])).is_success
+    metadata = client.get("/.well-known/openid-configuration").json()
+    assert metadata["id_token_signing_alg_values_supported"] == [algorithm]

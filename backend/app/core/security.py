@@ -21,7 +21,7 @@ from jose import jwk, jws, jwt
 from jose.exceptions import JOSEError, JWTError
 
 from app.core.config import SettingsError, get_settings
-from app.errors import InvalidToken
+from app.errors import InvalidToken, ServiceUnavailable
 
 MAX_TOKEN_LENGTH = 4096
 MIN_RSA_BITS = 2048
@@ -406,6 +406,15 @@ def _create_key_file_once(path: Path) -> None:
         temp.unlink(missing_ok=True)
 
 
+def oidc_signing_key() -> SigningKey:
+    """oidc_key() for a request: a missing production key is a 503, not a crash (start-up
+    refuses it already once a client exists; see manage serve)."""
+    try:
+        return oidc_key()
+    except SettingsError as error:
+        raise ServiceUnavailable(str(error).removeprefix("Invalid setting ")) from None
+
+
 def published_jwks() -> list[dict[str, str]]:
     """Every public key of the JWKS: the service's token keys and the OIDC key, by kid."""
     keys = list(key_set().jwks)
@@ -428,7 +437,7 @@ def oauth_access_header() -> str | None:
 
 def sign_oidc_jwt(claims: dict[str, Any], *, typ: str) -> str:
     """Sign ID token (typ JWT) or OAuth access token (typ at+jwt) claims with the OIDC key."""
-    key = oidc_key()
+    key = oidc_signing_key()
     return jwt.encode(
         claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, "typ": typ}
     )

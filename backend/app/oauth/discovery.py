@@ -3,7 +3,7 @@
 from typing import Any
 
 from app.core.config import get_settings
-from app.core.security import oidc_key
+from app.core.security import oidc_signing_key
 from app.models.client import Scope
 
 AUTHORIZE_PATH = "/oauth/authorize"
@@ -39,7 +39,7 @@ def metadata() -> dict[str, Any]:
             "client_secret_post",
             "none",
         ],
-        "id_token_signing_alg_values_supported": [oidc_key().algorithm],
+        "id_token_signing_alg_values_supported": [oidc_signing_key().algorithm],
         "subject_types_supported": ["public"],
         "claims_supported": CLAIMS,
         "prompt_values_supported": ["none", "login", "consent"],
