@@ -489,3 +489,92 @@ def test_a_first_party_client_never_asks_for_consent_offline_access_included(
     )
     assert token["refresh_token"]
     assert events("oauth.consent_granted") == []
+
+
+# --- hostile input ------------------------------------------------------------------------
+
+
+def test_hostile_authorization_requests_get_clear_answers_never_a_500(
+    client: TestClient, db: Session
+) -> None:
+    registered = make_client(db)
+    b = browser(client)
+    many = authorize_url(registered.client_id) + "".join(f"&x{i}=1" for i in range(80))
+    assert b.get(many).status_code == 400
+    twice = authorize_url(registered.client_id) + f"&client_id={registered.client_id}"
+    assert b.get(twice).status_code == 400 and "location" not in b.get(twice).headers
+    for overrides in ({"nonce": "a\x00b"}, {"state": "s" * 5000}, {"nonce": "n" * 300}):
+        params = redirect_params(b.get(authorize_url(registered.client_id, **overrides)))
+        assert params["error"] == "invalid_request"
+    repeated_scope = authorize_url(registered.client_id) + "&scope=email"
+    assert redirect_params(b.get(repeated_scope))["error"] == "invalid_request"
+    assert (
+        redirect_params(b.get(authorize_url(registered.client_id, request="eyJ")))["error"]
+        == "invalid_request"
+    )
+
+
+def test_hostile_form_posts_get_clear_answers_never_a_500(
+    client: TestClient, db: Session, user: User
+) -> None:
+    registered = make_client(db, first_party=True)
+    b = browser(client)
+    page = b.get(authorize_url(registered.client_id))
+    fields = form_fields(page.text)
+    for extra in (
+        {"request": "client_id=nobody"},
+        {"request": ""},
+        {"email": "x" * 10_000, "password": "p" * 10_000},
+        {"email": user.email, "password": "\x00"},
+    ):
+        answer = b.post("/oauth/authorize/login", data={**fields, **extra})
+        assert answer.status_code in (400, 403), answer.text
+    assert (
+        b.post(
+            "/oauth/authorize/login",
+            content=b"\xff\xfe",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        ).status_code
+        == 403
+    )
+    assert (
+        b.post(
+            "/oauth/authorize/mfa", data={**fields, "mfa_token": "nope", "code": "1"}
+        ).status_code
+        == 400
+    )
+    assert b.post("/oauth/authorize/consent", data={**fields, "action": "maybe"}).status_code in (
+        200,
+        400,
+    )
+
+
+def test_a_recovery_code_works_on_the_second_page_once(
+    client: TestClient, db: Session, user: User, user_headers: dict[str, str]
+) -> None:
+    _secret, recovery = enable_totp(client, user_headers)
+    registered = make_client(db, first_party=True)
+    b = browser(client)
+    second = sign_in(b, authorize_url(registered.client_id), user.email, PASSWORD)
+    assert "code" in redirect_params(submit(b, second, "/oauth/authorize/mfa", code=recovery[0]))
+    other = browser(client)
+    again = sign_in(other, authorize_url(registered.client_id), user.email, PASSWORD)
+    refused = submit(other, again, "/oauth/authorize/mfa", code=recovery[0])
+    assert refused.status_code == 400 and 'name="code"' in refused.text
+
+
+def test_signing_in_as_someone_else_ends_the_browsers_previous_session(
+    client: TestClient, db: Session, user: User, user_factory: Callable[..., User]
+) -> None:
+    other = user_factory(email="other@example.com")
+    registered = make_client(db, first_party=True)
+    b = browser(client)
+    sign_in(b, authorize_url(registered.client_id), user.email, PASSWORD)
+    forced = b.get(authorize_url(registered.client_id, prompt="login"))
+    assert "code" in redirect_params(submit_login(b, forced, other.email, PASSWORD))
+    with Session(get_engine()) as session:
+        rows = session.exec(
+            select(AuthSession).where(AuthSession.kind == SessionKind.BROWSER)
+        ).all()
+    live = {row.user_id for row in rows if row.revoked_at is None}
+    assert live == {other.id}

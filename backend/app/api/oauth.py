@@ -53,7 +53,8 @@ def _bearer(request: Request) -> str | None:
 
 
 USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, invalid or revoked access token"}
+    401: {"description": "Missing, invalid or revoked access token"},
+    403: {"description": "The access token lacks the openid scope"},
 }
 
 

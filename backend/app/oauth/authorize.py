@@ -96,6 +96,8 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         if len(params.get(name, ())) > 1:
             raise fail(InvalidRequest(f"{name} is given more than once"))
     one = {name: values[0] for name, values in params.items() if values}
+    if any("\x00" in value for value in one.values()):
+        raise fail(InvalidRequest("Parameters must not contain NUL characters"))
     for name, limit in MAX_LENGTHS.items():
         if len(one.get(name, "")) > limit:
             raise fail(InvalidRequest(f"{name} is too long"))

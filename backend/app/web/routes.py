@@ -36,11 +36,15 @@ SCOPE_DESCRIPTIONS = {
     "offline_access": "Keep access while you are away (stay signed in)",
 }
 MAX_FIELD = 4096
+MAX_PARAMS = 64
 EXPIRED_FORM = "This form has expired. Go back to the application and try again."
 
 
 def _params(query: str) -> Mapping[str, list[str]]:
-    return parse_qs(query, keep_blank_values=True, max_num_fields=64)
+    try:
+        return parse_qs(query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
+    except ValueError:
+        raise BadAuthorizationRequest("The request has too many parameters.") from None
 
 
 def _field(form: FormData, name: str) -> str:

@@ -17,7 +17,6 @@ router = APIRouter(
     dependencies=[Depends(require(Permission.CLIENTS_MANAGE))],
     responses={403: {"description": "Not an admin"}, 404: {"description": "No such client"}},
 )
-ClientId = Annotated[str, Query(max_length=64)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ClientCreated)
