@@ -578,3 +578,19 @@ def test_signing_in_as_someone_else_ends_the_browsers_previous_session(
         ).all()
     live = {row.user_id for row in rows if row.revoked_at is None}
     assert live == {other.id}
+
+
+def test_the_authorization_request_may_be_posted_as_a_form(
+    client: TestClient, db: Session, user: User
+) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    registered = make_client(db, first_party=True)
+    b = browser(client)
+    params = dict(parse_qsl(urlsplit(authorize_url(registered.client_id)).query))
+    page = b.post("/oauth/authorize", data=params)
+    assert is_login_page(page)
+    assert "code" in redirect_params(submit_login(b, page, user.email, PASSWORD))
+    assert "code" in redirect_params(b.post("/oauth/authorize", data=params))
+    form_post = b.get(authorize_url(registered.client_id, response_mode="form_post"))
+    assert redirect_params(form_post)["error"] == "invalid_request"

@@ -37,7 +37,8 @@ PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 PROMPTS = frozenset({"none", "login", "consent"})
 MAX_LENGTHS = {"state": 2048, "nonce": 255, "login_hint": 320, "scope": 255, "max_age": 10}
 SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
-          "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint")  # fmt: skip
+          "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint",
+          "response_mode")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,8 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
             raise fail(InvalidRequest(f"{name} is too long"))
     if "request" in one or "request_uri" in one:
         raise fail(InvalidRequest("Request objects are not supported"))
+    if one.get("response_mode", "query") != "query":
+        raise fail(InvalidRequest("Only response_mode=query is supported"))
     response_type = one.get("response_type")
     if not response_type:
         raise fail(InvalidRequest("response_type is required"))

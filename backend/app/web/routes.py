@@ -6,7 +6,7 @@ auth/mfa.py (called as they are, with a browser-session `start`)."""
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -122,7 +122,20 @@ def _refusal(request: Request, error: Exception) -> Response:
 
 @router.get("/authorize")
 def authorization_endpoint(request: Request, session: SessionDep) -> Response:
-    query = request.url.query
+    return _authorize(request, session, request.url.query)
+
+
+@router.post("/authorize")
+async def authorization_endpoint_post(request: Request, session: SessionDep) -> Response:
+    """The same request sent as a form (OIDC Core §3.1.2.1 allows GET and POST)."""
+    form = await request.form(max_files=0, max_fields=MAX_PARAMS)
+    query = urlencode(
+        [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+    )
+    return await run_in_threadpool(_authorize, request, session, query)
+
+
+def _authorize(request: Request, session: SessionDep, query: str) -> Response:
     try:
         auth = _parse(session, query)
     except (BadAuthorizationRequest, RedirectedError) as error:

@@ -3,6 +3,7 @@ login flows (as `start`) and ended by every rule that ends sessions."""
 
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -25,7 +26,7 @@ class BrowserLogin:
     max_age: int
 
 
-def opener(amr: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def opener(amr: tuple[str, ...]) -> Callable[..., BrowserLogin]:
     """A `start` for auth.login.login / auth.mfa.login that opens a browser session."""
 
     def start(session: Session, *, user: User, actor: Actor) -> BrowserLogin:
