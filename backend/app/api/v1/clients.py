@@ -15,7 +15,11 @@ router = APIRouter(
     prefix="/clients",
     tags=["clients"],
     dependencies=[Depends(require(Permission.CLIENTS_MANAGE))],
-    responses={403: {"description": "Not an admin"}, 404: {"description": "No such client"}},
+    responses={
+        401: {"description": "Missing, invalid or revoked credentials"},
+        403: {"description": "Not an admin"},
+        404: {"description": "No such client"},
+    },
 )
 
 
@@ -28,7 +32,7 @@ def create_client(body: ClientCreate, session: SessionDep, actor: ActorDep) -> C
 @router.get("", response_model=Page[ClientRead])
 def list_clients(
     session: SessionDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> Page[ClientRead]:
     items, total = clients.list_clients(session, skip=skip, limit=limit)
