@@ -427,3 +427,23 @@ def test_an_access_token_for_another_audience_or_issuer_is_refused(
     assert (
         client.get(api("/users/me"), headers=auth_header(tokens["access_token"])).status_code == 401
     )
+
+
+def test_codes_are_kept_a_day_after_expiry_then_forgotten(
+    client: TestClient, db: Session, user: User
+) -> None:
+    registered = make_client(db, first_party=True)
+    code, started = get_code(client, registered, user)
+    assert exchange(client, registered, code, started.verifier).status_code == 200
+    with Session(get_engine()) as session:
+        session.exec(update(AuthorizationCode).values(expires_at=utcnow() - timedelta(hours=23)))
+        session.commit()
+    # Still known a while after it expired: the replay is detected as one.
+    assert exchange(client, registered, code, started.verifier).json()["error"] == "invalid_grant"
+    assert len(events("oauth.code_reuse_detected")) == 1
+    with Session(get_engine()) as session:
+        session.exec(update(AuthorizationCode).values(expires_at=utcnow() - timedelta(days=2)))
+        session.commit()
+    get_code(client, registered, user)  # the next code issued to this user clears old ones
+    with Session(get_engine()) as session:
+        assert len(session.exec(select(AuthorizationCode)).all()) == 1

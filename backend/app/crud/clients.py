@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from app.core.security import constant_time_equals, token_digest
@@ -183,6 +183,17 @@ def remember_consent(
 def add_code(session: Session, row: AuthorizationCode) -> None:
     session.add(row)
     session.flush()
+
+
+def delete_stale_codes(session: Session, *, user_id: uuid.UUID, expired_before: datetime) -> None:
+    """Forget a user's codes that expired long ago (kept until then so that a replay of a
+    used code still revokes what it issued). The caller commits."""
+    session.exec(
+        delete(AuthorizationCode).where(
+            col(AuthorizationCode.user_id) == user_id,
+            col(AuthorizationCode.expires_at) < expired_before,
+        )
+    )
 
 
 def get_code(session: Session, digest: str) -> AuthorizationCode | None:

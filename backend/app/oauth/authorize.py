@@ -32,6 +32,7 @@ from app.oauth.errors import (
 )
 
 CODE_LIFETIME = timedelta(seconds=60)
+CODE_KEPT_FOR = timedelta(days=1)  # after expiry: a replay still finds (and revokes) it
 CODE_BYTES = 32
 PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 PROMPTS = frozenset({"none", "login", "consent"})
@@ -210,6 +211,7 @@ def issue_code(
     """A new code for this request and login; returns the redirect URL that carries it."""
     code = secrets.token_urlsafe(CODE_BYTES)
     now = utcnow()
+    clients.delete_stale_codes(session, user_id=login.user_id, expired_before=now - CODE_KEPT_FOR)
     clients.add_code(
         session,
         AuthorizationCode(
