@@ -29,11 +29,15 @@ def running_server(
     workers: int = 1,
     log_path: Path | None = None,
     serve_args: tuple[str, ...] = (),
+    own_public_url: bool = False,
 ) -> Iterator[str]:
-    """Run `manage serve` on a free port with `env` over os.environ; yield its base URL."""
+    """Run `manage serve` on a free port with `env` over os.environ; yield its base URL.
+    With `own_public_url`, PUBLIC_URL (the OIDC issuer) is that base URL."""
     with tempfile.TemporaryDirectory() as scratch:
         log = log_path or Path(scratch) / "server.log"
-        with _serving([env or {}], [log], workers, serve_args, START_TIMEOUT_S) as (base,):
+        with _serving([env or {}], [log], workers, serve_args, START_TIMEOUT_S, own_public_url) as (
+            base,
+        ):
             yield base
 
 
@@ -56,6 +60,7 @@ def _serving(
     workers: int,
     serve_args: tuple[str, ...],
     timeout_s: float,
+    own_public_url: bool = False,
 ) -> Iterator[list[str]]:
     with ExitStack() as sockets:  # hold every port until all are chosen: no duplicates
         ports = []
@@ -70,6 +75,8 @@ def _serving(
             log = open(log_path, "wb")  # noqa: SIM115
             logs.append(log)
             command = [str(MANAGE), "serve", "--port", str(port), "--workers", str(workers)]
+            if own_public_url:
+                env = {**env, "PUBLIC_URL": f"http://127.0.0.1:{port}"}
             processes.append(
                 subprocess.Popen(
                     [*command, *serve_args],
