@@ -408,6 +408,7 @@ def test_a_third_party_client_asks_for_consent_and_deny_is_access_denied(
     assert '<button type="submit" name="action" value="allow">' in page.text
     assert 'name="action" value="deny"' in page.text
     assert "Third Party" in page.text and "See your email address" in page.text
+    assert f"Signed in as {user.email}" in page.text
     assert "set-cookie" in page.headers  # the login itself succeeded
 
     denied = submit(b, page, "/oauth/authorize/consent", action="deny")

@@ -19,6 +19,7 @@ from app.auth import mfa
 from app.crud import sessions as session_rows
 from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
 from app.models.token import MfaChallenge
+from app.models.user import User
 from app.oauth import authorize
 from app.oauth.authorize import AuthorizationRequest, Login, Next
 from app.oauth.errors import AccessDenied, BadAuthorizationRequest, RedirectedError
@@ -98,11 +99,14 @@ def _proceed(
         return _login_page(request, query, auth)
     assert login is not None
     if step is Next.CONSENT:
+        user = session.get(User, login.user_id)
+        session.commit()
         return render(
             request,
             "consent.html",
             request_query=query,
             client_name=auth.client.name,
+            email=user.email if user else "",
             scopes=[SCOPE_DESCRIPTIONS[name] for name in auth.scope],
         )
     url = authorize.issue_code(session, auth, login, actor=client_actor(request, login.user_id))
