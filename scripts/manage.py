@@ -23,6 +23,7 @@ from app.core.permissions import Role
 from app.crud import users
 from app.crud.audit import Actor
 from app.errors import DomainError
+from app.models.client import GrantType, Scope
 from app.models.user import User
 
 cli = typer.Typer(help="Administer the authentication service.", no_args_is_help=True)
@@ -85,6 +86,7 @@ def serve(
     with startup_lock(), db_session() as session:  # hosts starting together take turns
         upgrade_to_head()
         generated = ensure_first_superuser(session)
+        _ensure_oidc_key(session)
     if generated:
         typer.echo(
             f"Created the first admin {settings.FIRST_SUPERUSER_EMAIL} with the password "
@@ -221,6 +223,132 @@ def list_users(
             if not page or skip >= total:
                 break
     Console(width=200).print(table)
+
+
+def _ensure_oidc_key(session: Session) -> None:
+    """Load (in development: create) the OpenID Connect signing key; production without one
+    refuses to start once a client is registered."""
+    from app.core.config import SettingsError
+    from app.core.security import oidc_key
+    from app.crud import clients
+
+    try:
+        oidc_key()
+    except SettingsError as error:
+        _, total = clients.list_clients(session, skip=0, limit=1)
+        session.commit()
+        if total:
+            fail(str(error).removeprefix("Invalid setting "))
+
+
+client_cli = typer.Typer(help="Register and manage OAuth / OpenID Connect clients.")
+cli.add_typer(client_cli, name="client")
+
+
+@client_cli.command("create")
+def client_create(
+    name: str,
+    redirect_uri: Annotated[
+        list[str], typer.Option("--redirect-uri", help="Registered exactly; repeat for more.")
+    ],
+    post_logout_redirect_uri: Annotated[
+        list[str] | None, typer.Option("--post-logout-redirect-uri")
+    ] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="No secret (SPAs, mobile apps): PKCE only.")
+    ] = False,
+    first_party: Annotated[
+        bool, typer.Option("--first-party", help="Trusted: users are never asked to consent.")
+    ] = False,
+    grant: Annotated[
+        list[GrantType] | None,
+        typer.Option("--grant", help="Default: authorization_code and refresh_token."),
+    ] = None,
+    scope: Annotated[list[Scope] | None, typer.Option("--scope", help="Default: all.")] = None,
+) -> None:
+    """Register a client; prints its client_id and, for a confidential client, its secret
+    (shown only this once)."""
+    from pydantic import ValidationError
+
+    from app.crud import clients
+    from app.models.client import ClientCreate
+
+    values: dict[str, object] = {
+        "name": name,
+        "redirect_uris": redirect_uri,
+        "post_logout_redirect_uris": post_logout_redirect_uri or [],
+        "public": public,
+        "first_party": first_party,
+    }
+    if grant:
+        values["grant_types"] = grant
+    if scope:
+        values["scopes"] = scope
+    try:
+        body = ClientCreate.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "client"
+        raise typer.BadParameter(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+    with db_session() as session:
+        created = clients.create_client(session, body=body, actor=CLI_ACTOR)
+    typer.echo(f"client_id: {created.client_id}")
+    if created.client_secret:
+        typer.echo(f"client_secret: {created.client_secret}")
+        typer.echo("The secret is shown only this once: keep it now.", err=True)
+
+
+@client_cli.command("list")
+def client_list() -> None:
+    """Print the registered clients as a table."""
+    from app.crud import clients
+
+    table = Table("client_id", "name", "type", "first party", "grants", "redirect URIs")
+    with db_session() as session:
+        skip = 0
+        while True:
+            page, total = clients.list_clients(session, skip=skip, limit=100)
+            for item in page:
+                table.add_row(
+                    item.client_id,
+                    item.name,
+                    "public" if item.public else "confidential",
+                    "yes" if item.first_party else "no",
+                    " ".join(item.grant_types),
+                    " ".join(item.redirect_uris),
+                )
+            skip += len(page)
+            if not page or skip >= total:
+                break
+    Console(width=200).print(table)
+
+
+@client_cli.command("delete")
+def client_delete(client_id: str) -> None:
+    """Delete a client, ending every session and token issued to it."""
+    from app.crud import clients
+
+    with db_session() as session:
+        client = clients.get_client(session, client_id)
+        if client is None:
+            fail(f"no client with id {client_id}")
+        clients.delete_client(session, client=client, actor=CLI_ACTOR)
+    typer.echo(f"Deleted client {client_id}; its sessions and tokens no longer work.")
+
+
+@client_cli.command("rotate-secret")
+def client_rotate_secret(client_id: str) -> None:
+    """Give a confidential client a new secret (printed once); the old one stops working."""
+    from app.crud import clients
+
+    with db_session() as session:
+        client = clients.get_client(session, client_id)
+        if client is None:
+            fail(f"no client with id {client_id}")
+        if client.public:
+            fail(f"client {client_id} is public: it has no secret")
+        rotated = clients.rotate_secret(session, client=client, actor=CLI_ACTOR)
+    typer.echo(f"client_secret: {rotated.client_secret}")
 
 
 class KeyAlgorithm(StrEnum):

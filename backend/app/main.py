@@ -4,14 +4,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app import db
-from app.api import docs, errors, ops
+from app.api import docs, errors, oauth, ops
 from app.api.middleware import CrossOriginMiddleware, EdgeMiddleware
-from app.api.v1 import account, audit, auth, me, passkeys, users
+from app.api.oauth_cors import OAUTH_CORS_PATHS, OAuthCorsMiddleware
+from app.api.v1 import account, audit, auth, clients, me, passkeys, users
 from app.core import passwords, security
 from app.core.config import get_settings
 from app.core.logging import configure as configure_logging
+from app.web import pages as web_pages
+from app.web import routes as web_routes
 
 
 @asynccontextmanager
@@ -38,6 +42,7 @@ def create_app() -> FastAPI:
     if settings.BACKEND_CORS_ORIGINS:
         app.add_middleware(
             CrossOriginMiddleware,
+            skip_paths=OAUTH_CORS_PATHS,
             allow_origins=settings.BACKEND_CORS_ORIGINS,
             allow_credentials=False,  # bearer tokens, not cookies
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
@@ -45,6 +50,7 @@ def create_app() -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
             max_age=600,
         )
+    app.add_middleware(OAuthCorsMiddleware, configured_origins=settings.BACKEND_CORS_ORIGINS)
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.MAX_BODY_BYTES,
@@ -54,12 +60,16 @@ def create_app() -> FastAPI:
         vary_origin=bool(settings.BACKEND_CORS_ORIGINS),
     )
     errors.install(app)
+    oauth.install(app)
     # Requests are matched against the routers in this order, one route at a time: the most
     # frequent (GET /users/me, on every page of a client) come first.
-    routers = (users.router, me.router, auth.router, account.router, passkeys.router, audit.router)
-    for router in routers:
+    routers = (users.router, me.router, auth.router, account.router, passkeys.router)
+    for router in (*routers, audit.router, clients.router):
         app.include_router(router, prefix=settings.API_V1_STR)
     app.include_router(ops.router)
+    app.include_router(oauth.router)
+    app.include_router(web_routes.router)
+    app.mount("/oauth/static", StaticFiles(directory=web_pages.STATIC_DIR), name="oauth-static")
     docs.install(app)
     return app
 

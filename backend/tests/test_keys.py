@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings, SettingsError
-from app.core.security import key_id, key_set
+from app.core.security import key_id, key_set, oauth_access_header, oidc_key
 from app.models.user import User
 from tests.utils import api, auth_header, login
 
@@ -31,9 +31,11 @@ MANAGE = Path(sys.executable).parent / "manage"
 @pytest.fixture(autouse=True)
 def fresh_keys() -> Iterator[None]:
     """Each test loads the keys of the settings it chose, and leaves none cached behind."""
-    key_set.cache_clear()
+    for cached in (key_set, oidc_key, oauth_access_header):
+        cached.cache_clear()
     yield
-    key_set.cache_clear()
+    for cached in (key_set, oidc_key, oauth_access_header):
+        cached.cache_clear()
 
 
 def new_key(algorithm: str) -> PrivateKey:
@@ -70,7 +72,8 @@ def use_key(
     settings(
         ALGORITHM=algorithm, JWT_PRIVATE_KEY_FILE=private, JWT_EXTRA_PUBLIC_KEY_FILES=extra or []
     )
-    key_set.cache_clear()
+    for cached in (key_set, oidc_key, oauth_access_header):
+        cached.cache_clear()
 
 
 def b64url(data: bytes) -> str:
@@ -155,8 +158,12 @@ def test_asymmetric_tokens_work_end_to_end_and_verify_against_the_jwks(
         assert claims["sub"] == str(user.id)
 
 
-def test_jwks_is_empty_for_hs256(client: TestClient) -> None:
-    assert client.get("/.well-known/jwks.json").json() == {"keys": []}
+def test_jwks_of_hs256_holds_only_the_oidc_key(client: TestClient) -> None:
+    """The HMAC secret is never published; the OpenID Connect key (ID tokens, OAuth access
+    tokens) is, generated once beside SECRET_KEY_FILE in development."""
+    [published] = client.get("/.well-known/jwks.json").json()["keys"]
+    assert published == oidc_key().public_jwk
+    assert published["kid"] != key_set().kid and "k" not in published and "d" not in published
 
 
 def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key(

@@ -26,12 +26,14 @@ README_TABLE = """
 | view all users, view other users | ✗ | ✓ | ✓ |
 | update other users, change roles, delete users | ✗ | ✗ | ✓ |
 | read audit events, unlock accounts | ✗ | ✗ | ✓ |
+| manage OAuth clients | ✗ | ✗ | ✓ |
 """
 
 OWN = "register, login, view and update own profile"
 VIEW = "view all users, view other users"
 MANAGE = "update other users, change roles, delete users"
 ADMIN = "read audit events, unlock accounts"
+CLIENTS = "manage OAuth clients"
 
 # What each row of the table means in ROLE_PERMISSIONS.
 ROW_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -41,6 +43,7 @@ ROW_PERMISSIONS: dict[str, frozenset[Permission]] = {
         {Permission.USERS_UPDATE, Permission.USERS_SET_ROLE, Permission.USERS_DELETE}
     ),
     ADMIN: frozenset({Permission.AUDIT_READ, Permission.USERS_UNLOCK}),
+    CLIENTS: frozenset({Permission.CLIENTS_MANAGE}),
 }
 
 
@@ -171,6 +174,16 @@ ACTIONS = [
     Action("read audit events", ADMIN, "GET", "/audit-events"),
     Action("unlock account", ADMIN, "POST", "/users/{other}/unlock", success=204),
     Action("unlock unknown account", ADMIN, "POST", "/users/{unknown}/unlock", success=404),
+    Action("list OAuth clients", CLIENTS, "GET", "/clients"),
+    Action(
+        "register an OAuth client",
+        CLIENTS,
+        "POST",
+        "/clients",
+        body={"name": "App", "redirect_uris": ["https://app.example.com/cb"]},
+        success=201,
+        expect={"name": "App"},
+    ),
 ]
 
 CASES = [

@@ -10,6 +10,7 @@ import random
 import re
 import time
 from functools import lru_cache
+from typing import Any
 
 from fastapi import HTTPException
 from prometheus_client import Counter, Histogram
@@ -171,10 +172,17 @@ class EdgeMiddleware:
 class CrossOriginMiddleware(CORSMiddleware):
     """Starlette's CORS, for the requests that carry an Origin header. The others (servers,
     apps, curl: most of an auth service's traffic) skip its header parsing and its `send`
-    wrapper, whose only work for them is `Vary: Origin`; EdgeMiddleware adds that."""
+    wrapper, whose only work for them is `Vary: Origin`; EdgeMiddleware adds that. The paths
+    in `skip_paths` have CORS rules of their own (api/oauth_cors.py)."""
+
+    def __init__(self, app: ASGIApp, *, skip_paths: frozenset[str] = frozenset(), **kwargs: Any):
+        super().__init__(app, **kwargs)
+        self.skip_paths = skip_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and all(key != b"origin" for key, _ in scope["headers"]):
+        if scope["type"] == "http" and (
+            all(key != b"origin" for key, _ in scope["headers"]) or scope["path"] in self.skip_paths
+        ):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

@@ -59,6 +59,7 @@ def prometheus_metrics(request: Request) -> Response:
 
 @router.get("/.well-known/jwks.json")
 def jwks(response: Response) -> dict[str, list[dict[str, str]]]:
-    """The public keys that verify this service's tokens, by kid; empty for HS256."""
+    """The public keys that verify this service's tokens, by kid: the RS256/ES256 JWT keys
+    and the OpenID Connect key (ID tokens, OAuth access tokens)."""
     response.headers["Cache-Control"] = "public, max-age=300"
-    return {"keys": list(security.key_set().jwks)}
+    return {"keys": security.published_jwks()}

@@ -5,7 +5,9 @@ A login completes only if the credentials it checked are still current when it o
 session (or its MFA challenge): a reset or password change that lands while the hash is being
 verified wins, and the login gets nothing (users.claim_credentials)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +32,6 @@ from app.errors import (
     RegistrationClosed,
 )
 from app.models.action_token import TokenPurpose
-from app.models.token import MfaChallenge, TokenPair
 from app.models.user import User, UserCreate, is_address, normalize_email
 
 
@@ -86,15 +87,21 @@ def _find(session: Session, email: str, actor: Actor) -> Attempt:
     return Attempt(email, actor, user, user.hashed_password, user.credentials_version)
 
 
+# Opens the session of a completed login: the service's own token pair (start_session), or
+# the hosted login page's browser session (web/sessions.py).
+Start = Callable[..., Any]
+
+
 async def login(
-    session: Session, *, email: str, password: str, actor: Actor
-) -> TokenPair | MfaChallenge:
-    """Check a password: an unknown email costs one bcrypt verification, like a wrong password."""
+    session: Session, *, email: str, password: str, actor: Actor, start: Start = start_session
+) -> Any:
+    """Check a password: an unknown email costs one bcrypt verification, like a wrong password.
+    What `start(session, user=, actor=)` opens, or an MfaChallenge for a user with TOTP."""
     attempt = await run_in_threadpool(_find, session, email, actor)
     matches, new_hash = await verify_password(password, attempt.checked_hash)
     if not matches:
         await run_in_threadpool(retry_conflicts(failed), session, attempt)
-    return await run_in_threadpool(_finish, session, attempt, new_hash)
+    return await run_in_threadpool(_finish, session, attempt, new_hash, start)
 
 
 def failed(session: Session, attempt: Attempt, **detail: object) -> None:
@@ -119,7 +126,7 @@ def failed(session: Session, attempt: Attempt, **detail: object) -> None:
 
 
 @retry_conflicts
-def _finish(session: Session, attempt: Attempt, new_hash: str | None) -> TokenPair | MfaChallenge:
+def _finish(session: Session, attempt: Attempt, new_hash: str | None, start: Start) -> Any:
     user = attempt.user
     assert user is not None and attempt.version is not None and attempt.checked_hash is not None
     if not users.claim_credentials(session, user_id=user.id, version=attempt.version):
@@ -140,7 +147,7 @@ def _finish(session: Session, attempt: Attempt, new_hash: str | None) -> TokenPa
         challenge = mfa.challenge(session, user=user, version=attempt.version)
         session.commit()  # failures are cleared after the code
         return challenge
-    return complete(session, user=user, email=attempt.email, actor=attempt.actor)
+    return complete(session, user=user, email=attempt.email, actor=attempt.actor, start=start)
 
 
 def ensure_may_log_in(user: User) -> None:
@@ -152,7 +159,9 @@ def ensure_may_log_in(user: User) -> None:
 
 
 @retry_conflicts
-def login_mfa(session: Session, *, mfa_token: str, code: str, actor: Actor) -> TokenPair:
+def login_mfa(
+    session: Session, *, mfa_token: str, code: str, actor: Actor, start: Start = start_session
+) -> Any:
     """The second step of a login: an mfa_token and a TOTP or recovery code -> a session, if
     the credentials its password was checked under are still current."""
     claims = decode_token(mfa_token, TokenType.MFA)
@@ -193,7 +202,7 @@ def login_mfa(session: Session, *, mfa_token: str, code: str, actor: Actor) -> T
         except InvalidCredentials:
             raise MfaFailed() from None
     action_tokens.mark_used(session, digest=digest)
-    return complete(session, user=user, email=user.email, actor=actor, mfa=method)
+    return complete(session, user=user, email=user.email, actor=actor, start=start, mfa=method)
 
 
 def complete(
@@ -202,14 +211,15 @@ def complete(
     user: User,
     email: str,
     actor: Actor,
+    start: Start = start_session,
     event: str = "auth.login_succeeded",
     **detail: object,
-) -> TokenPair:
+) -> Any:
     """The end of a login whose credentials were checked: forget the failures, open the
-    session, audit, commit."""
+    session (what `start` opens), audit, commit."""
     me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
     lockout.clear(session, email=email, actor=actor)
-    pair = start_session(session, user=user, actor=me)
+    pair = start(session, user=user, actor=me)
     audit.record(session, event, actor=me, subject_id=user.id, **detail)
     session.commit()
     metrics.LOGINS.labels("succeeded").inc()

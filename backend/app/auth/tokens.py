@@ -1,8 +1,10 @@
 """Session chains: open a session at login, rotate it at refresh, spot reuse, end it."""
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import Row, bindparam
 from sqlalchemy import select as select_columns
@@ -17,6 +19,7 @@ from app.core.security import (
     access_expiry,
     constant_time_equals,
     create_token,
+    decode_access_token,
     decode_token,
     new_jti,
     refresh_expiry,
@@ -26,17 +29,27 @@ from app.crud.audit import Actor
 from app.db import prepared, read_connection, reads_on_event_loop
 from app.errors import InvalidToken
 from app.models.common import utcnow
-from app.models.session import AuthSession
+from app.models.session import AuthSession, SessionKind
 from app.models.token import TokenPair
 from app.models.user import USER_READ_COLUMNS, User, UserRead, user_read
 
 
-def _pair(row: AuthSession) -> TokenPair:
-    """A fresh access token and the session's *current* refresh token.
+def current_refresh_token(row: AuthSession) -> str:
+    """The session's one live refresh token, rebuilt from the row (its jti, issued at the
+    last rotation or the login, expiring with the session): handing it out again never
+    starts a second chain, it is the very token the rotation issued."""
+    return create_token(
+        subject=row.user_id,
+        session_id=row.id,
+        token_type=TokenType.REFRESH,
+        expires_at=row.expires_at,
+        jti=row.refresh_jti,
+        issued_at=row.rotated_at or row.created_at,
+    ).token
 
-    The refresh token is rebuilt from the row (its jti, issued at the last rotation or the
-    login, expiring with the session), so handing it out again never starts a second chain:
-    it is the very token the rotation issued."""
+
+def _pair(row: AuthSession) -> TokenPair:
+    """A fresh access token and the session's *current* refresh token."""
     settings = get_settings()
     access = create_token(
         subject=row.user_id,
@@ -44,17 +57,9 @@ def _pair(row: AuthSession) -> TokenPair:
         token_type=TokenType.ACCESS,
         expires_at=access_expiry(),
     )
-    refresh = create_token(
-        subject=row.user_id,
-        session_id=row.id,
-        token_type=TokenType.REFRESH,
-        expires_at=row.expires_at,
-        jti=row.refresh_jti,
-        issued_at=row.rotated_at or row.created_at,
-    )
     return TokenPair(
         access_token=access.token,
-        refresh_token=refresh.token,
+        refresh_token=current_refresh_token(row),
         expires_in=settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60,
     )
 
@@ -131,7 +136,7 @@ async def authenticate(token: str) -> Caller:
     The token is verified on the event loop (CPU only). The user and session rows are read on
     every request, never cached: on the loop for SQLite, else in one worker-thread hop (see
     db.reads_on_event_loop). Nothing is written."""
-    claims = decode_token(token, TokenType.ACCESS)
+    claims = decode_access_token(token)
     if reads_on_event_loop():
         return _read_caller(claims)
     return await run_in_threadpool(_read_caller, claims)
@@ -154,20 +159,33 @@ def load_caller(session: Session, caller: Caller) -> tuple[User, AuthSession]:
     return _load(session, caller.session_id, caller.user.id)
 
 
-def refresh(session: Session, *, refresh_token: str, actor: Actor) -> TokenPair:
+Issued = TypeVar("Issued")
+
+
+def refresh(
+    session: Session,
+    *,
+    refresh_token: str,
+    actor: Actor,
+    kind: SessionKind = SessionKind.API,
+    pair: Callable[[AuthSession], Issued] = _pair,  # type: ignore[assignment]
+) -> Issued:
     """Rotate the session's refresh token.
 
     The token spent last, presented again within REFRESH_REUSE_GRACE_SECONDS of its rotation
     (a client racing itself), gets a fresh access token and the session's current refresh
     token: one chain, audited as auth.refresh_grace_used. Any other spent token is reuse and
-    revokes the whole session."""
+    revokes the whole session. `kind` and `pair`: the OAuth token endpoint rotates its
+    sessions here too, and answers with its own tokens (oauth/grants.py)."""
     claims = decode_token(refresh_token, TokenType.REFRESH)
     user, row = _load(session, claims.sid, claims.sub)
+    if row.kind is not kind:
+        raise InvalidToken()
     if sessions.rotate(
         session, row=row, presented_jti=claims.jti, new_jti=new_jti(), expires_at=refresh_expiry()
     ):
         session.commit()
-        return _pair(row)
+        return pair(row)
 
     # Lost the race or presented a spent token: decide on the state the winner committed,
     # with the row locked until this answer is recorded.
@@ -185,7 +203,7 @@ def refresh(session: Session, *, refresh_token: str, actor: Actor) -> TokenPair:
             session_id=str(row.id),
         )
         session.commit()
-        return _pair(row)
+        return pair(row)
     if sessions.revoke(session, row.id):
         audit.record(
             session,

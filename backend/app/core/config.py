@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     JWT_AUDIENCE: str | None = None
     JWT_PRIVATE_KEY_FILE: Path | None = None
     JWT_EXTRA_PUBLIC_KEY_FILES: Annotated[list[Path], NoDecode] = []
+    # The asymmetric key of ID tokens and OAuth access tokens when ALGORITHM is HS256.
+    OIDC_SIGNING_KEY_FILE: Path | None = None
 
     DATABASE_URL: str = "sqlite:///./app.db"
     DB_POOL_SIZE: int = Field(20, ge=1)

@@ -16,6 +16,7 @@ class Permission(StrEnum):
     USERS_DELETE = "users:delete"
     USERS_UNLOCK = "users:unlock"
     AUDIT_READ = "audit:read"
+    CLIENTS_MANAGE = "clients:manage"  # register, change and delete OAuth clients
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

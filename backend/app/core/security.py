@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import os
 import secrets
 import time
 import uuid
@@ -20,7 +21,7 @@ from jose import jwk, jws, jwt
 from jose.exceptions import JOSEError, JWTError
 
 from app.core.config import SettingsError, get_settings
-from app.errors import InvalidToken
+from app.errors import InvalidToken, ServiceUnavailable
 
 MAX_TOKEN_LENGTH = 4096
 MAX_CLOCK_SKEW_S = 60  # an `iat` or `nbf` further in the future than this is refused
@@ -191,8 +192,10 @@ def _check_key_type(setting: str, path: Path, key: object, algorithm: str) -> Pu
     return key
 
 
-def _load_private_key(path: Path, algorithm: str) -> PrivateKey:
-    setting = "JWT_PRIVATE_KEY_FILE"
+def _load_private_key(
+    path: Path, algorithm: str | None, setting: str = "JWT_PRIVATE_KEY_FILE"
+) -> PrivateKey:
+    """A PEM private key for `algorithm` (None: RS256 or ES256, whichever the key is)."""
     data = _read_key_file(setting, path)
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -202,8 +205,12 @@ def _load_private_key(path: Path, algorithm: str) -> PrivateKey:
         raise _key_file_error(setting, path, "not a PEM private key") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise _key_file_error(setting, path, f"not an RSA or EC key, which {algorithm} needs")
-    _check_key_type(setting, path, key.public_key(), algorithm)
+    _check_key_type(setting, path, key.public_key(), algorithm or _algorithm_of(key))
     return key
+
+
+def _algorithm_of(key: PrivateKey) -> str:
+    return "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
 
 
 def _load_public_key(path: Path, algorithm: str) -> PublicKey:
@@ -311,6 +318,213 @@ def decode_token(token: str, expected: TokenType) -> TokenClaims:
     ):
         raise InvalidToken()
     return claims
+
+
+# --- The OpenID Connect key: ID tokens and RFC 9068 access tokens -------------------------
+
+OAUTH_ACCESS_TYPE = "at+jwt"  # RFC 9068: the `typ` of OAuth access tokens
+ID_TOKEN_TYPE = "JWT"
+DEV_OIDC_KEY_NAME = ".oidc_signing_key.pem"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """The asymmetric key that signs ID tokens and OAuth access tokens, published in the JWKS."""
+
+    algorithm: str
+    kid: str
+    private_key: PrivateKey
+    public_jwk: dict[str, str]
+    verifier: jwk.Key
+    access_header: str  # the first segment of every OAuth access token it signs
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthAccessClaims:
+    """The checked claims of an RFC 9068 access token of this issuer."""
+
+    sub: str
+    client_id: str
+    scope: frozenset[str]
+    jti: str
+    exp: datetime
+    sid: uuid.UUID | None
+    auth_time: int | None
+
+
+def _oauth_header_segment(algorithm: str, kid: str) -> str:
+    header = {"alg": algorithm, "kid": kid, "typ": OAUTH_ACCESS_TYPE}
+    return _b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
+
+
+@lru_cache
+def oidc_key() -> SigningKey:
+    """The OIDC signing key: the JWT key when ALGORITHM is RS256/ES256, else
+    OIDC_SIGNING_KEY_FILE, else (outside production) a key generated once beside
+    SECRET_KEY_FILE. Production without one raises SettingsError."""
+    settings = get_settings()
+    private_key: PrivateKey
+    if settings.ALGORITHM != "HS256":
+        signing_key = key_set().signing_key
+        assert not isinstance(signing_key, str)
+        private_key = signing_key
+    elif settings.OIDC_SIGNING_KEY_FILE is not None:
+        private_key = _load_private_key(
+            settings.OIDC_SIGNING_KEY_FILE, None, setting="OIDC_SIGNING_KEY_FILE"
+        )
+    elif settings.ENVIRONMENT == "production":
+        raise SettingsError(
+            "Invalid setting OIDC_SIGNING_KEY_FILE: required in production with ALGORITHM=HS256"
+            " (create one with: manage generate-key --algorithm ES256 --out keys/oidc.pem)"
+        )
+    else:
+        path = settings.SECRET_KEY_FILE.parent / DEV_OIDC_KEY_NAME
+        _create_key_file_once(path)
+        private_key = _load_private_key(path, None, setting="OIDC_SIGNING_KEY_FILE")
+    algorithm = _algorithm_of(private_key)
+    public = private_key.public_key()
+    kid = key_id(public)
+    return SigningKey(
+        algorithm=algorithm,
+        kid=kid,
+        private_key=private_key,
+        public_jwk=public_jwk(public, algorithm),
+        verifier=jwk.construct(public, algorithm),
+        access_header=_oauth_header_segment(algorithm, kid),
+    )
+
+
+def _create_key_file_once(path: Path) -> None:
+    """Write a new ES256 key to `path` (0600) unless one is there; aside, then linked into
+    place, so processes starting together agree on one key."""
+    if path.exists():
+        return
+    pem, _ = generate_private_key("ES256")
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        os.link(temp, path)
+    except FileExistsError:
+        pass  # another process linked its key first: use that one
+    except OSError as error:
+        raise _key_file_error("OIDC_SIGNING_KEY_FILE", path, error.strerror or str(error)) from None
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def oidc_signing_key() -> SigningKey:
+    """oidc_key() for a request: a missing production key is a 503, not a crash (start-up
+    refuses it already once a client exists; see manage serve)."""
+    try:
+        return oidc_key()
+    except SettingsError as error:
+        raise ServiceUnavailable(str(error).removeprefix("Invalid setting ")) from None
+
+
+def published_jwks() -> list[dict[str, str]]:
+    """Every public key of the JWKS: the service's token keys and the OIDC key, by kid."""
+    keys = list(key_set().jwks)
+    try:
+        oidc = oidc_key().public_jwk
+    except SettingsError:
+        return keys  # production without an OIDC key: no client can exist (see manage serve)
+    if all(key["kid"] != oidc["kid"] for key in keys):
+        keys.append(oidc)
+    return keys
+
+
+@lru_cache
+def oauth_access_header() -> str | None:
+    try:
+        return oidc_key().access_header
+    except SettingsError:
+        return None
+
+
+def sign_oidc_jwt(claims: dict[str, Any], *, typ: str) -> str:
+    """Sign ID token (typ JWT) or OAuth access token (typ at+jwt) claims with the OIDC key."""
+    key = oidc_signing_key()
+    return jwt.encode(
+        claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, "typ": typ}
+    )
+
+
+def decode_oauth_access_token(token: str) -> OAuthAccessClaims:
+    """An unexpired at+jwt of this issuer, for the service's own API (aud = the issuer)."""
+    issuer = get_settings().PUBLIC_URL
+    header = oauth_access_header()
+    if (
+        header is None
+        or not token
+        or len(token) > MAX_TOKEN_LENGTH
+        or token.partition(".")[0] != header
+    ):
+        raise InvalidToken()
+    key = oidc_key()
+    try:
+        payload = json.loads(jws.verify(token, key.verifier, [key.algorithm]))
+        exp, iat, jti, sub, client_id = (
+            payload["exp"],
+            payload["iat"],
+            payload["jti"],
+            payload["sub"],
+            payload["client_id"],
+        )
+        scope = payload["scope"]
+        sid = uuid.UUID(payload["sid"]) if "sid" in payload else None
+        auth_time = payload.get("auth_time")
+    except (JOSEError, KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError):
+        raise InvalidToken() from None
+    if (
+        type(exp) is not int
+        or type(iat) is not int
+        or not all(type(value) is str for value in (jti, sub, client_id, scope))
+        or (auth_time is not None and type(auth_time) is not int)
+        or exp <= time.time()
+        or payload.get("iss") != issuer
+        or payload.get("aud") != issuer
+    ):
+        raise InvalidToken()
+    return OAuthAccessClaims(
+        sub=sub,
+        client_id=client_id,
+        scope=frozenset(scope.split()),
+        jti=jti,
+        exp=datetime.fromtimestamp(exp, UTC),
+        sid=sid,
+        auth_time=auth_time,
+    )
+
+
+def decode_access_token(token: str) -> TokenClaims:
+    """A bearer token of the service's API: its own access token, or an OAuth access token
+    of a user session (told apart by the header segment, without parsing it)."""
+    header = oauth_access_header()
+    if header is None or token.partition(".")[0] != header:
+        return decode_token(token, TokenType.ACCESS)
+    claims = decode_oauth_access_token(token)
+    if claims.sid is None:
+        raise InvalidToken()  # a client's own token (client_credentials) names no user
+    try:
+        subject = uuid.UUID(claims.sub)
+    except ValueError:
+        raise InvalidToken() from None
+    return TokenClaims(
+        sub=subject, sid=claims.sid, type=TokenType.ACCESS, jti=claims.jti, exp=claims.exp
+    )
+
+
+def half_hash(value: str) -> str:
+    """OIDC's at_hash: the left half of the SHA-256 of the token, base64url (for *S256)."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return _b64url(digest[: len(digest) // 2])
+
+
+def pkce_s256(verifier: str) -> str:
+    """RFC 7636 S256: BASE64URL(SHA256(ASCII(code_verifier)))."""
+    return _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
 def token_digest(value: str) -> str:

@@ -7,7 +7,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from app.models.common import utcnow
-from app.models.session import AuthSession
+from app.models.session import AuthSession, SessionKind
 
 
 def open_session(
@@ -18,6 +18,12 @@ def open_session(
     expires_at: datetime,
     ip: str | None,
     user_agent: str | None,
+    kind: SessionKind = SessionKind.API,
+    client_id: str | None = None,
+    scope: str | None = None,
+    auth_time: datetime | None = None,
+    amr: str | None = None,
+    browser_session_id: uuid.UUID | None = None,
 ) -> AuthSession:
     row = AuthSession(
         user_id=user_id,
@@ -25,6 +31,12 @@ def open_session(
         expires_at=expires_at,
         ip=ip,
         user_agent=user_agent[:512] if user_agent else None,
+        kind=kind,
+        client_id=client_id,
+        scope=scope,
+        auth_time=auth_time,
+        amr=amr,
+        browser_session_id=browser_session_id,
     )
     session.add(row)
     session.flush()
@@ -82,6 +94,17 @@ def revoke_all(session: Session, user_id: uuid.UUID, *, keep: uuid.UUID | None =
     result = session.exec(
         update(AuthSession)
         .where(*conditions)
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)
+
+
+def revoke_client(session: Session, client_id: str) -> int:
+    """End every session issued to an OAuth client (its tokens stop working at once)."""
+    result = session.exec(
+        update(AuthSession)
+        .where(col(AuthSession.client_id) == client_id, col(AuthSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())
         .execution_options(synchronize_session=False)
     )

@@ -2,6 +2,7 @@
 
 from app.models.action_token import ActionToken, RecoveryCode, TokenPurpose
 from app.models.audit import AuditEvent
+from app.models.client import AuthorizationCode, OAuthClient, OAuthConsent
 from app.models.lockout import LoginFailure
 from app.models.passkey import Passkey, WebAuthnChallenge
 from app.models.session import AuthSession
@@ -11,7 +12,10 @@ __all__ = [
     "ActionToken",
     "AuditEvent",
     "AuthSession",
+    "AuthorizationCode",
     "LoginFailure",
+    "OAuthClient",
+    "OAuthConsent",
     "Passkey",
     "RecoveryCode",
     "TokenPurpose",

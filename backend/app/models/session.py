@@ -1,12 +1,26 @@
-"""Refresh sessions: one row per login; the refresh token chain of that login lives here."""
+"""Sessions: one row per login (an API login, a hosted-page browser login, an OAuth grant);
+the refresh token chain of that login lives here, so every rule that ends sessions ends all."""
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
+import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Field, SQLModel
 
 from app.models.common import UTCDateTime, created_at_field, timestamp_field, uuid_pk
+
+
+class SessionKind(StrEnum):
+    API = "api"  # POST /auth/login: the service's own token pair
+    BROWSER = "browser"  # the hosted login page's cookie (single sign-on)
+    OAUTH = "oauth"  # tokens issued to an OAuth client at the token endpoint
+
+
+KIND_TYPE = sa.Enum(
+    SessionKind, native_enum=False, length=16, values_callable=lambda ks: [k.value for k in ks]
+)
 
 
 class AuthSession(SQLModel, table=True):
@@ -23,6 +37,19 @@ class AuthSession(SQLModel, table=True):
     revoked_at: datetime | None = timestamp_field()
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=512)
+    kind: SessionKind = Field(default=SessionKind.API, sa_type=KIND_TYPE)
+    # OAuth sessions: the client, the granted scope, the login they came from (auth_time, amr).
+    client_id: str | None = Field(
+        default=None,
+        foreign_key="oauth_client.client_id",
+        ondelete="CASCADE",
+        max_length=64,
+        index=True,
+    )
+    scope: str | None = Field(default=None, max_length=255)
+    auth_time: datetime | None = timestamp_field()
+    amr: str | None = Field(default=None, max_length=64)  # space-separated RFC 8176 values
+    browser_session_id: uuid.UUID | None = None  # the browser session that approved it
 
 
 class SessionRead(BaseModel):

@@ -1,0 +1,99 @@
+"""The OAuth/OIDC protocol's HTTP surface: form bodies in, RFC-shaped answers out (token,
+userinfo, discovery); protocol errors become RFC 6749 §5.2 / RFC 6750 §3 answers here."""
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import SessionDep, client_actor
+from app.oauth import discovery, grants
+from app.oauth.client_auth import parse_basic
+from app.oauth.errors import InvalidBearer, InvalidClient, InvalidRequest, OAuthError
+from app.oauth.userinfo import userinfo
+
+router = APIRouter(tags=["oauth"])
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+DISCOVERY_CACHE = {"Cache-Control": "public, max-age=300"}
+MAX_FORM_FIELDS = 32
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise InvalidRequest("The body must be application/x-www-form-urlencoded")
+    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    values: dict[str, list[str]] = {}
+    for name, value in form.multi_items():
+        if not isinstance(value, str):
+            raise InvalidRequest("Files are not accepted")
+        values.setdefault(name, []).append(value)
+    return values
+
+
+@router.post(
+    discovery.TOKEN_PATH,
+    responses={400: {"description": "RFC 6749 §5.2 error"}, 401: {"description": "Bad client"}},
+)
+async def token(request: Request, session: SessionDep) -> JSONResponse:
+    """The token endpoint: authorization_code (with PKCE) and refresh_token grants."""
+    form = await _form(request)
+    basic = parse_basic(request.headers.get("authorization"))
+    answer = await run_in_threadpool(
+        grants.token, session, form=form, basic=basic, actor=client_actor(request)
+    )
+    return JSONResponse(answer.model_dump(exclude_none=True), headers=NO_STORE)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, invalid or revoked access token"},
+    403: {"description": "The access token lacks the openid scope"},
+}
+
+
+@router.get(discovery.USERINFO_PATH, responses=USERINFO_RESPONSES)
+async def userinfo_get(request: Request) -> JSONResponse:
+    """OIDC userinfo: `sub` and the claims of the access token's scopes."""
+    return JSONResponse(await userinfo(_bearer(request)), headers=NO_STORE)
+
+
+@router.post(discovery.USERINFO_PATH, responses=USERINFO_RESPONSES)
+async def userinfo_post(request: Request) -> JSONResponse:
+    """OIDC userinfo, by POST (OIDC Core §5.3.1)."""
+    return JSONResponse(await userinfo(_bearer(request)), headers=NO_STORE)
+
+
+@router.get("/.well-known/openid-configuration")
+def openid_configuration() -> JSONResponse:
+    return JSONResponse(discovery.metadata(), headers=DISCOVERY_CACHE)
+
+
+@router.get("/.well-known/oauth-authorization-server")
+def authorization_server_metadata() -> JSONResponse:
+    return JSONResponse(discovery.metadata(), headers=DISCOVERY_CACHE)
+
+
+async def oauth_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, OAuthError)
+    body: dict[str, Any] = {"error": error.error, "error_description": error.description}
+    headers = dict(NO_STORE)
+    if isinstance(error, InvalidClient) and error.basic:
+        headers["WWW-Authenticate"] = 'Basic realm="oauth"'
+    elif error.status in (401, 403):
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="{error.error}", error_description="{error.description}"'
+        )
+    if isinstance(error, InvalidBearer) and error.description.startswith("A bearer"):
+        headers["WWW-Authenticate"] = "Bearer"  # no token at all: no error code (RFC 6750 §3.1)
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(OAuthError, oauth_error)

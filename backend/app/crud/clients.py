@@ -1,0 +1,225 @@
+"""OAuth clients, remembered consents and authorization codes: session-first helpers."""
+
+import secrets
+import uuid
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, func, update
+from sqlmodel import Session, col, select
+
+from app.core.security import constant_time_equals, token_digest
+from app.crud import audit, sessions
+from app.crud.audit import Actor
+from app.errors import NotFound
+from app.models.client import (
+    AuthorizationCode,
+    ClientCreate,
+    ClientCreated,
+    ClientRead,
+    ClientUpdate,
+    OAuthClient,
+    OAuthConsent,
+)
+from app.models.common import utcnow
+
+CLIENT_ID_BYTES = 18
+CLIENT_SECRET_BYTES = 32  # 256 bits: a SHA-256 digest of it cannot be brute-forced
+
+
+def client_read(client: OAuthClient) -> ClientRead:
+    return ClientRead.model_validate(client, from_attributes=True)
+
+
+def _new_secret() -> tuple[str, str]:
+    secret = secrets.token_urlsafe(CLIENT_SECRET_BYTES)
+    return secret, token_digest(secret)
+
+
+def secret_matches(client: OAuthClient, presented: str) -> bool:
+    """Constant-time comparison of digests; a public client has no secret to match."""
+    if client.secret_digest is None:
+        return False
+    return constant_time_equals(token_digest(presented), client.secret_digest)
+
+
+def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> ClientCreated:
+    secret, digest = (None, None) if body.public else _new_secret()
+    client = OAuthClient(
+        client_id=secrets.token_urlsafe(CLIENT_ID_BYTES),
+        name=body.name,
+        secret_digest=digest,
+        redirect_uris=body.redirect_uris,
+        post_logout_redirect_uris=body.post_logout_redirect_uris,
+        public=body.public,
+        first_party=body.first_party,
+        grant_types=[g.value for g in body.grant_types],
+        scopes=[s.value for s in body.scopes],
+    )
+    session.add(client)
+    session.flush()
+    audit.record(
+        session, "oauth.client_created", actor=actor, client_id=client.client_id, name=client.name
+    )
+    session.commit()
+    return ClientCreated(**client_read(client).model_dump(), client_secret=secret)
+
+
+def get_client(session: Session, client_id: str) -> OAuthClient | None:
+    if not client_id or len(client_id) > 64:
+        return None
+    return session.get(OAuthClient, client_id, populate_existing=True)
+
+
+def require_client(session: Session, client_id: str) -> OAuthClient:
+    client = get_client(session, client_id)
+    if client is None:
+        raise NotFound("Client not found")
+    return client
+
+
+def public_client_origins(session: Session) -> set[str]:
+    """The origins (scheme://host[:port]) of the public clients' redirect URIs: the browser
+    apps that call the token and userinfo endpoints across origins."""
+    rows = session.exec(
+        select(OAuthClient.redirect_uris).where(col(OAuthClient.public).is_(True))
+    ).all()
+    origins = set()
+    for uris in rows:
+        for uri in uris:
+            parts = urlsplit(uri)
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
+
+
+def list_clients(session: Session, *, skip: int, limit: int) -> tuple[list[ClientRead], int]:
+    total = session.exec(select(func.count()).select_from(OAuthClient)).one()
+    rows = session.exec(
+        select(OAuthClient)
+        .order_by(col(OAuthClient.created_at), col(OAuthClient.client_id))
+        .offset(skip)
+        .limit(limit)
+    ).all()
+    return [client_read(row) for row in rows], total
+
+
+def update_client(
+    session: Session, *, client: OAuthClient, body: ClientUpdate, actor: Actor
+) -> ClientRead:
+    changes = body.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if isinstance(value, list):
+            value = list(dict.fromkeys(str(item) for item in value))
+        setattr(client, name, value)
+    client.updated_at = utcnow()
+    session.add(client)
+    audit.record(
+        session,
+        "oauth.client_updated",
+        actor=actor,
+        client_id=client.client_id,
+        fields=sorted(changes),
+    )
+    session.commit()
+    return client_read(client)
+
+
+def rotate_secret(session: Session, *, client: OAuthClient, actor: Actor) -> ClientCreated:
+    """A new secret for a confidential client; the old one stops working at once."""
+    if client.public:
+        raise NotFound("A public client has no secret")
+    secret, digest = _new_secret()
+    client.secret_digest = digest
+    client.updated_at = utcnow()
+    session.add(client)
+    audit.record(session, "oauth.client_secret_rotated", actor=actor, client_id=client.client_id)
+    session.commit()
+    return ClientCreated(**client_read(client).model_dump(), client_secret=secret)
+
+
+def delete_client(session: Session, *, client: OAuthClient, actor: Actor) -> None:
+    """Delete a client and end every session and token issued to it (codes and consents go
+    with it)."""
+    ended = sessions.revoke_client(session, client.client_id)
+    audit.record(
+        session, "oauth.client_deleted", actor=actor, client_id=client.client_id, sessions=ended
+    )
+    session.delete(client)
+    session.commit()
+
+
+# --- consents -----------------------------------------------------------------------------
+
+
+def consented_scopes(session: Session, *, user_id: uuid.UUID, client_id: str) -> set[str]:
+    row = session.get(OAuthConsent, (user_id, client_id), populate_existing=True)
+    return set(row.scopes) if row else set()
+
+
+def remember_consent(
+    session: Session, *, user_id: uuid.UUID, client_id: str, scopes: list[str], actor: Actor
+) -> None:
+    """Add `scopes` to what the user allowed this client. The caller commits."""
+    row = session.get(OAuthConsent, (user_id, client_id), populate_existing=True)
+    if row is None:
+        session.add(OAuthConsent(user_id=user_id, client_id=client_id, scopes=sorted(scopes)))
+    else:
+        row.scopes = sorted(set(row.scopes) | set(scopes))
+        row.updated_at = utcnow()
+        session.add(row)
+    audit.record(
+        session,
+        "oauth.consent_granted",
+        actor=actor,
+        subject_id=user_id,
+        client_id=client_id,
+        scopes=sorted(scopes),
+    )
+
+
+# --- authorization codes ------------------------------------------------------------------
+
+
+def add_code(session: Session, row: AuthorizationCode) -> None:
+    session.add(row)
+    session.flush()
+
+
+def delete_stale_codes(session: Session, *, user_id: uuid.UUID, expired_before: datetime) -> None:
+    """Forget a user's codes that expired long ago (kept until then so that a replay of a
+    used code still revokes what it issued). The caller commits."""
+    session.exec(
+        delete(AuthorizationCode).where(
+            col(AuthorizationCode.user_id) == user_id,
+            col(AuthorizationCode.expires_at) < expired_before,
+        )
+    )
+
+
+def get_code(session: Session, digest: str) -> AuthorizationCode | None:
+    return session.get(AuthorizationCode, digest, populate_existing=True)
+
+
+def claim_code(session: Session, *, digest: str, now: datetime) -> bool:
+    """Mark an unused, unexpired code used: True for the one exchange that wins."""
+    result = session.exec(
+        update(AuthorizationCode)
+        .where(
+            col(AuthorizationCode.digest) == digest,
+            col(AuthorizationCode.used_at).is_(None),
+            col(AuthorizationCode.expires_at) > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def bind_code_session(session: Session, *, digest: str, session_id: uuid.UUID) -> None:
+    """Remember the session a code's exchange opened, so a replay can revoke it."""
+    session.exec(
+        update(AuthorizationCode)
+        .where(col(AuthorizationCode.digest) == digest)
+        .values(session_id=session_id)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,172 @@
+"""OAuth clients (OAuthClient family: table, Create/Update/Read), remembered consents, and
+authorization codes."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from ipaddress import ip_address
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from pydantic import AfterValidator, BaseModel, model_validator
+from sqlmodel import Field, SQLModel
+
+from app.models.common import UTCDateTime, created_at_field, timestamp_field, utcnow
+
+MAX_URI_LENGTH = 2048
+
+
+class GrantType(StrEnum):
+    AUTHORIZATION_CODE = "authorization_code"
+    REFRESH_TOKEN = "refresh_token"
+    CLIENT_CREDENTIALS = "client_credentials"
+
+
+class Scope(StrEnum):
+    OPENID = "openid"
+    PROFILE = "profile"
+    EMAIL = "email"
+    OFFLINE_ACCESS = "offline_access"
+    ROLES = "roles"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_redirect_uri(value: str) -> str:
+    """Absolute, no fragment, https except on loopback and localhost (RFC 9700 §4.1)."""
+    if len(value) > MAX_URI_LENGTH or any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+        raise ValueError("must be a URI of at most 2048 characters, without spaces")
+    parts = urlsplit(value)
+    if "#" in value or not parts.netloc or not parts.hostname:
+        raise ValueError("must be an absolute URI without a fragment")
+    if parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname)):
+        return value
+    raise ValueError("must use https (http only for loopback and localhost)")
+
+
+RedirectUri = Annotated[str, AfterValidator(check_redirect_uri)]
+ClientName = Annotated[str, Field(min_length=1, max_length=255)]
+DEFAULT_GRANTS = [GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN]
+DEFAULT_SCOPES = list(Scope)
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+class ClientUpdate(BaseModel):
+    name: ClientName | None = None
+    redirect_uris: list[RedirectUri] | None = Field(default=None, min_length=1, max_length=32)
+    post_logout_redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=32)
+    first_party: bool | None = None
+    grant_types: list[GrantType] | None = Field(default=None, min_length=1)
+    scopes: list[Scope] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if value is None:
+                    raise ValueError(f"{name} cannot be null")
+        return data
+
+
+class ClientCreate(BaseModel):
+    name: ClientName
+    redirect_uris: list[RedirectUri] = Field(min_length=1, max_length=32)
+    post_logout_redirect_uris: list[RedirectUri] = Field(default_factory=list, max_length=32)
+    public: bool = False
+    first_party: bool = False
+    grant_types: list[GrantType] = Field(default_factory=lambda: list(DEFAULT_GRANTS), min_length=1)
+    scopes: list[Scope] = Field(default_factory=lambda: list(DEFAULT_SCOPES), min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ClientCreate":
+        if self.public and GrantType.CLIENT_CREDENTIALS in self.grant_types:
+            raise ValueError("a public client cannot use client_credentials")
+        self.redirect_uris = _unique(self.redirect_uris)
+        self.post_logout_redirect_uris = _unique(self.post_logout_redirect_uris)
+        self.grant_types = _unique(self.grant_types)
+        self.scopes = _unique(self.scopes)
+        return self
+
+
+class OAuthClient(SQLModel, table=True):
+    __tablename__ = "oauth_client"
+
+    client_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=255)
+    secret_digest: str | None = Field(default=None, max_length=64)  # SHA-256; None: public
+    redirect_uris: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    post_logout_redirect_uris: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    public: bool = False
+    first_party: bool = False
+    grant_types: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    created_at: datetime = created_at_field()
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ClientRead(BaseModel):
+    client_id: str
+    name: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    public: bool
+    first_party: bool
+    grant_types: list[GrantType]
+    scopes: list[Scope]
+    created_at: datetime
+
+
+class ClientCreated(ClientRead):
+    """The answer of a registration or a secret rotation: the secret, shown this once."""
+
+    client_secret: str | None = None
+
+
+class OAuthConsent(SQLModel, table=True):
+    """What a user allowed a third-party client, remembered until revoked."""
+
+    __tablename__ = "oauth_consent"
+
+    user_id: uuid.UUID = Field(foreign_key="user.id", ondelete="CASCADE", primary_key=True)
+    client_id: str = Field(
+        foreign_key="oauth_client.client_id", ondelete="CASCADE", primary_key=True, max_length=64
+    )
+    scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    created_at: datetime = created_at_field()
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AuthorizationCode(SQLModel, table=True):
+    """An authorization code (only its SHA-256 is kept), bound to what it was issued for;
+    `used_at` makes it single-use and `session_id` names what its exchange issued."""
+
+    __tablename__ = "oauth_code"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(
+        foreign_key="oauth_client.client_id", ondelete="CASCADE", index=True, max_length=64
+    )
+    user_id: uuid.UUID = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
+    browser_session_id: uuid.UUID | None = None
+    redirect_uri: str = Field(max_length=MAX_URI_LENGTH)
+    scope: str = Field(max_length=255)
+    nonce: str | None = Field(default=None, max_length=255)
+    code_challenge: str = Field(max_length=128)
+    auth_time: datetime = Field(sa_type=UTCDateTime)
+    amr: str = Field(max_length=64)
+    created_at: datetime = created_at_field()
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = timestamp_field()
+    session_id: uuid.UUID | None = None

@@ -1,0 +1,261 @@
+"""The authorization endpoint's rules: validate a request, decide whether it needs a login
+or a consent, and issue a code (60 s, single-use, bound to client, redirect URI, PKCE
+challenge and nonce)."""
+
+import re
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from urllib.parse import urlencode
+
+from sqlmodel import Session
+
+from app.core.security import token_digest
+from app.crud import audit, clients
+from app.crud.audit import Actor
+from app.models.client import AuthorizationCode, GrantType, OAuthClient, Scope
+from app.models.common import utcnow
+from app.oauth.discovery import issuer
+from app.oauth.errors import (
+    BadAuthorizationRequest,
+    ConsentRequired,
+    InvalidRequest,
+    InvalidScope,
+    LoginRequired,
+    OAuthError,
+    RedirectedError,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+)
+
+CODE_LIFETIME = timedelta(seconds=60)
+CODE_KEPT_FOR = timedelta(days=1)  # after expiry: a replay still finds (and revokes) it
+CODE_BYTES = 32
+PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+PROMPTS = frozenset({"none", "login", "consent"})
+MAX_LENGTHS = {"state": 2048, "nonce": 255, "login_hint": 320, "scope": 255, "max_age": 10}
+SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
+          "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint",
+          "response_mode")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    client: OAuthClient
+    redirect_uri: str
+    scope: tuple[str, ...]
+    state: str | None
+    nonce: str | None
+    code_challenge: str
+    prompt: frozenset[str]
+    max_age: int | None
+    login_hint: str | None
+
+    def error(self, error: OAuthError) -> RedirectedError:
+        return RedirectedError(error, redirect_uri=self.redirect_uri, state=self.state)
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """The browser's live login (its session row), as the hosted pages found it."""
+
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    auth_time: datetime
+    amr: tuple[str, ...]
+
+
+class Next(Enum):
+    LOGIN = "login"
+    CONSENT = "consent"
+    ISSUE = "issue"
+
+
+def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> AuthorizationRequest:
+    """Validate an authorization request (`params`: every value of every name). An unknown
+    client or unregistered redirect URI raises BadAuthorizationRequest (never redirect);
+    any other problem RedirectedError."""
+    for name in ("client_id", "redirect_uri"):
+        if len(params.get(name, ())) != 1:
+            raise BadAuthorizationRequest(f"The request needs exactly one {name}.")
+    client = clients.get_client(session, params["client_id"][0])
+    session.commit()
+    if client is None:
+        raise BadAuthorizationRequest("Unknown client.")
+    redirect_uri = params["redirect_uri"][0]
+    if redirect_uri not in client.redirect_uris:  # exact string comparison, RFC 9700 §4.1.3
+        raise BadAuthorizationRequest("This redirect URI is not registered for the client.")
+    state_values = params.get("state", ())
+    state = state_values[0] if len(state_values) == 1 else None
+
+    def fail(error: OAuthError) -> RedirectedError:
+        return RedirectedError(error, redirect_uri=redirect_uri, state=state)
+
+    for name in SINGLE:
+        if len(params.get(name, ())) > 1:
+            raise fail(InvalidRequest(f"{name} is given more than once"))
+    one = {name: values[0] for name, values in params.items() if values}
+    if any("\x00" in value for value in one.values()):
+        raise fail(InvalidRequest("Parameters must not contain NUL characters"))
+    for name, limit in MAX_LENGTHS.items():
+        if len(one.get(name, "")) > limit:
+            raise fail(InvalidRequest(f"{name} is too long"))
+    if "request" in one or "request_uri" in one:
+        raise fail(InvalidRequest("Request objects are not supported"))
+    if one.get("response_mode", "query") != "query":
+        raise fail(InvalidRequest("Only response_mode=query is supported"))
+    response_type = one.get("response_type")
+    if not response_type:
+        raise fail(InvalidRequest("response_type is required"))
+    if response_type != "code":
+        raise fail(UnsupportedResponseType("Only response_type=code is supported"))
+    if GrantType.AUTHORIZATION_CODE not in client.grant_types:
+        raise fail(UnauthorizedClient("The client may not use the authorization code grant"))
+    if one.get("code_challenge_method") != "S256":
+        raise fail(InvalidRequest("PKCE is required: code_challenge_method=S256"))
+    challenge = one.get("code_challenge", "")
+    if not PKCE_CHALLENGE.fullmatch(challenge):
+        raise fail(InvalidRequest("code_challenge is missing or malformed"))
+    scope = tuple(dict.fromkeys(one.get("scope", "").split()))
+    if not scope:
+        raise fail(InvalidScope("scope is required"))
+    known = {s.value for s in Scope}
+    for name in scope:
+        if name not in known or name not in client.scopes:
+            raise fail(InvalidScope(f"The client may not ask for the scope {name[:64]}"))
+    prompt = frozenset(one.get("prompt", "").split())
+    if not prompt <= PROMPTS:
+        raise fail(InvalidRequest("prompt may hold none, login and consent"))
+    if "none" in prompt and len(prompt) > 1:
+        raise fail(InvalidRequest("prompt=none cannot be combined"))
+    max_age = None
+    if "max_age" in one:
+        if not one["max_age"].isdigit():
+            raise fail(InvalidRequest("max_age must be a number of seconds"))
+        max_age = int(one["max_age"])
+    return AuthorizationRequest(
+        client=client,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        state=state,
+        nonce=one.get("nonce"),
+        code_challenge=challenge,
+        prompt=prompt,
+        max_age=max_age,
+        login_hint=one.get("login_hint"),
+    )
+
+
+def needs_login(request: AuthorizationRequest, login: Login | None, *, fresh: bool) -> bool:
+    """No live login, or one that prompt=login or max_age says is too old."""
+    if login is None:
+        return True
+    if fresh:
+        return False
+    if "login" in request.prompt:
+        return True
+    return request.max_age is not None and (
+        utcnow() - login.auth_time > timedelta(seconds=request.max_age)
+    )
+
+
+def needs_consent(session: Session, request: AuthorizationRequest, login: Login) -> bool:
+    """First-party clients never ask. A third-party client asks on prompt=consent or for any
+    scope the user has not allowed it yet (offline_access included: OIDC Core §11)."""
+    if request.client.first_party:
+        return False
+    if "consent" in request.prompt:
+        return True
+    allowed = clients.consented_scopes(
+        session, user_id=login.user_id, client_id=request.client.client_id
+    )
+    session.commit()
+    return not set(request.scope) <= allowed
+
+
+def next_step(
+    session: Session, request: AuthorizationRequest, login: Login | None, *, fresh: bool = False
+) -> Next:
+    """What the browser sees next; prompt=none turns a page into an error redirect."""
+    if needs_login(request, login, fresh=fresh):
+        if "none" in request.prompt:
+            raise request.error(LoginRequired("The user is not signed in"))
+        return Next.LOGIN
+    assert login is not None
+    if needs_consent(session, request, login):
+        if "none" in request.prompt:
+            raise request.error(ConsentRequired("The user has not allowed this client"))
+        return Next.CONSENT
+    return Next.ISSUE
+
+
+def grant_consent(
+    session: Session, request: AuthorizationRequest, login: Login, *, actor: Actor
+) -> None:
+    clients.remember_consent(
+        session,
+        user_id=login.user_id,
+        client_id=request.client.client_id,
+        scopes=list(request.scope),
+        actor=actor,
+    )
+    session.commit()
+
+
+def issue_code(
+    session: Session, request: AuthorizationRequest, login: Login, *, actor: Actor
+) -> str:
+    """A new code for this request and login; returns the redirect URL that carries it."""
+    code = secrets.token_urlsafe(CODE_BYTES)
+    now = utcnow()
+    clients.delete_stale_codes(session, user_id=login.user_id, expired_before=now - CODE_KEPT_FOR)
+    clients.add_code(
+        session,
+        AuthorizationCode(
+            digest=token_digest(code),
+            client_id=request.client.client_id,
+            user_id=login.user_id,
+            browser_session_id=login.session_id,
+            redirect_uri=request.redirect_uri,
+            scope=" ".join(request.scope),
+            nonce=request.nonce,
+            code_challenge=request.code_challenge,
+            auth_time=login.auth_time,
+            amr=" ".join(login.amr),
+            created_at=now,
+            expires_at=now + CODE_LIFETIME,
+        ),
+    )
+    audit.record(
+        session,
+        "oauth.code_issued",
+        actor=actor,
+        subject_id=login.user_id,
+        client_id=request.client.client_id,
+        scope=" ".join(request.scope),
+    )
+    session.commit()
+    return redirect_with(request.redirect_uri, {"code": code, "state": request.state})
+
+
+def redirect_with(redirect_uri: str, params: Mapping[str, str | None]) -> str:
+    """The registered URI with the response parameters and `iss` (RFC 9207) added to its
+    query (keeping the query it has)."""
+    values = {name: value for name, value in params.items() if value is not None}
+    values["iss"] = issuer()
+    separator = "&" if "?" in redirect_uri else "?"
+    return redirect_uri + separator + urlencode(values)
+
+
+def error_redirect(error: RedirectedError) -> str:
+    return redirect_with(
+        error.redirect_uri,
+        {
+            "error": error.error.error,
+            "error_description": error.error.description,
+            "state": error.state,
+        },
+    )

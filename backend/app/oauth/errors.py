@@ -1,0 +1,91 @@
+"""The protocol's errors, typed by their RFC 6749 `error` code. api/oauth.py turns them into
+JSON answers (token, userinfo); the hosted pages into redirects to the client."""
+
+
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 / §4.1.2.1 error: `error` code, human description, HTTP status."""
+
+    error = "invalid_request"
+    status = 400
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed: 401, with `WWW-Authenticate: Basic` if Basic was used."""
+
+    error = "invalid_client"
+    status = 401
+
+    def __init__(self, description: str = "Client authentication failed", *, basic: bool = False):
+        super().__init__(description)
+        self.basic = basic
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseType(OAuthError):
+    error = "unsupported_response_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+
+
+class LoginRequired(OAuthError):
+    error = "login_required"
+
+
+class ConsentRequired(OAuthError):
+    error = "consent_required"
+
+
+class InvalidBearer(OAuthError):
+    """RFC 6750 §3.1: a missing, revoked, expired or wrong access token."""
+
+    error = "invalid_token"
+    status = 401
+
+
+class InsufficientScope(OAuthError):
+    error = "insufficient_scope"
+    status = 403
+
+
+class BadAuthorizationRequest(Exception):
+    """An authorization request that must not redirect (unknown client, redirect URI not
+    registered): answered with an HTML error page."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class RedirectedError(Exception):
+    """An authorization request error sent back to the client's registered redirect URI."""
+
+    def __init__(self, error: OAuthError, *, redirect_uri: str, state: str | None) -> None:
+        super().__init__(error.description)
+        self.error = error
+        self.redirect_uri = redirect_uri
+        self.state = state

@@ -1,0 +1,231 @@
+"""The token endpoint's grants: authorization_code and refresh_token (client_credentials
+comes with introspection and revocation)."""
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from sqlmodel import Session
+
+from app.auth import tokens as session_tokens
+from app.core.config import get_settings
+from app.core.security import (
+    TokenType,
+    constant_time_equals,
+    decode_token,
+    new_jti,
+    pkce_s256,
+    token_digest,
+)
+from app.crud import audit, clients, sessions
+from app.crud.audit import Actor
+from app.errors import InvalidToken
+from app.models.client import AuthorizationCode, GrantType, OAuthClient, Scope
+from app.models.common import utcnow
+from app.models.session import AuthSession, SessionKind
+from app.models.user import User
+from app.oauth import client_auth
+from app.oauth.errors import (
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from app.oauth.tokens import TokenResponse, token_response
+
+PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+SUPPORTED = (GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN)
+MAX_PARAM_LENGTH = 4096
+
+
+def token(
+    session: Session,
+    *,
+    form: Mapping[str, Sequence[str]],
+    basic: tuple[str, str] | None,
+    actor: Actor,
+) -> TokenResponse:
+    """One token request: authenticate the client, then run its grant."""
+    for name, values in form.items():
+        if len(values) > 1:
+            raise InvalidRequest(f"{name[:64]} is given more than once")
+        if len(values[0]) > MAX_PARAM_LENGTH:
+            raise InvalidRequest(f"{name[:64]} is too long")
+    one = {name: values[0] for name, values in form.items() if values}
+    grant_type = one.get("grant_type")
+    if not grant_type:
+        raise InvalidRequest("grant_type is required")
+    if grant_type not in SUPPORTED:
+        raise UnsupportedGrantType(f"grant_type {grant_type[:64]} is not supported")
+    client = client_auth.authenticate(
+        session,
+        client_auth.Credentials(
+            basic=basic, client_id=one.get("client_id"), client_secret=one.get("client_secret")
+        ),
+    )
+    session.commit()
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient(f"The client may not use grant_type {grant_type}")
+    if grant_type == GrantType.AUTHORIZATION_CODE:
+        return exchange_code(
+            session,
+            client=client,
+            code=one.get("code", ""),
+            redirect_uri=one.get("redirect_uri", ""),
+            code_verifier=one.get("code_verifier", ""),
+            actor=actor,
+        )
+    return refresh(
+        session,
+        client=client,
+        refresh_token=one.get("refresh_token", ""),
+        scope=one.get("scope"),
+        actor=actor,
+    )
+
+
+def exchange_code(
+    session: Session,
+    *,
+    client: OAuthClient,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str,
+    actor: Actor,
+) -> TokenResponse:
+    """Single use: the exchange completes only if its conditional UPDATE marks the code
+    used; a second exchange fails and revokes what the first issued."""
+    if not code or not redirect_uri or not code_verifier:
+        raise InvalidRequest("code, redirect_uri and code_verifier are required")
+    if not PKCE_VERIFIER.fullmatch(code_verifier):
+        raise InvalidRequest("code_verifier is malformed")
+    digest = token_digest(code)
+    row = clients.get_code(session, digest)
+    now = utcnow()
+    if row is None or row.client_id != client.client_id:
+        session.commit()
+        raise InvalidGrant("The code is unknown, expired or was issued to another client")
+    if row.used_at is not None:
+        _replayed(session, row, actor)
+    if (
+        row.expires_at <= now
+        or row.redirect_uri != redirect_uri
+        or not constant_time_equals(pkce_s256(code_verifier), row.code_challenge)
+    ):
+        session.commit()
+        raise InvalidGrant("The code is expired, or redirect_uri or code_verifier is wrong")
+    if not clients.claim_code(session, digest=digest, now=now):
+        session.refresh(row)  # another exchange won: see what it issued
+        _replayed(session, row, actor)
+    user = session.get(User, row.user_id, populate_existing=True)
+    approving = (
+        session.get(AuthSession, row.browser_session_id, populate_existing=True)
+        if row.browser_session_id
+        else None
+    )
+    if (
+        user is None
+        or not user.is_active
+        or (approving is not None and approving.revoked_at is not None)
+    ):
+        session.commit()  # the code is spent
+        raise InvalidGrant("The sign-in behind this code has ended")
+    scope = row.scope.split()
+    with_refresh = Scope.OFFLINE_ACCESS in scope and GrantType.REFRESH_TOKEN in client.grant_types
+    refresh_jti = new_jti()
+    settings = get_settings()
+    lifetime = (
+        timedelta(days=settings.REFRESH_TOKEN_EXPIRE_DAYS)
+        if with_refresh
+        else timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
+    )
+    oauth_session = sessions.open_session(
+        session,
+        user_id=user.id,
+        refresh_jti=refresh_jti,
+        expires_at=now + lifetime,
+        ip=actor.ip,
+        user_agent=actor.user_agent,
+        kind=SessionKind.OAUTH,
+        client_id=client.client_id,
+        scope=row.scope,
+        auth_time=row.auth_time,
+        amr=row.amr,
+        browser_session_id=row.browser_session_id,
+    )
+    clients.bind_code_session(session, digest=digest, session_id=oauth_session.id)
+    audit.record(
+        session,
+        "oauth.token_issued",
+        actor=Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent),
+        subject_id=user.id,
+        client_id=client.client_id,
+        grant="authorization_code",
+        scope=row.scope,
+        session_id=str(oauth_session.id),
+    )
+    answer = token_response(
+        oauth_session,
+        user,
+        scope=scope,
+        with_refresh=with_refresh,
+        nonce=row.nonce,
+    )
+    session.commit()
+    return answer
+
+
+def _replayed(session: Session, row: AuthorizationCode, actor: Actor) -> None:
+    """A used code presented again: end the session its exchange opened (RFC 6749 §4.1.2)."""
+    revoked = sessions.revoke(session, row.session_id) if row.session_id else False
+    audit.record(
+        session,
+        "oauth.code_reuse_detected",
+        actor=actor,
+        subject_id=row.user_id,
+        client_id=row.client_id,
+        revoked=revoked,
+    )
+    session.commit()
+    raise InvalidGrant("The code was already used")
+
+
+def refresh(
+    session: Session,
+    *,
+    client: OAuthClient,
+    refresh_token: str,
+    scope: str | None,
+    actor: Actor,
+) -> TokenResponse:
+    """Rotation, reuse detection and grace are /auth/refresh's (auth.tokens.refresh); the
+    token must be one issued to this client, and the scope may only narrow."""
+    if not refresh_token:
+        raise InvalidRequest("refresh_token is required")
+    try:
+        claims = decode_token(refresh_token, TokenType.REFRESH)
+    except InvalidToken:
+        raise InvalidGrant("The refresh token is invalid, expired or revoked") from None
+    row = session.get(AuthSession, claims.sid, populate_existing=True)
+    session.commit()
+    if row is None or row.kind is not SessionKind.OAUTH or row.client_id != client.client_id:
+        raise InvalidGrant("The refresh token was not issued to this client")
+    if row.revoked_at is not None or row.expires_at <= utcnow():
+        raise InvalidGrant("The refresh token is invalid, expired or revoked")
+    granted = (row.scope or "").split()
+    requested = list(dict.fromkeys(scope.split())) if scope is not None else granted
+    if not requested or not set(requested) <= set(granted):
+        raise InvalidScope("The scope may only narrow what was granted")
+
+    def issue(renewed: AuthSession) -> TokenResponse:
+        user = session.get(User, renewed.user_id)
+        assert user is not None  # the session and its user were just read live
+        return token_response(renewed, user, scope=requested, with_refresh=True)
+
+    try:
+        return session_tokens.refresh(
+            session, refresh_token=refresh_token, actor=actor, kind=SessionKind.OAUTH, pair=issue
+        )
+    except InvalidToken:
+        raise InvalidGrant("The refresh token is invalid, expired or revoked") from None

@@ -1,0 +1,124 @@
+"""The claims of ID tokens and RFC 9068 access tokens, and the token endpoint's answer.
+Signing stays in core/security.py."""
+
+import time
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from app.auth.tokens import current_refresh_token
+from app.core.config import get_settings
+from app.core.permissions import Role
+from app.core.security import (
+    ID_TOKEN_TYPE,
+    OAUTH_ACCESS_TYPE,
+    half_hash,
+    new_jti,
+    sign_oidc_jwt,
+)
+from app.models.session import AuthSession
+from app.oauth.discovery import issuer
+
+ID_TOKEN_LIFETIME_S = 300  # an ID token is read once by the client, at sign-in
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    scope: str
+    id_token: str | None = None
+    refresh_token: str | None = None
+
+
+class Profile(Protocol):
+    """What the claims read of a user (User and UserRead both have it)."""
+
+    email: str
+    full_name: str | None
+    is_verified: bool
+    role: Role
+
+    @property
+    def updated_at(self) -> Any: ...
+
+
+def user_claims(user: Profile, scope: set[str] | frozenset[str]) -> dict[str, Any]:
+    """The claims the scopes release (OIDC Core §5.4; `role` for the roles scope)."""
+    claims: dict[str, Any] = {}
+    if "email" in scope:
+        claims.update(email=user.email, email_verified=user.is_verified)
+    if "profile" in scope:
+        claims.update(name=user.full_name, updated_at=int(user.updated_at.timestamp()))
+    if "roles" in scope:
+        claims["role"] = str(user.role)
+    return claims
+
+
+def access_token(row: AuthSession, scope: str) -> tuple[str, int]:
+    """An at+jwt for the service's own API (aud = the issuer), naming the session."""
+    assert row.client_id is not None
+    now = int(time.time())
+    lifetime = get_settings().ACCESS_TOKEN_EXPIRE_MINUTES * 60
+    claims: dict[str, Any] = {
+        "iss": issuer(),
+        "sub": str(row.user_id),
+        "aud": issuer(),
+        "client_id": row.client_id,
+        "scope": scope,
+        "jti": new_jti(),
+        "iat": now,
+        "exp": now + lifetime,
+        "sid": str(row.id),
+    }
+    if row.auth_time is not None:
+        claims["auth_time"] = int(row.auth_time.timestamp())
+    return sign_oidc_jwt(claims, typ=OAUTH_ACCESS_TYPE), lifetime
+
+
+def id_token(
+    row: AuthSession, user: Profile, *, scope: set[str], nonce: str | None, access: str
+) -> str:
+    assert row.client_id is not None and row.auth_time is not None
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer(),
+        "sub": str(row.user_id),
+        "aud": row.client_id,
+        "iat": now,
+        "exp": now + ID_TOKEN_LIFETIME_S,
+        "auth_time": int(row.auth_time.timestamp()),
+        "at_hash": half_hash(access),
+        "sid": str(row.browser_session_id or row.id),
+        "amr": (row.amr or "").split(),
+        **user_claims(user, scope),
+    }
+    if nonce is not None:
+        claims["nonce"] = nonce
+    return sign_oidc_jwt(claims, typ=ID_TOKEN_TYPE)
+
+
+def token_response(
+    row: AuthSession,
+    user: Profile,
+    *,
+    scope: list[str],
+    with_refresh: bool,
+    nonce: str | None = None,
+) -> TokenResponse:
+    """Access token, ID token (with openid) and, `with_refresh`, the session's current
+    refresh token."""
+    scope_text = " ".join(scope)
+    access, lifetime = access_token(row, scope_text)
+    refresh = current_refresh_token(row) if with_refresh else None
+    return TokenResponse(
+        access_token=access,
+        expires_in=lifetime,
+        scope=scope_text,
+        id_token=(
+            id_token(row, user, scope=set(scope), nonce=nonce, access=access)
+            if "openid" in scope
+            else None
+        ),
+        refresh_token=refresh,
+    )

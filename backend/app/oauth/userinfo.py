@@ -1,0 +1,23 @@
+"""The userinfo endpoint (OIDC Core §5.3): `sub` and the claims of the token's scopes, for a
+live at+jwt with `openid`, checked like every API request (session, is_active)."""
+
+from typing import Any
+
+from app.auth.tokens import authenticate
+from app.core.security import decode_oauth_access_token
+from app.errors import InvalidToken
+from app.oauth.errors import InsufficientScope, InvalidBearer
+from app.oauth.tokens import user_claims
+
+
+async def userinfo(token: str | None) -> dict[str, Any]:
+    if not token:
+        raise InvalidBearer("A bearer access token is required")
+    try:
+        claims = decode_oauth_access_token(token)
+        caller = await authenticate(token)
+    except InvalidToken:
+        raise InvalidBearer("The access token is invalid, expired or revoked") from None
+    if "openid" not in claims.scope:
+        raise InsufficientScope("The access token lacks the openid scope")
+    return {"sub": str(caller.user.id), **user_claims(caller.user, claims.scope)}

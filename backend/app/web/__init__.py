@@ -1,0 +1,1 @@
+"""The hosted pages of the OpenID Connect provider: login, second factor, consent."""

@@ -1,0 +1,52 @@
+"""Rendering the hosted pages: Jinja2 templates in the package, a strict CSP, and the CSRF
+binding of every form."""
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from app.core.config import get_settings
+from app.web.cookies import CSRF_COOKIE, csrf_binding, csrf_token, set_cookie
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+# No form-action: Chromium applies it to the redirect that follows a form post, and the
+# login form's answer redirects to the client.
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+CSRF_MAX_AGE_S = 12 * 3600
+
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render(
+    request: Request, template: str, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    binding, new = csrf_binding(request)
+    html = templates.get_template(template).render(
+        project=get_settings().PROJECT_NAME, csrf_token=csrf_token(binding), **context
+    )
+    response = HTMLResponse(html, status_code=status_code)
+    response.headers["Content-Security-Policy"] = PAGE_CSP
+    if new:
+        set_cookie(response, CSRF_COOKIE, binding, max_age=CSRF_MAX_AGE_S)
+    return response
+
+
+def error_page(request: Request, message: str, *, status_code: int = 400) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        status_code=status_code,
+        heading="This sign-in request cannot be completed",
+        message=message,
+    )

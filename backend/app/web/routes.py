@@ -1,0 +1,268 @@
+"""The authorization endpoint and its hosted pages: login, second factor, consent.
+
+Every step re-validates the original authorization request (carried in a hidden `request`
+field); the rules live in oauth/authorize.py, the login rules in auth/login.py (login and
+login_mfa, called as they are with a browser-session `start`)."""
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.responses import RedirectResponse, Response
+
+from app.api.deps import SessionDep, client_actor
+from app.auth import login as login_flow
+from app.crud import sessions as session_rows
+from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
+from app.models.token import MfaChallenge
+from app.models.user import User
+from app.oauth import authorize
+from app.oauth.authorize import AuthorizationRequest, Login, Next
+from app.oauth.errors import AccessDenied, BadAuthorizationRequest, RedirectedError
+from app.web.cookies import SESSION_COOKIE, csrf_valid, read_cookie, set_cookie
+from app.web.pages import error_page, render
+from app.web.sessions import BrowserLogin, current_login, opener
+
+router = APIRouter(prefix="/oauth", include_in_schema=False)
+
+SCOPE_DESCRIPTIONS = {
+    "openid": "Know who you are",
+    "profile": "See your name",
+    "email": "See your email address",
+    "roles": "See your role",
+    "offline_access": "Keep access while you are away (stay signed in)",
+}
+MAX_FIELD = 4096
+MAX_PARAMS = 64
+EXPIRED_FORM = "This form has expired. Go back to the application and try again."
+
+
+def _params(query: str) -> Mapping[str, list[str]]:
+    try:
+        return parse_qs(query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
+    except ValueError:
+        raise BadAuthorizationRequest("The request has too many parameters.") from None
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value[:MAX_FIELD] if isinstance(value, str) else ""
+
+
+def _redirect(url: str, status_code: int = 302) -> RedirectResponse:
+    return RedirectResponse(url, status_code=status_code)
+
+
+def _login_page(
+    request: Request,
+    query: str,
+    auth: AuthorizationRequest,
+    *,
+    message: str | None = None,
+    email: str | None = None,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    response = render(
+        request,
+        "login.html",
+        status_code=status_code,
+        request_query=query,
+        client_name=auth.client.name,
+        email=email if email is not None else (auth.login_hint or ""),
+        message=message,
+    )
+    response.headers.update(headers or {})
+    return response
+
+
+def _proceed(
+    request: Request,
+    session: SessionDep,
+    query: str,
+    auth: AuthorizationRequest,
+    login: Login | None,
+    *,
+    fresh: bool = False,
+    status_code: int = 302,
+) -> Response:
+    """Show the login or consent page, or redirect to the client with a code."""
+    try:
+        step = authorize.next_step(session, auth, login, fresh=fresh)
+    except RedirectedError as error:
+        return _redirect(authorize.error_redirect(error), status_code)
+    if step is Next.LOGIN:
+        return _login_page(request, query, auth)
+    assert login is not None
+    if step is Next.CONSENT:
+        user = session.get(User, login.user_id)
+        session.commit()
+        return render(
+            request,
+            "consent.html",
+            request_query=query,
+            client_name=auth.client.name,
+            email=user.email if user else "",
+            scopes=[SCOPE_DESCRIPTIONS[name] for name in auth.scope],
+        )
+    url = authorize.issue_code(session, auth, login, actor=client_actor(request, login.user_id))
+    return _redirect(url, status_code)
+
+
+def _parse(session: SessionDep, query: str) -> AuthorizationRequest:
+    return authorize.parse_request(session, _params(query))
+
+
+def _refusal(request: Request, error: Exception) -> Response:
+    if isinstance(error, BadAuthorizationRequest):
+        return error_page(request, error.description)
+    assert isinstance(error, RedirectedError)
+    return _redirect(authorize.error_redirect(error), 303)
+
+
+@router.get("/authorize")
+def authorization_endpoint(request: Request, session: SessionDep) -> Response:
+    return _authorize(request, session, request.url.query)
+
+
+@router.post("/authorize")
+async def authorization_endpoint_post(request: Request, session: SessionDep) -> Response:
+    """The same request sent as a form (OIDC Core §3.1.2.1 allows GET and POST)."""
+    form = await request.form(max_files=0, max_fields=MAX_PARAMS)
+    query = urlencode(
+        [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+    )
+    return await run_in_threadpool(_authorize, request, session, query)
+
+
+def _authorize(request: Request, session: SessionDep, query: str) -> Response:
+    try:
+        auth = _parse(session, query)
+    except (BadAuthorizationRequest, RedirectedError) as error:
+        return _refusal(request, error)
+    login = current_login(session, read_cookie(request, SESSION_COOKIE))
+    return _proceed(request, session, query, auth, login)
+
+
+async def _form_request(
+    request: Request, session: SessionDep
+) -> tuple[FormData, str, AuthorizationRequest] | Response:
+    """The posted form, if its CSRF token is bound to this browser, and the authorization
+    request it continues; or the page that refuses it."""
+    form = await request.form(max_files=0, max_fields=16)
+    if not csrf_valid(request, _field(form, "csrf_token")):
+        return error_page(request, EXPIRED_FORM, status_code=403)
+    query = _field(form, "request")
+    try:
+        auth = await run_in_threadpool(_parse, session, query)
+    except (BadAuthorizationRequest, RedirectedError) as error:
+        return _refusal(request, error)
+    return form, query, auth
+
+
+def _signed_in(
+    request: Request,
+    session: SessionDep,
+    query: str,
+    auth: AuthorizationRequest,
+    browser: BrowserLogin,
+) -> Response:
+    """A fresh login: replace the browser's previous session, set the cookie, carry on."""
+    previous = current_login(session, read_cookie(request, SESSION_COOKIE))
+    if previous is not None and previous.session_id != browser.login.session_id:
+        session_rows.revoke(session, previous.session_id)
+        session.commit()
+    response = _proceed(request, session, query, auth, browser.login, fresh=True, status_code=303)
+    set_cookie(response, SESSION_COOKIE, browser.cookie, max_age=browser.max_age)
+    return response
+
+
+@router.post("/authorize/login")
+async def login_form(request: Request, session: SessionDep) -> Response:
+    parsed = await _form_request(request, session)
+    if isinstance(parsed, Response):
+        return parsed
+    form, query, auth = parsed
+    email = _field(form, "email")[:320]
+    try:
+        result: Any = await login_flow.login(
+            session,
+            email=email,
+            password=_field(form, "password"),
+            actor=client_actor(request),
+            start=opener(("pwd",)),
+        )
+    except RateLimited as error:
+        return _login_page(
+            request,
+            query,
+            auth,
+            message=error.detail,
+            email=email,
+            status_code=429,
+            headers={"Retry-After": str(error.retry_after)},
+        )
+    except DomainError as error:  # one generic message for a wrong email or password
+        return _login_page(request, query, auth, message=error.detail, email=email, status_code=400)
+    if isinstance(result, MfaChallenge):
+        return render(request, "mfa.html", request_query=query, mfa_token=result.mfa_token)
+    return await run_in_threadpool(_signed_in, request, session, query, auth, result)
+
+
+@router.post("/authorize/mfa")
+async def mfa_form(request: Request, session: SessionDep) -> Response:
+    parsed = await _form_request(request, session)
+    if isinstance(parsed, Response):
+        return parsed
+    form, query, auth = parsed
+    mfa_token = _field(form, "mfa_token")
+    try:
+        result: Any = await run_in_threadpool(
+            lambda: login_flow.login_mfa(
+                session,
+                mfa_token=mfa_token,
+                code=_field(form, "code")[:64],
+                actor=client_actor(request),
+                start=opener(("pwd", "otp")),
+            )
+        )
+    except (MfaFailed, RateLimited) as error:
+        return render(
+            request,
+            "mfa.html",
+            status_code=429 if isinstance(error, RateLimited) else 400,
+            request_query=query,
+            mfa_token=mfa_token,
+            message=error.detail,
+        )
+    except InvalidToken:
+        return _login_page(request, query, auth, message="Please sign in again.", status_code=400)
+    return await run_in_threadpool(_signed_in, request, session, query, auth, result)
+
+
+@router.post("/authorize/consent")
+async def consent_form(request: Request, session: SessionDep) -> Response:
+    parsed = await _form_request(request, session)
+    if isinstance(parsed, Response):
+        return parsed
+    form, query, auth = parsed
+    return await run_in_threadpool(_consent, request, session, query, auth, _field(form, "action"))
+
+
+def _consent(
+    request: Request, session: SessionDep, query: str, auth: AuthorizationRequest, action: str
+) -> Response:
+    login = current_login(session, read_cookie(request, SESSION_COOKIE))
+    if login is None:  # prompt and max_age were applied before the consent page was shown
+        return _login_page(request, query, auth)
+    if action == "deny":
+        error = auth.error(AccessDenied("The user denied the request"))
+        return _redirect(authorize.error_redirect(error), 303)
+    if action != "allow":
+        return error_page(request, "Choose Allow or Deny.")
+    actor = client_actor(request, login.user_id)
+    authorize.grant_consent(session, auth, login, actor=actor)
+    return _redirect(authorize.issue_code(session, auth, login, actor=actor), 303)
