@@ -2,19 +2,24 @@
 hardware) against the real service at http://localhost:PORT (browsers take no IP address as
 a relying party ID). Run with `pytest -m browser` (`.ci/browser`)."""
 
+import hashlib
 import json
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import jwt
 import pytest
 
 from tests.utils.browser import chromium
 from tests.utils.server import running_server
+from tests.utils.webauthn import b64url
 
 if TYPE_CHECKING:
-    from playwright.sync_api import CDPSession, Page
+    from playwright.sync_api import CDPSession, Page, Route
 
 pytestmark = pytest.mark.browser
 
@@ -152,3 +157,78 @@ def test_register_log_out_sign_in_without_an_email_and_refusals(
     access = {"Authorization": f"Bearer {password_login(live_server)}"}
     assert httpx.delete(f"{api}/users/me/passkeys/{passkey_id}", headers=access).status_code == 204
     assert page.evaluate(SIGN_IN_JS, api)["status"] == 401
+
+
+def test_sign_in_with_a_passkey_on_the_hosted_login_page_gives_an_id_token_with_amr_hwk(
+    live_server: str, browser_page: tuple["Page", "CDPSession"]
+) -> None:
+    """The hosted login page's "Sign in with a passkey": no email, no password; the client
+    gets a code whose ID token says how the user signed in."""
+    from playwright.sync_api import expect
+
+    page, cdp = browser_page
+    api = f"{live_server}{API}"
+    email = "grace@example.com"
+    httpx.post(f"{api}/auth/register", json={"email": email, "password": PASSWORD})
+    answer = httpx.post(f"{api}/auth/login", data={"username": email, "password": PASSWORD})
+    add_authenticator(cdp)
+    assert page.evaluate(REGISTER_JS, [api, answer.json()["access_token"]])["status"] == 201
+
+    admin = httpx.post(
+        f"{api}/auth/login", data={"username": "root@example.com", "password": PASSWORD}
+    ).json()["access_token"]
+    redirect_uri = "http://127.0.0.1:9/callback"  # never reached: the browser's route answers
+    client = httpx.post(
+        f"{api}/clients",
+        headers={"Authorization": f"Bearer {admin}"},
+        json={"name": "Passkey app", "redirect_uris": [redirect_uri], "first_party": True},
+    ).json()
+    verifier = secrets.token_urlsafe(48)
+    challenge = b64url(hashlib.sha256(verifier.encode()).digest())
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client["client_id"],
+            "redirect_uri": redirect_uri,
+            "scope": "openid email",
+            "state": "xyz",
+            "nonce": "n-0S6",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    landed: list[str] = []
+
+    def callback(route: "Route") -> None:
+        landed.append(route.request.url)
+        route.fulfill(status=200, content_type="text/html", body="<h1>Signed in</h1>")
+
+    page.route(f"{redirect_uri}*", callback)
+    page.goto(f"{live_server}/oauth/authorize?{query}")
+    button = page.get_by_role("button", name="Sign in with a passkey")
+    expect(button).to_be_visible()
+    button.click()
+    expect(page.locator("h1")).to_have_text("Signed in")
+
+    params = {k: v[0] for k, v in parse_qs(urlsplit(landed[-1]).query).items()}
+    assert params["state"] == "xyz"
+    token = httpx.post(
+        f"{live_server}/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+            "client_id": client["client_id"],
+            "client_secret": client["client_secret"],
+        },
+    )
+    assert token.status_code == 200, token.text
+    jwks = jwt.PyJWKClient(f"{live_server}/.well-known/jwks.json")
+    id_token = token.json()["id_token"]
+    key = jwks.get_signing_key_from_jwt(id_token)
+    claims = jwt.decode(
+        id_token, key.key, algorithms=[key.algorithm_name], audience=client["client_id"]
+    )
+    assert claims["amr"] == ["hwk", "user"] and claims["email"] == email
+    assert claims["nonce"] == "n-0S6"

@@ -8,6 +8,7 @@ ceremony and user), the sign counter rule, and the login rules shared with passw
 import hashlib
 import hmac
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -41,6 +42,7 @@ from webauthn.helpers.structs import (
 from app.auth import lockout, mfa
 from app.auth.credentials import confirm_password
 from app.auth.login import complete, ensure_may_log_in
+from app.auth.tokens import start_session
 from app.core import metrics, ratelimit
 from app.core.config import get_settings
 from app.crud import audit, users
@@ -51,7 +53,6 @@ from app.errors import DomainError, IncorrectPassword, PasskeyLoginFailed, Passk
 from app.models.common import utcnow
 from app.models.passkey import CeremonyKind, Passkey, PasskeyOptions
 from app.models.session import AuthSession
-from app.models.token import MfaChallenge, TokenPair
 from app.models.user import User, normalize_email
 from app.passkeys.authenticators import authenticator_name
 
@@ -216,12 +217,22 @@ def login_options(session: Session, *, email: str | None) -> PasskeyOptions:
     return PasskeyOptions(flow_id=row.id, options=dict(options_to_json_dict(options)))
 
 
+# What opens the session of a passkey sign-in, given its RFC 8176 methods (amr): the hosted
+# login page's browser session (web/sessions.opener); by default the API's token pair.
+Opener = Callable[[tuple[str, ...]], Callable[..., Any]]
+
+
 @retry_conflicts
 def login(
-    session: Session, *, flow_id: uuid.UUID, credential: dict[str, Any], actor: Actor
-) -> TokenPair | MfaChallenge:
-    """Sign in with a passkey. With user verification it is both factors; without, one, so a
-    user with TOTP is asked for a code as after a password."""
+    session: Session,
+    *,
+    flow_id: uuid.UUID,
+    credential: dict[str, Any],
+    actor: Actor,
+    opener: Opener | None = None,
+) -> Any:
+    """Sign in with a passkey. With user verification it is both factors (amr `hwk user`);
+    without, one (`hwk`), so a user with TOTP is asked for a code as after a password."""
     settings = get_settings()
     ratelimit.hit("login_ip", settings.RATE_LIMIT_LOGIN_IP, actor.ip or "-")
     try:
@@ -268,11 +279,13 @@ def login(
         challenge_token = mfa.challenge(session, user=user, version=user.credentials_version)
         session.commit()
         return challenge_token
+    amr = ("hwk", "user") if verified.user_verified else ("hwk",)
     return complete(
         session,
         user=user,
         email=user.email,
         actor=actor,
+        start=opener(amr) if opener else start_session,
         event="passkey.login_succeeded",
         passkey_id=str(passkey.id),
         user_verified=verified.user_verified,

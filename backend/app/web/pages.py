@@ -15,8 +15,11 @@ HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
 # No form-action: Chromium applies it to the redirect that follows a form post, and the
 # login form's answer redirects to the client.
+# script-src and connect-src: the login page's own passkey.js, asking this service for
+# WebAuthn options.
 PAGE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 CSRF_MAX_AGE_S = 12 * 3600
 

@@ -4,6 +4,8 @@ Every step re-validates the original authorization request (carried in a hidden 
 field); the rules live in oauth/authorize.py, the login rules in auth/login.py (login and
 login_mfa, called as they are with a browser-session `start`)."""
 
+import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -15,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep, client_actor
 from app.auth import login as login_flow
+from app.core.config import get_settings
 from app.crud import sessions as session_rows
 from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
 from app.models.token import MfaChallenge
@@ -22,6 +25,7 @@ from app.models.user import User
 from app.oauth import authorize
 from app.oauth.authorize import AuthorizationRequest, Login, Next
 from app.oauth.errors import AccessDenied, BadAuthorizationRequest, RedirectedError
+from app.passkeys import ceremonies as passkey_ceremonies
 from app.web.cookies import SESSION_COOKIE, csrf_valid, read_cookie, set_cookie
 from app.web.pages import error_page, render
 from app.web.sessions import BrowserLogin, current_login, opener
@@ -37,7 +41,9 @@ SCOPE_DESCRIPTIONS = {
 }
 MAX_FIELD = 4096
 MAX_PARAMS = 64
+MAX_CREDENTIAL = 16_384  # a WebAuthn assertion as JSON: about a kilobyte
 EXPIRED_FORM = "This form has expired. Go back to the application and try again."
+PASSKEY_FAILED = "That passkey could not sign you in. Try again, or use your password."
 
 
 def _params(query: str) -> Mapping[str, list[str]]:
@@ -74,6 +80,7 @@ def _login_page(
         client_name=auth.client.name,
         email=email if email is not None else (auth.login_hint or ""),
         message=message,
+        passkey_options_url=f"{get_settings().API_V1_STR}/auth/passkey/options",
     )
     response.headers.update(headers or {})
     return response
@@ -207,6 +214,49 @@ async def login_form(request: Request, session: SessionDep) -> Response:
         )
     except DomainError as error:  # one generic message for a wrong email or password
         return _login_page(request, query, auth, message=error.detail, email=email, status_code=400)
+    if isinstance(result, MfaChallenge):
+        return render(request, "mfa.html", request_query=query, mfa_token=result.mfa_token)
+    return await run_in_threadpool(_signed_in, request, session, query, auth, result)
+
+
+@router.post("/authorize/passkey")
+async def passkey_form(request: Request, session: SessionDep) -> Response:
+    """The answer of "Sign in with a passkey" (web/static/passkey.js), posted with the form."""
+    parsed = await _form_request(request, session)
+    if isinstance(parsed, Response):
+        return parsed
+    form, query, auth = parsed
+    raw = form.get("credential")
+    try:
+        flow_id = uuid.UUID(_field(form, "flow_id"))
+        if not isinstance(raw, str) or len(raw) > MAX_CREDENTIAL:
+            raise ValueError("no credential")
+        credential = json.loads(raw)
+    except ValueError:
+        return _login_page(request, query, auth, message=PASSKEY_FAILED, status_code=400)
+    if not isinstance(credential, dict):
+        return _login_page(request, query, auth, message=PASSKEY_FAILED, status_code=400)
+    try:
+        result: Any = await run_in_threadpool(
+            lambda: passkey_ceremonies.login(
+                session,
+                flow_id=flow_id,
+                credential=credential,
+                actor=client_actor(request),
+                opener=opener,
+            )
+        )
+    except RateLimited as error:
+        return _login_page(
+            request,
+            query,
+            auth,
+            message=error.detail,
+            status_code=429,
+            headers={"Retry-After": str(error.retry_after)},
+        )
+    except DomainError:
+        return _login_page(request, query, auth, message=PASSKEY_FAILED, status_code=400)
     if isinstance(result, MfaChallenge):
         return render(request, "mfa.html", request_query=query, mfa_token=result.mfa_token)
     return await run_in_threadpool(_signed_in, request, session, query, auth, result)

@@ -112,4 +112,7 @@ def passkey_login(
     body: PasskeyLoginRequest, session: SessionDep, actor: AnonymousActor, response: Response
 ) -> TokenPair | MfaChallenge:
     response.headers.update(NO_STORE)
-    return ceremonies.login(session, flow_id=body.flow_id, credential=body.credential, actor=actor)
+    result: TokenPair | MfaChallenge = ceremonies.login(
+        session, flow_id=body.flow_id, credential=body.credential, actor=actor
+    )
+    return result
