@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Row, bindparam
+from sqlalchemy import bindparam
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -95,7 +95,7 @@ def _load(session: Session, claims_sid: object, claims_sub: object) -> tuple[Use
     return _live(row)
 
 
-def _live(row: Row[tuple[User, AuthSession]] | None) -> tuple[User, AuthSession]:
+def _live(row: tuple[User, AuthSession] | None) -> tuple[User, AuthSession]:
     """The user and session of a row, if the session is live and the user active."""
     if row is None:
         raise InvalidToken()

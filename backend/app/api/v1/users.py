@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, CallerDep, CurrentUser, SessionDep, require
+from app.api.errors import Responses
 from app.api.v1.auth import REAUTHENTICATION
 from app.auth import lockout, profile, verification
 from app.core.passwords import hash_password
@@ -18,11 +19,14 @@ from app.models.user import UserRead, UserUpdate, UserUpdateMe
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-AUTH_ERRORS = {401: {"description": "Not authenticated"}, 403: {"description": "Forbidden"}}
-NOT_FOUND = {404: {"description": "User not found"}}
-CONFLICT = {409: {"description": "Email taken, or the last active admin"}}
+AUTH_ERRORS: Responses = {
+    401: {"description": "Not authenticated"},
+    403: {"description": "Forbidden"},
+}
+NOT_FOUND: Responses = {404: {"description": "User not found"}}
+CONFLICT: Responses = {409: {"description": "Email taken, or the last active admin"}}
 # A new email needs the right current_password, and is rate limited per user.
-EMAIL_CHANGE = {
+EMAIL_CHANGE: Responses = {
     **REAUTHENTICATION,
     429: {"description": "Too many email changes or wrong passwords; see Retry-After"},
 }
