@@ -271,3 +271,19 @@ def test_a_read_connection_dropped_in_use_leaves_the_pool(
 
 def me_status(client: TestClient, headers: dict[str, str]) -> int:
     return client.get(api("/users/me"), headers=headers).status_code
+
+
+def test_the_unfiltered_user_list_reads_on_the_loop_on_sqlite(
+    client: TestClient, admin: User, thread_hops: list[object]
+) -> None:
+    """An index range and count(*) need no worker thread on SQLite; a filtered count or a
+    substring search, which read many rows, take one hop (PostgreSQL: always one)."""
+    headers = auth_header(login(client, admin.email, PASSWORD))
+    thread_hops.clear()
+    assert client.get(api("/users"), headers=headers).status_code == 200
+    assert len(thread_hops) == (0 if get_settings().is_sqlite else 1)
+    for query in ({"role": "admin"}, {"is_active": "true"}, {"q": "admin"}):
+        thread_hops.clear()
+        response = client.get(api("/users"), params=query, headers=headers)
+        assert response.json()["total"] == 1
+        assert len(thread_hops) == 1

@@ -18,6 +18,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as select_columns
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -104,8 +105,32 @@ def list_users(
     Role, aware datetimes), read through statements compiled once per combination of filters
     (db.PreparedRead): no ORM object and no model per row, since a page serializes them
     straight to JSON (api.v1.users)."""
+    return read_user_page(
+        session.connection().connection,
+        session.get_bind(),
+        skip=skip,
+        limit=limit,
+        role=role,
+        is_active=is_active,
+        q=q,
+        after=after,
+    )
+
+
+def read_user_page(
+    connection: DBAPIConnection,
+    bind: Engine | Connection,
+    *,
+    skip: int = 0,
+    limit: int,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    q: str | None = None,
+    after: PageCursor | None = None,
+) -> UserPage:
+    """list_users on a driver connection of `bind`'s database (db.read_connection's, say)."""
     count, page = _user_list_statements(
-        session.get_bind(), role is not None, is_active is not None, bool(q), after is not None
+        bind, role is not None, is_active is not None, bool(q), after is not None
     )
     params = {
         "role": role,
@@ -116,7 +141,6 @@ def list_users(
         "skip": skip,
         "limit": limit + 1,  # one more row tells whether a next page exists
     }
-    connection = session.connection().connection
     counted = count.first(connection, params)
     rows = page.all(connection, params)
     items = [dict(zip(USER_READ_FIELDS, row, strict=True)) for row in rows[:limit]]

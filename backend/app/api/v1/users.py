@@ -11,10 +11,11 @@ from typing_extensions import TypedDict
 
 from app.api.deps import ActorDep, CallerDep, CurrentUser, SessionDep, require
 from app.auth import lockout, verification
+from app.core.config import get_settings
 from app.core.passwords import hash_password
 from app.core.permissions import Permission, Role, can_read_user, can_update_user
 from app.crud import users
-from app.db import get_engine
+from app.db import get_engine, read_connection
 from app.errors import Forbidden
 from app.models.common import CursorPage, PageCursor, parse_cursor
 from app.models.user import UserRead, UserUpdate, UserUpdateMe
@@ -83,9 +84,17 @@ async def list_users(
     ] = None,
 ) -> Response:
     after = cast(PageCursor | None, cursor)  # parse_cursor made it one (or refused it: 422)
-    page = await run_in_threadpool(
-        _user_page, skip=skip, limit=limit, role=role, is_active=is_active, q=q, after=after
-    )
+    query: dict[str, Any] = {
+        "skip": skip, "limit": limit, "role": role, "is_active": is_active, "q": q, "after": after
+    }  # fmt: skip
+    if get_settings().is_sqlite and role is None and is_active is None and not q:
+        # Unfiltered: a range of the created_at index, and a count(*) that SQLite takes from
+        # the index's page counts (~0.1 ms at 100,000 users); cheaper on the event loop, like
+        # the per-request read, than a hop to a worker thread and back.
+        with read_connection() as connection:
+            page = users.read_user_page(connection, get_engine(), **query)
+    else:  # a filtered count or a substring search reads many rows: in a worker thread
+        page = await run_in_threadpool(_user_page, **query)
     body = UserListJSON(
         items=page.items,
         total=page.total,
