@@ -181,7 +181,19 @@ def test_discovery_documents_list_the_endpoints_that_exist(
         assert {"sub", "email", "email_verified", "name", "updated_at", "role", "amr"} <= set(
             metadata["claims_supported"]
         )
-        assert set(metadata["grant_types_supported"]) == {"authorization_code", "refresh_token"}
+        assert set(metadata["grant_types_supported"]) == {
+            "authorization_code", "refresh_token", "client_credentials",
+        }  # fmt: skip
+        base = "https://auth.example.com/oauth/"
+        assert metadata["introspection_endpoint"] == base + "introspect"
+        assert metadata["revocation_endpoint"] == base + "revoke"
+        assert metadata["end_session_endpoint"] == base + "logout"
+        assert metadata["introspection_endpoint_auth_methods_supported"] == [
+            "client_secret_basic", "client_secret_post",
+        ]  # fmt: skip
+        assert set(metadata["revocation_endpoint_auth_methods_supported"]) == {
+            "client_secret_basic", "client_secret_post", "none",
+        }  # fmt: skip
         for name, value in metadata.items():  # only endpoints that answer
             if name.endswith("_endpoint"):
                 path_only = value.removeprefix("https://auth.example.com")

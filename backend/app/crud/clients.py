@@ -17,6 +17,7 @@ from app.models.client import (
     ClientCreate,
     ClientCreated,
     ClientRead,
+    ClientToken,
     ClientUpdate,
     OAuthClient,
     OAuthConsent,
@@ -132,14 +133,21 @@ def rotate_secret(session: Session, *, client: OAuthClient, actor: Actor) -> Cli
     client.secret_digest = digest
     client.updated_at = utcnow()
     session.add(client)
-    audit.record(session, "oauth.client_secret_rotated", actor=actor, client_id=client.client_id)
+    ended = revoke_client_tokens(session, client.client_id)
+    audit.record(
+        session,
+        "oauth.client_secret_rotated",
+        actor=actor,
+        client_id=client.client_id,
+        client_tokens=ended,
+    )
     session.commit()
     return ClientCreated(**client_read(client).model_dump(), client_secret=secret)
 
 
 def delete_client(session: Session, *, client: OAuthClient, actor: Actor) -> None:
-    """Delete a client and end every session and token issued to it (codes and consents go
-    with it)."""
+    """Delete a client and end every session and token issued to it (codes, consents and its
+    client_credentials tokens go with it, by cascade)."""
     ended = sessions.revoke_client(session, client.client_id)
     audit.record(
         session, "oauth.client_deleted", actor=actor, client_id=client.client_id, sessions=ended
@@ -223,3 +231,47 @@ def bind_code_session(session: Session, *, digest: str, session_id: uuid.UUID) -
         .values(session_id=session_id)
         .execution_options(synchronize_session=False)
     )
+
+
+# --- client_credentials tokens ------------------------------------------------------------
+
+
+def add_client_token(
+    session: Session, *, jti: str, client_id: str, scope: str, expires_at: datetime
+) -> None:
+    """Record a client's own access token, and forget its tokens that expired. The caller
+    commits."""
+    session.exec(
+        delete(ClientToken).where(
+            col(ClientToken.client_id) == client_id, col(ClientToken.expires_at) <= utcnow()
+        )
+    )
+    session.add(ClientToken(jti=jti, client_id=client_id, scope=scope, expires_at=expires_at))
+
+
+def get_client_token(session: Session, jti: str) -> ClientToken | None:
+    if not jti or len(jti) > 64:
+        return None
+    return session.get(ClientToken, jti, populate_existing=True)
+
+
+def revoke_client_token(session: Session, jti: str) -> bool:
+    result = session.exec(
+        update(ClientToken)
+        .where(col(ClientToken.jti) == jti, col(ClientToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+def revoke_client_tokens(session: Session, client_id: str) -> int:
+    """End every token a client got for itself (at a secret rotation: they were obtained
+    with the old secret alone)."""
+    result = session.exec(
+        update(ClientToken)
+        .where(col(ClientToken.client_id) == client_id, col(ClientToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)
