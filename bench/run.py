@@ -36,6 +36,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import oauth_load  # bench/oauth_load.py: the token endpoint and introspection loads
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 LUA = BENCH / "request.lua"
@@ -574,6 +576,10 @@ def run(args: argparse.Namespace) -> Results:
                 token=token,
             )
         me = measure("me", "GET /users/me", me_url, connections=c, seconds=seconds, token=token)
+        oauth_load.measure_oauth(
+            sys.modules[__name__], measure, results.loads, port=port, pid=pid,
+            admin_token=admin_token, email=f"user1@{DOMAIN}", connections=c, seconds=seconds,
+        )  # fmt: skip
         measure(
             "login",
             "POST /auth/login",
@@ -733,8 +739,8 @@ def render(results: Results, args: argparse.Namespace, database: str) -> str:
         + "| errors | other processes' CPU |",
         "|---|---:|---:|---:|---:|---:|" + ("---:|" if postgres else "") + "---:|---:|",
     ]
-    for key in ("health", "bare", "me", "login", "me_storm", "storm", "burst",
-                "list_small", "list_large"):  # fmt: skip
+    for key in ("health", "bare", "me", *oauth_load.KEYS, "login", "me_storm", "storm",
+                "burst", "list_small", "list_large"):  # fmt: skip
         load = loads[key]
         database_cpu = "—" if load.cpu_us is None else fmt(load.database_cpu_us)
         rows.append(
