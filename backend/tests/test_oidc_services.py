@@ -4,6 +4,7 @@ and what deleting a client or rotating its secret ends."""
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.core.config import Settings
+from app.core.security import generate_private_key
 from app.models.client import ClientCreated
 from app.models.user import User
 from tests.utils import api, auth_header, login
@@ -23,6 +25,7 @@ from tests.utils.oidc import (
     TOKEN,
     USERINFO,
     events,
+    fresh_keys,
     get_code,
     make_client,
     oauth_tokens,
@@ -30,6 +33,7 @@ from tests.utils.oidc import (
 )
 from tests.utils.server import running_server
 
+__all__ = ["fresh_keys"]  # a fixture, used by name
 RACE_ROUNDS = 5
 SERVICE = {"name": "Nightly job", "redirect_uris": [], "grant_types": ["client_credentials"]}
 
@@ -60,9 +64,9 @@ def resource_server(client: TestClient, db: Session) -> Callable[[str], dict[str
     """Introspection as a resource server does it: its own confidential client, Authlib's
     introspect_token against the discovered endpoint."""
     registered = make_client(db, name="Orders API", redirect_uris=[], grant_types=["refresh_token"])
-    endpoint = discovered(client)["introspection_endpoint"]
 
     def introspect(token: str) -> dict[str, Any]:
+        endpoint = discovered(client)["introspection_endpoint"]
         response = authlib(client, registered).introspect_token(endpoint, token=token)
         assert response.status_code == 200, response.text
         assert response.headers["cache-control"] == "no-store"
@@ -109,6 +113,36 @@ def test_client_credentials_gives_an_at_jwt_for_the_client_itself_and_no_refresh
     [issued] = events("oauth.token_issued")
     assert issued.detail["grant"] == "client_credentials"
     assert issued.detail["client_id"] == registered.client_id
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+def test_a_resource_server_verifies_a_client_token_with_the_jwks_for_rs256_and_es256(
+    client: TestClient,
+    db: Session,
+    settings: Callable[..., Settings],
+    tmp_path: Path,
+    fresh_keys: None,
+    resource_server: Callable[[str], dict[str, Any]],
+    algorithm: str,
+) -> None:
+    """The README's PyJWT recipe (Protecting another service) on a worker's token."""
+    pem, kid = generate_private_key(algorithm)
+    (tmp_path / "oidc.pem").write_bytes(pem)
+    settings(OIDC_SIGNING_KEY_FILE=tmp_path / "oidc.pem")
+    token = service_token(client, make_client(db, **SERVICE, scopes=["roles"]))["access_token"]
+    header = pyjwt.get_unverified_header(token)
+    assert (header["alg"], header["kid"], header["typ"]) == (algorithm, kid, "at+jwt")
+    key = pyjwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())[kid]
+    claims = pyjwt.decode(
+        token,
+        key.key,
+        algorithms=[key.algorithm_name],
+        audience=ISSUER,
+        issuer=ISSUER,
+        options={"require": ["exp", "iat", "sub", "client_id", "scope"]},
+    )
+    assert claims["sub"] == claims["client_id"] and claims["scope"] == "roles"
+    assert resource_server(token)["active"] is True
 
 
 def test_a_client_credentials_token_is_refused_by_the_service_own_api(

@@ -3,16 +3,19 @@ and their exchange, audit events."""
 
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from app.core.security import key_set, oauth_access_header, oidc_key
 from app.crud import clients
 from app.crud.audit import SYSTEM
 from app.db import get_engine
@@ -164,3 +167,13 @@ def refresh_grant(
     if registered.public:
         return client.post(TOKEN, data={**form, "client_id": registered.client_id})
     return client.post(TOKEN, data=form, auth=(registered.client_id, str(registered.client_secret)))
+
+
+@pytest.fixture
+def fresh_keys() -> Iterator[None]:
+    """The signing keys read again from the settings of the test (and after it)."""
+    for cached in (key_set, oidc_key, oauth_access_header):
+        cached.cache_clear()
+    yield
+    for cached in (key_set, oidc_key, oauth_access_header):
+        cached.cache_clear()
