@@ -113,6 +113,30 @@ def test_a_public_client_cannot_have_client_credentials(
     assert client.post(api("/clients"), json=body, headers=admin_headers).status_code == 422
 
 
+def test_a_public_client_cannot_be_given_client_credentials_later(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    body = {**BODY, "public": True}
+    created = client.post(api("/clients"), json=body, headers=admin_headers).json()
+    patch = {"grant_types": ["authorization_code", "client_credentials"]}
+    path = api(f"/clients/{created['client_id']}")
+    assert client.patch(path, json=patch, headers=admin_headers).status_code == 400
+    assert client.get(path, headers=admin_headers).json()["grant_types"] == [
+        "authorization_code", "refresh_token",
+    ]  # fmt: skip
+
+
+def test_a_service_client_needs_no_redirect_uri_but_a_web_app_does(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    service = {"name": "Job", "grant_types": ["client_credentials"], "scopes": ["roles"]}
+    created = client.post(api("/clients"), json=service, headers=admin_headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["redirect_uris"] == [] and created.json()["client_secret"]
+    web = {"name": "Web", "redirect_uris": []}
+    assert client.post(api("/clients"), json=web, headers=admin_headers).status_code == 422
+
+
 def test_clients_are_for_admins_only(
     client: TestClient, user_headers: dict[str, str], moderator_headers: dict[str, str]
 ) -> None:
@@ -150,6 +174,18 @@ def test_manage_client_create_list_rotate_delete(client: TestClient, tmp_path: P
 
     bad = manage("client", "create", "X", "--redirect-uri", "http://evil.example/cb", cwd=tmp_path)
     assert bad.returncode == 2 and "https" in bad.stderr and "Traceback" not in bad.stderr
+    no_uri = manage("client", "create", "Web", cwd=tmp_path)  # authorization_code needs one
+    assert no_uri.returncode == 2 and "redirect_uris" in no_uri.stderr
+
+    job = manage(
+        "client", "create", "Job", "--grant", "client_credentials", "--scope", "roles",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert job.returncode == 0, job.stderr
+    job_id = dict(line.split(": ", 1) for line in job.stdout.strip().splitlines())["client_id"]
+    job_row = stored_client(job_id)
+    assert job_row is not None and job_row.redirect_uris == []
+    assert job_row.grant_types == ["client_credentials"]
 
 
 def test_discovery_documents_list_the_endpoints_that_exist(

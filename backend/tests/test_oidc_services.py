@@ -334,6 +334,38 @@ def test_deleting_or_rotating_a_service_client_ends_its_tokens_and_old_secret(
     assert gone.value.error == "invalid_client"
 
 
+def test_a_token_asked_for_with_the_old_secret_while_it_rotates_never_stays_live(
+    client: TestClient,
+    db: Session,
+    admin_headers: dict[str, str],
+    resource_server: Callable[[str], dict[str, Any]],
+) -> None:
+    """Against a real server, RACE_ROUNDS times: a client_credentials request with the
+    secret and its rotation at the same moment; a token issued either way must be dead
+    once the rotation has answered."""
+    with running_server({"PUBLIC_URL": ISSUER, "RATE_LIMIT_ENABLED": "false"}) as base:
+        for _ in range(RACE_ROUNDS):
+            registered = make_client(db, **SERVICE)
+            auth = (registered.client_id, str(registered.client_secret))
+            answers = at_once(
+                base,
+                {
+                    "token": (
+                        "/oauth/token",
+                        {"data": {"grant_type": "client_credentials"}, "auth": auth},
+                    ),
+                    "rotate": (
+                        api(f"/clients/{registered.client_id}/secret"),
+                        {"headers": admin_headers},
+                    ),
+                },
+            )
+            assert answers["rotate"].status_code == 200
+            assert answers["token"].status_code in (200, 401), answers["token"].text
+            if answers["token"].status_code == 200:
+                assert resource_server(answers["token"].json()["access_token"]) == {"active": False}
+
+
 def test_rotating_a_secret_keeps_users_sessions_but_the_old_secret_cannot_refresh(
     client: TestClient,
     db: Session,
@@ -431,26 +463,16 @@ def test_a_client_credentials_token_is_revoked_alone(
     assert revoked.detail["client_token"] is True and revoked.subject_id is None
 
 
-def refresh_and_revoke_at_once(
-    base: str, registered: ClientCreated, refresh_token: str
-) -> dict[str, httpx.Response]:
-    """A refresh and a revocation of the same refresh token, sent at the same moment."""
-    credentials = (registered.client_id, str(registered.client_secret))
-    barrier = threading.Barrier(2)
+def at_once(base: str, requests: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """POST each request (name: path, httpx keyword arguments) at the same moment."""
+    barrier = threading.Barrier(len(requests))
     answers: dict[str, httpx.Response] = {}
-    requests = {
-        "refresh": (
-            "/oauth/token",
-            {"grant_type": "refresh_token", "refresh_token": refresh_token},
-        ),
-        "revoke": ("/oauth/revoke", {"token": refresh_token}),
-    }
 
     def send(name: str) -> None:
-        path, form = requests[name]
+        path, kwargs = requests[name]
         with httpx.Client(base_url=base) as http:
             barrier.wait()
-            answers[name] = http.post(path, data=form, auth=credentials)
+            answers[name] = http.post(path, **kwargs)
 
     threads = [threading.Thread(target=send, args=(name,)) for name in requests]
     for thread in threads:
@@ -469,7 +491,18 @@ def test_revocation_and_refresh_at_once_never_leave_a_live_session(
         for _ in range(RACE_ROUNDS):
             tokens = oauth_tokens(client, db, user)
             registered = tokens["registered"]
-            answers = refresh_and_revoke_at_once(base, registered, tokens["refresh_token"])
+            auth = (registered.client_id, str(registered.client_secret))
+            refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+            answers = at_once(
+                base,
+                {
+                    "refresh": ("/oauth/token", {"data": refresh, "auth": auth}),
+                    "revoke": (
+                        "/oauth/revoke",
+                        {"data": {"token": tokens["refresh_token"]}, "auth": auth},
+                    ),
+                },
+            )
             assert answers["revoke"].status_code == 200
             assert answers["refresh"].status_code in (200, 400), answers["refresh"].text
             issued = [tokens["access_token"], tokens["refresh_token"]]

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from app.core.security import constant_time_equals, token_digest
 from app.crud import audit, sessions
 from app.crud.audit import Actor
-from app.errors import NotFound
+from app.errors import BadRequest, NotFound
 from app.models.client import (
     AuthorizationCode,
     ClientCreate,
@@ -19,6 +19,7 @@ from app.models.client import (
     ClientRead,
     ClientToken,
     ClientUpdate,
+    GrantType,
     OAuthClient,
     OAuthConsent,
 )
@@ -108,6 +109,8 @@ def update_client(
     session: Session, *, client: OAuthClient, body: ClientUpdate, actor: Actor
 ) -> ClientRead:
     changes = body.model_dump(exclude_unset=True)
+    if client.public and GrantType.CLIENT_CREDENTIALS in changes.get("grant_types", []):
+        raise BadRequest("A public client cannot use client_credentials")
     for name, value in changes.items():
         if isinstance(value, list):
             value = list(dict.fromkeys(str(item) for item in value))
@@ -234,6 +237,22 @@ def bind_code_session(session: Session, *, digest: str, session_id: uuid.UUID) -
 
 
 # --- client_credentials tokens ------------------------------------------------------------
+
+
+def hold_secret(session: Session, *, client_id: str, secret_digest: str) -> bool:
+    """Lock the client's row while its secret is still `secret_digest` (a no-op conditional
+    UPDATE, held until commit): a rotation or deletion then runs wholly before (False) or
+    after this transaction (and ends the token it records)."""
+    result = session.exec(
+        update(OAuthClient)
+        .where(
+            col(OAuthClient.client_id) == client_id,
+            col(OAuthClient.secret_digest) == secret_digest,
+        )
+        .values(updated_at=OAuthClient.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def add_client_token(

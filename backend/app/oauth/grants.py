@@ -25,6 +25,7 @@ from app.models.session import AuthSession, SessionKind
 from app.models.user import User
 from app.oauth import client_auth
 from app.oauth.errors import (
+    InvalidClient,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
@@ -265,6 +266,12 @@ def client_credentials(
         if not set(granted) <= set(client.scopes):
             raise InvalidScope("The client is not registered for that scope")
     scope_text = " ".join(granted)
+    assert client.secret_digest is not None  # confidential: authenticated by its secret
+    if not clients.hold_secret(
+        session, client_id=client.client_id, secret_digest=client.secret_digest
+    ):
+        session.commit()
+        raise InvalidClient()  # rotated or deleted since the authentication
     access, jti, exp, lifetime = client_access_token(client.client_id, scope_text)
     clients.add_client_token(
         session,
