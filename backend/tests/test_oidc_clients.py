@@ -9,9 +9,11 @@ from sqlmodel import Session, select
 
 from app.core.config import Settings
 from app.core.security import oidc_key, token_digest
+from app.crud import clients
+from app.crud.audit import SYSTEM
 from app.db import get_engine
 from app.models.audit import AuditEvent
-from app.models.client import OAuthClient
+from app.models.client import ClientCreate, OAuthClient
 from tests.test_cli import manage, refused
 from tests.utils import api
 
@@ -135,6 +137,14 @@ def test_a_service_client_needs_no_redirect_uri_but_a_web_app_does(
     assert created.json()["redirect_uris"] == [] and created.json()["client_secret"]
     web = {"name": "Web", "redirect_uris": []}
     assert client.post(api("/clients"), json=web, headers=admin_headers).status_code == 422
+
+
+def test_a_client_id_never_starts_with_a_dash(db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`manage client delete -abc` would read an option: such ids are drawn again."""
+    drawn = iter(["-looks-like-an-option", "fine-id"])
+    monkeypatch.setattr(clients.secrets, "token_urlsafe", lambda _n: next(drawn, "secret"))
+    created = clients.create_client(db, body=ClientCreate(**BODY), actor=SYSTEM)
+    assert created.client_id == "fine-id"
 
 
 def test_clients_are_for_admins_only(

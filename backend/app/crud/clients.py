@@ -45,10 +45,17 @@ def secret_matches(client: OAuthClient, presented: str) -> bool:
     return constant_time_equals(token_digest(presented), client.secret_digest)
 
 
+def _new_client_id() -> str:
+    """Random, and never starting with "-": `manage client delete ID` would read an option."""
+    while (client_id := secrets.token_urlsafe(CLIENT_ID_BYTES)).startswith("-"):
+        pass
+    return client_id
+
+
 def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> ClientCreated:
     secret, digest = (None, None) if body.public else _new_secret()
     client = OAuthClient(
-        client_id=secrets.token_urlsafe(CLIENT_ID_BYTES),
+        client_id=_new_client_id(),
         name=body.name,
         secret_digest=digest,
         redirect_uris=body.redirect_uris,
