@@ -232,7 +232,9 @@ def test_introspection_of_live_access_and_refresh_tokens(
     assert set(refresh["scope"].split()) == {"openid", "email", "offline_access"}
 
     # Rotation: the spent refresh token is no longer active, the new one is.
-    renewed = refresh_grant(client, registered, tokens["refresh_token"]).json()
+    renewed = authlib(client, registered).refresh_token(
+        discovered(client)["token_endpoint"], refresh_token=tokens["refresh_token"]
+    )
     assert resource_server(tokens["refresh_token"]) == {"active": False}
     assert resource_server(renewed["refresh_token"])["active"] is True
 
