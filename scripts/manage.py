@@ -249,8 +249,12 @@ cli.add_typer(client_cli, name="client")
 def client_create(
     name: str,
     redirect_uri: Annotated[
-        list[str], typer.Option("--redirect-uri", help="Registered exactly; repeat for more.")
-    ],
+        list[str] | None,
+        typer.Option(
+            "--redirect-uri",
+            help="Registered exactly; repeat for more (needed for authorization_code).",
+        ),
+    ] = None,
     post_logout_redirect_uri: Annotated[
         list[str] | None, typer.Option("--post-logout-redirect-uri")
     ] = None,
@@ -275,7 +279,7 @@ def client_create(
 
     values: dict[str, object] = {
         "name": name,
-        "redirect_uris": redirect_uri,
+        "redirect_uris": redirect_uri or [],
         "post_logout_redirect_uris": post_logout_redirect_uri or [],
         "public": public,
         "first_party": first_party,

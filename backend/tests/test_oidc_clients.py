@@ -9,9 +9,11 @@ from sqlmodel import Session, select
 
 from app.core.config import Settings
 from app.core.security import oidc_key, token_digest
+from app.crud import clients
+from app.crud.audit import SYSTEM
 from app.db import get_engine
 from app.models.audit import AuditEvent
-from app.models.client import OAuthClient
+from app.models.client import ClientCreate, OAuthClient
 from tests.test_cli import manage, refused
 from tests.utils import api
 
@@ -113,6 +115,38 @@ def test_a_public_client_cannot_have_client_credentials(
     assert client.post(api("/clients"), json=body, headers=admin_headers).status_code == 422
 
 
+def test_a_public_client_cannot_be_given_client_credentials_later(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    body = {**BODY, "public": True}
+    created = client.post(api("/clients"), json=body, headers=admin_headers).json()
+    patch = {"grant_types": ["authorization_code", "client_credentials"]}
+    path = api(f"/clients/{created['client_id']}")
+    assert client.patch(path, json=patch, headers=admin_headers).status_code == 400
+    assert client.get(path, headers=admin_headers).json()["grant_types"] == [
+        "authorization_code", "refresh_token",
+    ]  # fmt: skip
+
+
+def test_a_service_client_needs_no_redirect_uri_but_a_web_app_does(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    service = {"name": "Job", "grant_types": ["client_credentials"], "scopes": ["roles"]}
+    created = client.post(api("/clients"), json=service, headers=admin_headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["redirect_uris"] == [] and created.json()["client_secret"]
+    web = {"name": "Web", "redirect_uris": []}
+    assert client.post(api("/clients"), json=web, headers=admin_headers).status_code == 422
+
+
+def test_a_client_id_never_starts_with_a_dash(db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`manage client delete -abc` would read an option: such ids are drawn again."""
+    drawn = iter(["-looks-like-an-option", "fine-id"])
+    monkeypatch.setattr(clients.secrets, "token_urlsafe", lambda _n: next(drawn, "secret"))
+    created = clients.create_client(db, body=ClientCreate(**BODY), actor=SYSTEM)
+    assert created.client_id == "fine-id"
+
+
 def test_clients_are_for_admins_only(
     client: TestClient, user_headers: dict[str, str], moderator_headers: dict[str, str]
 ) -> None:
@@ -150,6 +184,18 @@ def test_manage_client_create_list_rotate_delete(client: TestClient, tmp_path: P
 
     bad = manage("client", "create", "X", "--redirect-uri", "http://evil.example/cb", cwd=tmp_path)
     assert bad.returncode == 2 and "https" in bad.stderr and "Traceback" not in bad.stderr
+    no_uri = manage("client", "create", "Web", cwd=tmp_path)  # authorization_code needs one
+    assert no_uri.returncode == 2 and "redirect_uris" in no_uri.stderr
+
+    job = manage(
+        "client", "create", "Job", "--grant", "client_credentials", "--scope", "roles",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert job.returncode == 0, job.stderr
+    job_id = dict(line.split(": ", 1) for line in job.stdout.strip().splitlines())["client_id"]
+    job_row = stored_client(job_id)
+    assert job_row is not None and job_row.redirect_uris == []
+    assert job_row.grant_types == ["client_credentials"]
 
 
 def test_discovery_documents_list_the_endpoints_that_exist(
@@ -181,7 +227,19 @@ def test_discovery_documents_list_the_endpoints_that_exist(
         assert {"sub", "email", "email_verified", "name", "updated_at", "role", "amr"} <= set(
             metadata["claims_supported"]
         )
-        assert set(metadata["grant_types_supported"]) == {"authorization_code", "refresh_token"}
+        assert set(metadata["grant_types_supported"]) == {
+            "authorization_code", "refresh_token", "client_credentials",
+        }  # fmt: skip
+        base = "https://auth.example.com/oauth/"
+        assert metadata["introspection_endpoint"] == base + "introspect"
+        assert metadata["revocation_endpoint"] == base + "revoke"
+        assert metadata["end_session_endpoint"] == base + "logout"
+        assert metadata["introspection_endpoint_auth_methods_supported"] == [
+            "client_secret_basic", "client_secret_post",
+        ]  # fmt: skip
+        assert set(metadata["revocation_endpoint_auth_methods_supported"]) == {
+            "client_secret_basic", "client_secret_post", "none",
+        }  # fmt: skip
         for name, value in metadata.items():  # only endpoints that answer
             if name.endswith("_endpoint"):
                 path_only = value.removeprefix("https://auth.example.com")

@@ -4,7 +4,7 @@ the access token against the JWKS."""
 
 import base64
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.core.config import Settings
-from app.core.security import generate_private_key, key_set, oauth_access_header, oidc_key
+from app.core.security import generate_private_key
 from app.models.user import User
 from tests.utils import PASSWORD, api, auth_header
 from tests.utils.oidc import (
@@ -24,6 +24,7 @@ from tests.utils.oidc import (
     TOKEN,
     USERINFO,
     browser,
+    fresh_keys,
     make_client,
     oauth_client,
     redirect_params,
@@ -31,6 +32,7 @@ from tests.utils.oidc import (
     start,
 )
 
+__all__ = ["fresh_keys"]  # a fixture, used by name
 FULL_SCOPE = "openid email profile offline_access roles"
 
 
@@ -150,15 +152,6 @@ def test_oauth_access_token_stops_working_after_logout(
     refused = client.get(USERINFO, headers=bearer)
     assert refused.status_code == 401
     assert 'error="invalid_token"' in refused.headers["www-authenticate"]
-
-
-@pytest.fixture
-def fresh_keys() -> Iterator[None]:
-    for cached in (key_set, oidc_key, oauth_access_header):
-        cached.cache_clear()
-    yield
-    for cached in (key_set, oidc_key, oauth_access_header):
-        cached.cache_clear()
 
 
 @pytest.mark.parametrize(

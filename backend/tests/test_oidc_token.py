@@ -5,7 +5,6 @@ tokens are accepted where."""
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +15,6 @@ from sqlmodel import Session, select
 
 from app.core.config import Settings
 from app.db import get_engine
-from app.models.audit import AuditEvent
 from app.models.client import AuthorizationCode, ClientCreated
 from app.models.common import utcnow
 from app.models.user import User
@@ -26,11 +24,14 @@ from tests.utils.oidc import (
     REDIRECT_URI,
     TOKEN,
     USERINFO,
-    Started,
     browser,
+    events,
+    exchange,
+    get_code,
     make_client,
     oauth_client,
-    redirect_params,
+    oauth_tokens,
+    refresh_grant,
     sign_in,
     start,
 )
@@ -42,44 +43,6 @@ RACE_ROUNDS = 5
 @pytest.fixture(autouse=True)
 def issuer(settings: Callable[..., Settings]) -> None:
     settings(PUBLIC_URL=ISSUER, RATE_LIMIT_ENABLED=False)
-
-
-def get_code(
-    client: TestClient, registered: ClientCreated, user: User, scope: str = "openid"
-) -> tuple[str, Started]:
-    """Sign in through the hosted page; the code and how it was asked for."""
-    started = start(oauth_client(client, registered, scope=scope))
-    answer = sign_in(browser(client), started.url, user.email, PASSWORD)
-    return redirect_params(answer)["code"], started
-
-
-def exchange(
-    http: httpx.Client | TestClient,
-    registered: ClientCreated,
-    code: str,
-    verifier: str,
-    *,
-    redirect_uri: str = REDIRECT_URI,
-    auth: tuple[str, str] | None = None,
-    token_url: str = TOKEN,
-) -> httpx.Response:
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "code_verifier": verifier,
-    }
-    if registered.public:
-        form["client_id"] = registered.client_id
-    credentials = auth or (
-        None if registered.public else (registered.client_id, str(registered.client_secret))
-    )
-    return http.post(token_url, data=form, auth=credentials)
-
-
-def events(name: str) -> list[AuditEvent]:
-    with Session(get_engine()) as session:
-        return list(session.exec(select(AuditEvent).where(AuditEvent.event == name)).all())
 
 
 def test_a_code_exchanged_twice_fails_and_revokes_what_the_first_exchange_issued(
@@ -187,7 +150,7 @@ def test_the_nonce_goes_into_the_id_token_from_the_code(
     [
         ({}, "invalid_request"),
         ({"grant_type": "password", "username": "a", "password": "b"}, "unsupported_grant_type"),
-        ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
+        ({"grant_type": "client_credentials"}, "unauthorized_client"),  # not its grant
         ({"grant_type": "authorization_code"}, "invalid_request"),
         (
             {
@@ -299,23 +262,6 @@ def test_a_client_without_the_refresh_token_grant_gets_no_refresh_token(
 
 
 # --- refresh ------------------------------------------------------------------------------
-
-
-def oauth_tokens(client: TestClient, db: Session, user: User, **fields: Any) -> dict[str, Any]:
-    registered = make_client(db, first_party=True, **fields)
-    code, started = get_code(client, registered, user, scope="openid email offline_access")
-    tokens = exchange(client, registered, code, started.verifier).json()
-    tokens["registered"] = registered
-    return tokens
-
-
-def refresh_grant(
-    client: TestClient, registered: ClientCreated, refresh_token: str, **extra: str
-) -> httpx.Response:
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
-    if registered.public:
-        return client.post(TOKEN, data={**form, "client_id": registered.client_id})
-    return client.post(TOKEN, data=form, auth=(registered.client_id, str(registered.client_secret)))
 
 
 def test_a_refresh_token_is_bound_to_its_client(

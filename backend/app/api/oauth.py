@@ -1,14 +1,15 @@
 """The OAuth/OIDC protocol's HTTP surface: form bodies in, RFC-shaped answers out (token,
-userinfo, discovery); protocol errors become RFC 6749 §5.2 / RFC 6750 §3 answers here."""
+introspection, revocation, userinfo, discovery); protocol errors become RFC 6749 §5.2 /
+RFC 6750 §3 answers here."""
 
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import SessionDep, client_actor
-from app.oauth import discovery, grants
+from app.oauth import discovery, grants, introspection, revocation
 from app.oauth.client_auth import parse_basic
 from app.oauth.errors import InvalidBearer, InvalidClient, InvalidRequest, OAuthError
 from app.oauth.userinfo import userinfo
@@ -38,13 +39,46 @@ async def _form(request: Request) -> dict[str, list[str]]:
     responses={400: {"description": "RFC 6749 §5.2 error"}, 401: {"description": "Bad client"}},
 )
 async def token(request: Request, session: SessionDep) -> JSONResponse:
-    """The token endpoint: authorization_code (with PKCE) and refresh_token grants."""
+    """The token endpoint: authorization_code (with PKCE), refresh_token and
+    client_credentials grants."""
     form = await _form(request)
     basic = parse_basic(request.headers.get("authorization"))
     answer = await run_in_threadpool(
         grants.token, session, form=form, basic=basic, actor=client_actor(request)
     )
     return JSONResponse(answer.model_dump(exclude_none=True), headers=NO_STORE)
+
+
+@router.post(
+    discovery.INTROSPECTION_PATH,
+    responses={400: {"description": "No token"}, 401: {"description": "Bad client"}},
+)
+async def introspect(request: Request, session: SessionDep) -> JSONResponse:
+    """RFC 7662 introspection, for confidential clients (resource servers)."""
+    form = await _form(request)
+    basic = parse_basic(request.headers.get("authorization"))
+    answer = await run_in_threadpool(
+        introspection.introspection_request, session, form=form, basic=basic
+    )
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+@router.post(
+    discovery.REVOCATION_PATH,
+    responses={400: {"description": "No token"}, 401: {"description": "Bad client"}},
+)
+async def revoke(request: Request, session: SessionDep) -> Response:
+    """RFC 7009 revocation: 200 for any token, known or not; a client ends only its own."""
+    form = await _form(request)
+    basic = parse_basic(request.headers.get("authorization"))
+    await run_in_threadpool(
+        revocation.revocation_request,
+        session,
+        form=form,
+        basic=basic,
+        actor=client_actor(request),
+    )
+    return Response(status_code=200, headers=NO_STORE)
 
 
 def _bearer(request: Request) -> str | None:

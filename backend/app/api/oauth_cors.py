@@ -1,5 +1,5 @@
-"""CORS for the endpoints browser apps call across origins (token, userinfo, discovery,
-JWKS): the origins of the public clients' redirect URIs, read when a request carries an
+"""CORS for the endpoints browser apps call across origins (token, userinfo, revocation,
+discovery, JWKS): the origins of the public clients' redirect URIs, read when a request carries an
 Origin, and BACKEND_CORS_ORIGINS. Credentials (cookies) are never allowed."""
 
 from sqlmodel import Session
@@ -9,12 +9,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.crud.clients import public_client_origins
 from app.db import get_engine
-from app.oauth.discovery import JWKS_PATH, TOKEN_PATH, USERINFO_PATH
+from app.oauth.discovery import JWKS_PATH, REVOCATION_PATH, TOKEN_PATH, USERINFO_PATH
 
 OAUTH_CORS_PATHS = frozenset(
     {
         TOKEN_PATH,
         USERINFO_PATH,
+        REVOCATION_PATH,
         JWKS_PATH,
         "/.well-known/openid-configuration",
         "/.well-known/oauth-authorization-server",

@@ -350,6 +350,7 @@ class OAuthAccessClaims:
     exp: datetime
     sid: uuid.UUID | None
     auth_time: int | None
+    iat: int = 0
 
 
 def _oauth_header_segment(algorithm: str, kid: str) -> str:
@@ -495,7 +496,41 @@ def decode_oauth_access_token(token: str) -> OAuthAccessClaims:
         exp=datetime.fromtimestamp(exp, UTC),
         sid=sid,
         auth_time=auth_time,
+        iat=iat,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class IdTokenHint:
+    """The claims RP-initiated logout reads of an ID token this issuer signed."""
+
+    sub: str
+    aud: str
+    sid: str | None
+
+
+def decode_id_token_hint(token: str) -> IdTokenHint:
+    """An ID token of this issuer (typ JWT, signed with the OIDC key), expired or not: RPs
+    send the one they got at sign-in, which lives minutes (OIDC RP-Initiated Logout §2)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken()
+    try:
+        key = oidc_key()
+        header = jwt.get_unverified_header(token)
+        payload = json.loads(jws.verify(token, key.verifier, [key.algorithm]))
+        sub, aud, sid = payload["sub"], payload["aud"], payload.get("sid")
+    except (JOSEError, SettingsError, KeyError, TypeError, ValueError, AttributeError):
+        raise InvalidToken() from None
+    if (
+        header.get("typ") != ID_TOKEN_TYPE
+        or header.get("kid") != key.kid
+        or payload.get("iss") != get_settings().PUBLIC_URL
+        or type(sub) is not str
+        or type(aud) is not str
+        or (sid is not None and type(sid) is not str)
+    ):
+        raise InvalidToken()
+    return IdTokenHint(sub=sub, aud=aud, sid=sid)
 
 
 def decode_access_token(token: str) -> TokenClaims:

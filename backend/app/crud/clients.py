@@ -11,13 +11,15 @@ from sqlmodel import Session, col, select
 from app.core.security import constant_time_equals, token_digest
 from app.crud import audit, sessions
 from app.crud.audit import Actor
-from app.errors import NotFound
+from app.errors import BadRequest, NotFound
 from app.models.client import (
     AuthorizationCode,
     ClientCreate,
     ClientCreated,
     ClientRead,
+    ClientToken,
     ClientUpdate,
+    GrantType,
     OAuthClient,
     OAuthConsent,
 )
@@ -43,10 +45,17 @@ def secret_matches(client: OAuthClient, presented: str) -> bool:
     return constant_time_equals(token_digest(presented), client.secret_digest)
 
 
+def _new_client_id() -> str:
+    """Random, and never starting with "-": `manage client delete ID` would read an option."""
+    while (client_id := secrets.token_urlsafe(CLIENT_ID_BYTES)).startswith("-"):
+        pass
+    return client_id
+
+
 def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> ClientCreated:
     secret, digest = (None, None) if body.public else _new_secret()
     client = OAuthClient(
-        client_id=secrets.token_urlsafe(CLIENT_ID_BYTES),
+        client_id=_new_client_id(),
         name=body.name,
         secret_digest=digest,
         redirect_uris=body.redirect_uris,
@@ -107,6 +116,8 @@ def update_client(
     session: Session, *, client: OAuthClient, body: ClientUpdate, actor: Actor
 ) -> ClientRead:
     changes = body.model_dump(exclude_unset=True)
+    if client.public and GrantType.CLIENT_CREDENTIALS in changes.get("grant_types", []):
+        raise BadRequest("A public client cannot use client_credentials")
     for name, value in changes.items():
         if isinstance(value, list):
             value = list(dict.fromkeys(str(item) for item in value))
@@ -132,14 +143,21 @@ def rotate_secret(session: Session, *, client: OAuthClient, actor: Actor) -> Cli
     client.secret_digest = digest
     client.updated_at = utcnow()
     session.add(client)
-    audit.record(session, "oauth.client_secret_rotated", actor=actor, client_id=client.client_id)
+    ended = revoke_client_tokens(session, client.client_id)
+    audit.record(
+        session,
+        "oauth.client_secret_rotated",
+        actor=actor,
+        client_id=client.client_id,
+        client_tokens=ended,
+    )
     session.commit()
     return ClientCreated(**client_read(client).model_dump(), client_secret=secret)
 
 
 def delete_client(session: Session, *, client: OAuthClient, actor: Actor) -> None:
-    """Delete a client and end every session and token issued to it (codes and consents go
-    with it)."""
+    """Delete a client and end every session and token issued to it (codes, consents and its
+    client_credentials tokens go with it, by cascade)."""
     ended = sessions.revoke_client(session, client.client_id)
     audit.record(
         session, "oauth.client_deleted", actor=actor, client_id=client.client_id, sessions=ended
@@ -223,3 +241,63 @@ def bind_code_session(session: Session, *, digest: str, session_id: uuid.UUID) -
         .values(session_id=session_id)
         .execution_options(synchronize_session=False)
     )
+
+
+# --- client_credentials tokens ------------------------------------------------------------
+
+
+def hold_secret(session: Session, *, client_id: str, secret_digest: str) -> bool:
+    """Lock the client's row while its secret is still `secret_digest` (a no-op conditional
+    UPDATE, held until commit): a rotation or deletion then runs wholly before (False) or
+    after this transaction (and ends the token it records)."""
+    result = session.exec(
+        update(OAuthClient)
+        .where(
+            col(OAuthClient.client_id) == client_id,
+            col(OAuthClient.secret_digest) == secret_digest,
+        )
+        .values(updated_at=OAuthClient.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def add_client_token(
+    session: Session, *, jti: str, client_id: str, scope: str, expires_at: datetime
+) -> None:
+    """Record a client's own access token, and forget its tokens that expired. The caller
+    commits."""
+    session.exec(
+        delete(ClientToken).where(
+            col(ClientToken.client_id) == client_id, col(ClientToken.expires_at) <= utcnow()
+        )
+    )
+    session.add(ClientToken(jti=jti, client_id=client_id, scope=scope, expires_at=expires_at))
+
+
+def get_client_token(session: Session, jti: str) -> ClientToken | None:
+    if not jti or len(jti) > 64:
+        return None
+    return session.get(ClientToken, jti, populate_existing=True)
+
+
+def revoke_client_token(session: Session, jti: str) -> bool:
+    result = session.exec(
+        update(ClientToken)
+        .where(col(ClientToken.jti) == jti, col(ClientToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+def revoke_client_tokens(session: Session, client_id: str) -> int:
+    """End every token a client got for itself (at a secret rotation: they were obtained
+    with the old secret alone)."""
+    result = session.exec(
+        update(ClientToken)
+        .where(col(ClientToken.client_id) == client_id, col(ClientToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)

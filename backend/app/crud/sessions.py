@@ -124,3 +124,21 @@ def live_sessions(session: Session, user_id: uuid.UUID) -> list[AuthSession]:
             .order_by(col(AuthSession.created_at).desc())
         ).all()
     )
+
+
+def revoke_browser(session: Session, browser_session_id: uuid.UUID) -> int:
+    """End a browser session and the OAuth sessions it approved (RP-initiated logout)."""
+    result = session.exec(
+        update(AuthSession)
+        .where(
+            (
+                (col(AuthSession.id) == browser_session_id)
+                & (col(AuthSession.kind) == SessionKind.BROWSER)
+            )
+            | (col(AuthSession.browser_session_id) == browser_session_id),
+            col(AuthSession.revoked_at).is_(None),
+        )
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)

@@ -2,7 +2,7 @@
 
 from app.models.action_token import ActionToken, RecoveryCode, TokenPurpose
 from app.models.audit import AuditEvent
-from app.models.client import AuthorizationCode, OAuthClient, OAuthConsent
+from app.models.client import AuthorizationCode, ClientToken, OAuthClient, OAuthConsent
 from app.models.lockout import LoginFailure
 from app.models.passkey import Passkey, WebAuthnChallenge
 from app.models.session import AuthSession
@@ -13,6 +13,7 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "AuthorizationCode",
+    "ClientToken",
     "LoginFailure",
     "OAuthClient",
     "OAuthConsent",

@@ -64,7 +64,7 @@ def _unique(values: list[Any]) -> list[Any]:
 
 class ClientUpdate(BaseModel):
     name: ClientName | None = None
-    redirect_uris: list[RedirectUri] | None = Field(default=None, min_length=1, max_length=32)
+    redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=32)
     post_logout_redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=32)
     first_party: bool | None = None
     grant_types: list[GrantType] | None = Field(default=None, min_length=1)
@@ -82,7 +82,8 @@ class ClientUpdate(BaseModel):
 
 class ClientCreate(BaseModel):
     name: ClientName
-    redirect_uris: list[RedirectUri] = Field(min_length=1, max_length=32)
+    # Required with authorization_code; a client_credentials-only client (a service) has none.
+    redirect_uris: list[RedirectUri] = Field(default_factory=list, max_length=32)
     post_logout_redirect_uris: list[RedirectUri] = Field(default_factory=list, max_length=32)
     public: bool = False
     first_party: bool = False
@@ -93,6 +94,8 @@ class ClientCreate(BaseModel):
     def _consistent(self) -> "ClientCreate":
         if self.public and GrantType.CLIENT_CREDENTIALS in self.grant_types:
             raise ValueError("a public client cannot use client_credentials")
+        if GrantType.AUTHORIZATION_CODE in self.grant_types and not self.redirect_uris:
+            raise ValueError("redirect_uris: at least one is required for authorization_code")
         self.redirect_uris = _unique(self.redirect_uris)
         self.post_logout_redirect_uris = _unique(self.post_logout_redirect_uris)
         self.grant_types = _unique(self.grant_types)
@@ -170,3 +173,20 @@ class AuthorizationCode(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = timestamp_field()
     session_id: uuid.UUID | None = None
+
+
+class ClientToken(SQLModel, table=True):
+    """An access token a client got for itself (client_credentials), by its `jti`: no user,
+    no refresh chain, so no auth_session row; kept so that introspection and revocation
+    know it at once (revoked: its row says so; its client deleted: the row is gone)."""
+
+    __tablename__ = "oauth_client_token"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(
+        foreign_key="oauth_client.client_id", ondelete="CASCADE", index=True, max_length=64
+    )
+    scope: str = Field(max_length=255)
+    created_at: datetime = created_at_field()
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = timestamp_field()

@@ -1,4 +1,4 @@
-"""RFC 8414 / OpenID Connect Discovery metadata: only the endpoints that exist."""
+"""RFC 8414 / OpenID Connect Discovery metadata."""
 
 from typing import Any
 
@@ -9,6 +9,10 @@ from app.models.client import Scope
 AUTHORIZE_PATH = "/oauth/authorize"
 TOKEN_PATH = "/oauth/token"
 USERINFO_PATH = "/oauth/userinfo"
+INTROSPECTION_PATH = "/oauth/introspect"
+REVOCATION_PATH = "/oauth/revoke"
+END_SESSION_PATH = "/oauth/logout"
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 JWKS_PATH = "/.well-known/jwks.json"
 CLAIMS = [
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
@@ -21,7 +25,6 @@ def issuer() -> str:
 
 
 def metadata() -> dict[str, Any]:
-    """Introspection, revocation and end-session are listed once they are built."""
     base = issuer()
     return {
         "issuer": base,
@@ -29,16 +32,19 @@ def metadata() -> dict[str, Any]:
         "token_endpoint": base + TOKEN_PATH,
         "userinfo_endpoint": base + USERINFO_PATH,
         "jwks_uri": base + JWKS_PATH,
+        "introspection_endpoint": base + INTROSPECTION_PATH,
+        "revocation_endpoint": base + REVOCATION_PATH,
+        "end_session_endpoint": base + END_SESSION_PATH,
         "scopes_supported": [scope.value for scope in Scope],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ],
+        "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
+        # Introspection: confidential clients only; revocation: public clients name
+        # themselves with client_id, as at the token endpoint.
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         "id_token_signing_alg_values_supported": [oidc_signing_key().algorithm],
         "subject_types_supported": ["public"],
         "claims_supported": CLAIMS,

@@ -1,9 +1,8 @@
-"""The token endpoint's grants: authorization_code and refresh_token (client_credentials
-comes with introspection and revocation)."""
+"""The token endpoint's grants: authorization_code, refresh_token and client_credentials."""
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
@@ -26,17 +25,45 @@ from app.models.session import AuthSession, SessionKind
 from app.models.user import User
 from app.oauth import client_auth
 from app.oauth.errors import (
+    InvalidClient,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from app.oauth.tokens import TokenResponse, token_response
+from app.oauth.tokens import TokenResponse, client_access_token, token_response
 
 PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
-SUPPORTED = (GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN)
+SUPPORTED = (GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN, GrantType.CLIENT_CREDENTIALS)
+# Scopes of a user's sign-in: no meaning for a client acting for itself (no ID token, and
+# RFC 6749 §4.4.3: no refresh token), so asking for them is invalid_scope.
+USER_ONLY_SCOPES = frozenset({Scope.OPENID, Scope.OFFLINE_ACCESS})
 MAX_PARAM_LENGTH = 4096
+
+
+def single_values(form: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """The form's parameters, each given at most once (RFC 6749 §3.2) and of bounded size."""
+    for name, values in form.items():
+        if len(values) > 1:
+            raise InvalidRequest(f"{name[:64]} is given more than once")
+        if len(values[0]) > MAX_PARAM_LENGTH:
+            raise InvalidRequest(f"{name[:64]} is too long")
+    return {name: values[0] for name, values in form.items() if values}
+
+
+def authenticate_client(
+    session: Session, one: Mapping[str, str], basic: tuple[str, str] | None
+) -> OAuthClient:
+    """The client of a token, introspection or revocation request (RFC 6749 §2.3)."""
+    client = client_auth.authenticate(
+        session,
+        client_auth.Credentials(
+            basic=basic, client_id=one.get("client_id"), client_secret=one.get("client_secret")
+        ),
+    )
+    session.commit()
+    return client
 
 
 def token(
@@ -47,26 +74,17 @@ def token(
     actor: Actor,
 ) -> TokenResponse:
     """One token request: authenticate the client, then run its grant."""
-    for name, values in form.items():
-        if len(values) > 1:
-            raise InvalidRequest(f"{name[:64]} is given more than once")
-        if len(values[0]) > MAX_PARAM_LENGTH:
-            raise InvalidRequest(f"{name[:64]} is too long")
-    one = {name: values[0] for name, values in form.items() if values}
+    one = single_values(form)
     grant_type = one.get("grant_type")
     if not grant_type:
         raise InvalidRequest("grant_type is required")
     if grant_type not in SUPPORTED:
         raise UnsupportedGrantType(f"grant_type {grant_type[:64]} is not supported")
-    client = client_auth.authenticate(
-        session,
-        client_auth.Credentials(
-            basic=basic, client_id=one.get("client_id"), client_secret=one.get("client_secret")
-        ),
-    )
-    session.commit()
+    client = authenticate_client(session, one, basic)
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"The client may not use grant_type {grant_type}")
+    if grant_type == GrantType.CLIENT_CREDENTIALS:
+        return client_credentials(session, client=client, scope=one.get("scope"), actor=actor)
     if grant_type == GrantType.AUTHORIZATION_CODE:
         return exchange_code(
             session,
@@ -229,3 +247,46 @@ def refresh(
         )
     except InvalidToken:
         raise InvalidGrant("The refresh token is invalid, expired or revoked") from None
+
+
+def client_credentials(
+    session: Session, *, client: OAuthClient, scope: str | None, actor: Actor
+) -> TokenResponse:
+    """An access token for the client itself (RFC 6749 §4.4): the requested scopes, or
+    without `scope` all it was registered with (but openid and offline_access); recorded
+    by jti so that revocation, a secret rotation or deleting the client end it at once."""
+    if client.public:  # registration refuses it; a public client has no credentials
+        raise UnauthorizedClient("A public client cannot use client_credentials")
+    if scope is None:
+        granted = [name for name in client.scopes if name not in USER_ONLY_SCOPES]
+    else:
+        granted = list(dict.fromkeys(scope.split()))
+        if set(granted) & USER_ONLY_SCOPES:
+            raise InvalidScope("openid and offline_access are for a user's sign-in")
+        if not set(granted) <= set(client.scopes):
+            raise InvalidScope("The client is not registered for that scope")
+    scope_text = " ".join(granted)
+    assert client.secret_digest is not None  # confidential: authenticated by its secret
+    if not clients.hold_secret(
+        session, client_id=client.client_id, secret_digest=client.secret_digest
+    ):
+        session.commit()
+        raise InvalidClient()  # rotated or deleted since the authentication
+    access, jti, exp, lifetime = client_access_token(client.client_id, scope_text)
+    clients.add_client_token(
+        session,
+        jti=jti,
+        client_id=client.client_id,
+        scope=scope_text,
+        expires_at=datetime.fromtimestamp(exp, UTC),
+    )
+    audit.record(
+        session,
+        "oauth.token_issued",
+        actor=actor,
+        client_id=client.client_id,
+        grant="client_credentials",
+        scope=scope_text,
+    )
+    session.commit()
+    return TokenResponse(access_token=access, expires_in=lifetime, scope=scope_text)

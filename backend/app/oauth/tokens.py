@@ -76,6 +76,25 @@ def access_token(row: AuthSession, scope: str) -> tuple[str, int]:
     return sign_oidc_jwt(claims, typ=OAUTH_ACCESS_TYPE), lifetime
 
 
+def client_access_token(client_id: str, scope: str) -> tuple[str, str, int, int]:
+    """An at+jwt for a client itself (client_credentials): `sub` = `client_id`, no `sid`
+    (so the service's own API, which needs a user, refuses it). Token, jti, exp, lifetime."""
+    now = int(time.time())
+    lifetime = get_settings().ACCESS_TOKEN_EXPIRE_MINUTES * 60
+    jti = new_jti()
+    claims: dict[str, Any] = {
+        "iss": issuer(),
+        "sub": client_id,
+        "aud": issuer(),
+        "client_id": client_id,
+        "scope": scope,
+        "jti": jti,
+        "iat": now,
+        "exp": now + lifetime,
+    }
+    return sign_oidc_jwt(claims, typ=OAUTH_ACCESS_TYPE), jti, now + lifetime, lifetime
+
+
 def id_token(
     row: AuthSession, user: Profile, *, scope: set[str], nonce: str | None, access: str
 ) -> str:

@@ -1,20 +1,28 @@
-"""Helpers for the OpenID Connect tests: clients, a browser, the hosted login form."""
+"""Helpers for the OpenID Connect tests: clients, a browser, the hosted login form, codes
+and their exchange, audit events."""
 
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from app.core.security import key_set, oauth_access_header, oidc_key
 from app.crud import clients
 from app.crud.audit import SYSTEM
+from app.db import get_engine
+from app.models.audit import AuditEvent
 from app.models.client import ClientCreate, ClientCreated
+from app.models.user import User
+from tests.utils import PASSWORD
 
 ISSUER = "https://testserver"  # PUBLIC_URL in these tests: cookies are __Host- and Secure
 REDIRECT_URI = "https://app.example.com/callback"
@@ -101,3 +109,71 @@ def redirect_params(response: httpx.Response) -> dict[str, str]:
     location = response.headers["location"]
     assert location.startswith(REDIRECT_URI) or "://" in location
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def get_code(
+    client: TestClient, registered: ClientCreated, user: User, scope: str = "openid"
+) -> tuple[str, Started]:
+    """Sign in through the hosted page; the code and how it was asked for."""
+    started = start(oauth_client(client, registered, scope=scope))
+    answer = sign_in(browser(client), started.url, user.email, PASSWORD)
+    return redirect_params(answer)["code"], started
+
+
+def exchange(
+    http: httpx.Client | TestClient,
+    registered: ClientCreated,
+    code: str,
+    verifier: str,
+    *,
+    redirect_uri: str = REDIRECT_URI,
+    auth: tuple[str, str] | None = None,
+    token_url: str = TOKEN,
+) -> httpx.Response:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": verifier,
+    }
+    if registered.public:
+        form["client_id"] = registered.client_id
+    credentials = auth or (
+        None if registered.public else (registered.client_id, str(registered.client_secret))
+    )
+    return http.post(token_url, data=form, auth=credentials)
+
+
+def events(name: str) -> list[AuditEvent]:
+    """The audit events of that name, read fresh."""
+    with Session(get_engine()) as session:
+        return list(session.exec(select(AuditEvent).where(AuditEvent.event == name)).all())
+
+
+def oauth_tokens(client: TestClient, db: Session, user: User, **fields: Any) -> dict[str, Any]:
+    """Tokens of a first-party client (registered with `fields`) after a sign-in with
+    offline_access; "registered" holds the client."""
+    registered = make_client(db, first_party=True, **fields)
+    code, started = get_code(client, registered, user, scope="openid email offline_access")
+    tokens = exchange(client, registered, code, started.verifier).json()
+    tokens["registered"] = registered
+    return tokens
+
+
+def refresh_grant(
+    client: TestClient, registered: ClientCreated, refresh_token: str, **extra: str
+) -> httpx.Response:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    if registered.public:
+        return client.post(TOKEN, data={**form, "client_id": registered.client_id})
+    return client.post(TOKEN, data=form, auth=(registered.client_id, str(registered.client_secret)))
+
+
+@pytest.fixture
+def fresh_keys() -> Iterator[None]:
+    """The signing keys read again from the settings of the test (and after it)."""
+    for cached in (key_set, oidc_key, oauth_access_header):
+        cached.cache_clear()
+    yield
+    for cached in (key_set, oidc_key, oauth_access_header):
+        cached.cache_clear()
