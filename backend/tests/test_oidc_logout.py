@@ -17,10 +17,10 @@ from app.models.client import ClientCreated
 from app.models.user import User
 from app.oauth import tokens as oauth_tokens
 from tests.utils import PASSWORD, api, auth_header
+from tests.utils.account import events
 from tests.utils.oidc import (
     ISSUER,
     browser,
-    events,
     exchange,
     form_fields,
     is_login_page,

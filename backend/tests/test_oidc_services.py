@@ -20,11 +20,11 @@ from app.core.security import generate_private_key
 from app.models.client import ClientCreated
 from app.models.user import User
 from tests.utils import api, auth_header, login
+from tests.utils.account import events
 from tests.utils.oidc import (
     ISSUER,
     TOKEN,
     USERINFO,
-    events,
     fresh_keys,
     get_code,
     make_client,

@@ -19,13 +19,13 @@ from app.models.client import AuthorizationCode, ClientCreated
 from app.models.common import utcnow
 from app.models.user import User
 from tests.utils import PASSWORD, api, auth_header, login, refresh_tokens
+from tests.utils.account import events
 from tests.utils.oidc import (
     ISSUER,
     REDIRECT_URI,
     TOKEN,
     USERINFO,
     browser,
-    events,
     exchange,
     get_code,
     make_client,

@@ -13,13 +13,11 @@ import httpx
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app.core.security import key_set, oauth_access_header, oidc_key
 from app.crud import clients
 from app.crud.audit import SYSTEM
-from app.db import get_engine
-from app.models.audit import AuditEvent
 from app.models.client import ClientCreate, ClientCreated
 from app.models.user import User
 from tests.utils import PASSWORD
@@ -142,12 +140,6 @@ def exchange(
         None if registered.public else (registered.client_id, str(registered.client_secret))
     )
     return http.post(token_url, data=form, auth=credentials)
-
-
-def events(name: str) -> list[AuditEvent]:
-    """The audit events of that name, read fresh."""
-    with Session(get_engine()) as session:
-        return list(session.exec(select(AuditEvent).where(AuditEvent.event == name)).all())
 
 
 def oauth_tokens(client: TestClient, db: Session, user: User, **fields: Any) -> dict[str, Any]:
