@@ -4,6 +4,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.auth import tokens as session_tokens
@@ -83,6 +84,16 @@ def token(
     client = authenticate_client(session, one, basic)
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"The client may not use grant_type {grant_type}")
+    try:
+        return _grant(session, client, grant_type, one, actor)
+    except IntegrityError:  # the client was deleted between its authentication and now
+        session.rollback()
+        raise InvalidClient("Unknown client") from None
+
+
+def _grant(
+    session: Session, client: OAuthClient, grant_type: str, one: dict[str, str], actor: Actor
+) -> TokenResponse:
     if grant_type == GrantType.CLIENT_CREDENTIALS:
         return client_credentials(session, client=client, scope=one.get("scope"), actor=actor)
     if grant_type == GrantType.AUTHORIZATION_CODE:
