@@ -6,7 +6,6 @@ shared helpers, audited with the admin as actor."""
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -120,7 +119,7 @@ def test_the_console_signs_in_on_the_hosted_login_as_a_built_in_first_party_clie
     first = b.get("/admin/users?q=ada&role=admin")
     assert first.status_code == 303
     params = query(first.headers["location"])
-    assert urlsplit(first.headers["location"]).path == "/oauth/authorize"
+    assert first.headers["location"].startswith(f"{ISSUER}/oauth/authorize?")  # at PUBLIC_URL
     assert params["client_id"] == CONSOLE_CLIENT_ID
     assert params["redirect_uri"] == f"{ISSUER}/admin/callback"
     assert params["state"] == "/admin/users?q=ada&role=admin"
@@ -215,6 +214,8 @@ def test_a_plain_user_gets_a_403_on_every_page_and_every_post(
     for path, data in actions_of(target, scene["session_id"], scene["client_id"]).values():
         assert post(b, path, data, token).status_code == 403, path
     assert snapshot() == before
+    assert "Signed out" in post(b, "/admin/logout", {}, token).text  # they may sign out
+    assert b.get("/admin").status_code == 303
 
 
 def sign_in_refused(client: TestClient, email: str) -> tuple[httpx.Client, str]:
@@ -611,3 +612,24 @@ def test_console_pages_have_the_hosted_pages_csp_titles_and_no_external_assets(
         assert re.search(rf"<title>{re.escape(title)} ·", answer.text), path
         assert not re.search(r'(src|href)="(https?:)?//', answer.text), path
     assert b.get("/oauth/static/console.css").status_code == 200
+
+
+def test_the_console_client_alone_does_not_need_the_oidc_signing_key_in_production(
+    client: TestClient, db: Session, admin: User, settings: Callable[..., Settings]
+) -> None:
+    import typer
+
+    import manage
+    from app.core.config import Environment
+    from app.core.security import oidc_key
+
+    sign_in(client, admin.email)  # the console's client row now exists
+    settings(ENVIRONMENT=Environment.PRODUCTION)
+    oidc_key.cache_clear()
+    try:
+        manage._ensure_oidc_key(db)  # the console signs nothing: manage serve starts
+        make_client(db)
+        with pytest.raises(typer.Exit):
+            manage._ensure_oidc_key(db)  # a registered client needs the key
+    finally:
+        oidc_key.cache_clear()

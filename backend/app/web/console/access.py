@@ -173,7 +173,9 @@ def login_redirect(request: Request, session: SessionDep) -> RedirectResponse:
         "code_challenge": pkce_s256(secrets.token_urlsafe(32)),
         "code_challenge_method": "S256",
     }
-    return RedirectResponse(f"/oauth/authorize?{urlencode(params)}", status_code=303)
+    # At PUBLIC_URL, where the callback is: the login's cookie is then set for that host.
+    authorize_url = f"{get_settings().PUBLIC_URL}/oauth/authorize?{urlencode(params)}"
+    return RedirectResponse(authorize_url, status_code=303)
 
 
 def _signed_in_any(request: Request, session: SessionDep) -> Console:
