@@ -55,7 +55,7 @@ def snapshot() -> dict[str, Any]:
         return state
 
 
-def actions_of(target: User, session_id: str, client_id: str) -> dict[str, tuple[str, dict]]:
+def actions_of(target: User, session_id: str, client_id: str) -> dict[str, tuple[str, Any]]:
     base = f"/admin/users/{target.id}"
     return {
         "role": (f"{base}/role", {"role": "admin"}),
@@ -104,7 +104,7 @@ def scene(
     return {"user": user, "session_id": session_id, "client_id": registered.client_id}
 
 
-def post(b: httpx.Client, path: str, data: dict, token: str | None) -> httpx.Response:
+def post(b: httpx.Client, path: str, data: dict[str, Any], token: str | None) -> httpx.Response:
     body = {**data, **({"csrf_token": token} if token is not None else {})}
     return b.post(path, data=body)
 
@@ -434,7 +434,7 @@ def test_delete_asks_to_confirm_and_lands_on_the_users_page(
     [("role", {"role": "moderator"}), ("active", {"active": "false"}), ("delete", {})],
 )
 def test_the_last_admin_is_refused_with_the_reason_and_nothing_changes(
-    client: TestClient, admin: User, path: str, data: dict
+    client: TestClient, admin: User, path: str, data: dict[str, str]
 ) -> None:
     b, html = sign_in(client, admin.email)
     before = snapshot()
@@ -565,7 +565,7 @@ def test_an_admin_registers_a_client_and_sees_its_secret_once(
     ],
 )
 def test_a_bad_client_form_is_refused_with_a_message(
-    client: TestClient, admin: User, form: dict
+    client: TestClient, admin: User, form: dict[str, Any]
 ) -> None:
     b, html = sign_in(client, admin.email)
     before = snapshot()
@@ -634,3 +634,34 @@ def test_the_console_client_alone_does_not_need_the_oidc_signing_key_in_producti
             manage._ensure_oidc_key(db)  # a registered client needs the key
     finally:
         oidc_key.cache_clear()
+
+
+def test_two_first_sign_ins_at_once_create_one_console_client() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from sqlalchemy import delete
+
+    from app.crud.console import ensure_console_client
+
+    def ensure(barrier: Barrier) -> str:
+        with Session(get_engine(), expire_on_commit=False) as session:
+            barrier.wait()
+            row = ensure_console_client(session, redirect_uri=f"{ISSUER}/admin/callback")
+            return row.client_id
+
+    for _ in range(5):
+        barrier = Barrier(2)
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(ensure, [barrier] * 2)) == [CONSOLE_CLIENT_ID] * 2
+        with Session(get_engine()) as session:
+            created = session.exec(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.event == "oauth.client_created")
+            ).one()
+            assert created == 1
+            assert session.exec(select(func.count()).select_from(OAuthClient)).one() == 1
+            session.execute(delete(AuditEvent))
+            session.execute(delete(OAuthClient))
+            session.commit()
