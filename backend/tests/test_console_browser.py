@@ -68,7 +68,8 @@ def api_login(api: httpx.Client, email: str, user_agent: str) -> dict[str, str]:
         headers={"User-Agent": user_agent},
     )
     assert answer.status_code == 200, answer.text
-    return answer.json()
+    tokens: dict[str, str] = answer.json()
+    return tokens
 
 
 def test_an_admin_finds_promotes_signs_out_and_deactivates_a_user_in_chromium(

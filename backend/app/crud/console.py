@@ -3,6 +3,7 @@ row, and the emails behind the ids of an audit page."""
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -21,7 +22,7 @@ def ensure_console_client(session: Session, *, redirect_uri: str) -> OAuthClient
     """The console's client row as it must be: public (no secret), first-party (no consent),
     the code grant and `openid` only, redirecting to the console's callback at PUBLIC_URL.
     Created when missing, put back when changed (a new PUBLIC_URL, an edit through the API)."""
-    wanted = {
+    wanted: dict[str, Any] = {
         "name": CONSOLE_CLIENT_NAME,
         "secret_digest": None,
         "redirect_uris": [redirect_uri],

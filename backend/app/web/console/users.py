@@ -14,6 +14,7 @@ from app.core.permissions import Role
 from app.crud import audit, passkeys, sessions, users
 from app.crud import console as console_rows
 from app.errors import BadRequest, LastAdmin, NotFound
+from app.models.audit import AuditEvent
 from app.models.user import User
 from app.web.console.access import Console, ConsoleDep, PostDep, need, refused, render
 from app.web.console.paging import window
@@ -127,7 +128,8 @@ def _user_page(
     controls = console.controls(target.id)
     live = sessions.live_sessions(session, target.id)
     keys = passkeys.of_user(session, target.id)
-    history, names = [], {}
+    history: list[AuditEvent] = []
+    names: dict[uuid.UUID, str] = {}
     if controls.history:
         history, _ = audit.list_events(session, skip=0, limit=HISTORY_SIZE, subject_id=target.id)
         names = console_rows.emails_by_id(session, (event.actor_id for event in history))
