@@ -207,20 +207,20 @@ def list_users(
     """Print the users as a table."""
     table = Table("email", "full name", "role", "active", "verified", "created")
     with db_session() as session:
-        skip = 0
+        after = None
         while True:
-            page, total = users.list_users(session, skip=skip, limit=100, role=role)
-            for user in page:
+            page = users.list_users(session, limit=100, role=role, after=after)
+            for user in page.items:
                 table.add_row(
-                    user.email,
-                    user.full_name or "",
-                    user.role.value,
-                    "yes" if user.is_active else "no",
-                    "yes" if user.is_verified else "no",
-                    user.created_at.strftime("%Y-%m-%d %H:%M"),
+                    user["email"],
+                    user["full_name"] or "",
+                    user["role"].value,
+                    "yes" if user["is_active"] else "no",
+                    "yes" if user["is_verified"] else "no",
+                    user["created_at"].strftime("%Y-%m-%d %H:%M"),
                 )
-            skip += len(page)
-            if not page or skip >= total:
+            after = page.next
+            if after is None:
                 break
     Console(width=200).print(table)
 

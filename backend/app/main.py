@@ -24,6 +24,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     passwords.warm_up()
     yield
     db.close_readers()
+    await db.close_async_reads()
 
 
 def create_app() -> FastAPI:

@@ -1,25 +1,42 @@
 """The per-request check (GET /users/me and every authenticated route): one read, no write,
 no worker-thread hop on SQLite, and nothing cached, so changes show on the very next request."""
 
+import asyncio
 import sqlite3
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio.to_thread
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import column, event, table, update
+from sqlalchemy import column, create_engine, event, table, text, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
+from app import db
 from app.auth.tokens import CALLER
+from app.core.config import get_settings
 from app.core.permissions import Role
-from app.db import PreparedRead, get_engine, prepared, read_connection, reads_on_event_loop
+from app.db import (
+    AsyncReadPool,
+    PreparedRead,
+    close_async_reads,
+    get_engine,
+    prepared,
+    read_connection,
+    read_first,
+)
 from app.models.session import AuthSession
 from app.models.user import USER_READ_FIELDS, User
 from tests.utils import PASSWORD, api, assert_unauthorized, auth_header, login
+from tests.utils.server import free_port
 
 
 @pytest.fixture
@@ -31,13 +48,18 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     def record(*args: Any) -> None:
         sent.append(args[2])
 
-    first = PreparedRead.first
+    first, first_async = PreparedRead.first, PreparedRead.first_async
 
     def recorded_first(self: PreparedRead, *args: Any) -> Any:
         sent.append(self.sql)
         return first(self, *args)
 
+    async def recorded_first_async(self: PreparedRead, *args: Any) -> Any:
+        sent.append(self.sql)
+        return await first_async(self, *args)
+
     monkeypatch.setattr(PreparedRead, "first", recorded_first)
+    monkeypatch.setattr(PreparedRead, "first_async", recorded_first_async)
 
     event.listen(get_engine(), "before_cursor_execute", record)
     yield sent
@@ -70,7 +92,7 @@ def test_me_is_one_select_and_no_write(
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) == 1, statements
     assert all(s.lstrip().upper().startswith(("SELECT", "BEGIN", "ROLLBACK")) for s in statements)
-    assert len(thread_hops) == (0 if reads_on_event_loop() else 1)
+    assert thread_hops == []  # read on the event loop, on SQLite and PostgreSQL alike
 
 
 def test_role_change_deactivation_and_logout_show_on_the_next_request(
@@ -107,7 +129,7 @@ def test_expired_session_is_refused(client: TestClient, user: User, db: Session)
     assert_unauthorized(client.get(api("/users/me"), headers=headers))
 
 
-@pytest.mark.skipif(not reads_on_event_loop(), reason="SQLite's reader connections")
+@pytest.mark.skipif(not get_settings().is_sqlite, reason="SQLite's reader connections")
 def test_reader_connections_cannot_write(user: User) -> None:
     with read_connection() as connection, pytest.raises(sqlite3.OperationalError, match="readonly"):
         connection.execute("UPDATE user SET full_name = 'x'")
@@ -123,9 +145,12 @@ def test_the_prepared_read_returns_what_connection_execute_returns(
         expected = list(connection.execute(CALLER, params).one())
     with read_connection() as connection:
         row = prepared(CALLER).first(connection, params)
-    assert row == expected
-    assert [type(value) for value in row] == [type(value) for value in expected]
-    assert row[USER_READ_FIELDS.index("created_at")].tzinfo is not None
+    on_loop = on_a_loop(lambda: read_first(prepared(CALLER), params))
+    for found in (row, on_loop):
+        assert found == expected
+        assert [type(value) for value in found] == [type(value) for value in expected]
+        assert found[USER_READ_FIELDS.index("created_at")].tzinfo is not None
+    assert on_a_loop(lambda: read_first(prepared(CALLER), {**params, "sid": uuid.uuid4()})) is None
     with read_connection() as connection:
         assert prepared(CALLER).first(connection, {"sid": uuid.uuid4(), "sub": user.id}) is None
 
@@ -140,3 +165,125 @@ def test_a_driver_error_in_the_prepared_read_is_raised_as_sqlalchemys() -> None:
         assert (
             prepared(CALLER).first(connection, {"sid": uuid.uuid4(), "sub": uuid.uuid4()}) is None
         )
+
+
+def on_a_loop(read: Callable[[], Awaitable[Any]]) -> Any:
+    """`read()` on an event loop of its own, whose read connections are closed after."""
+
+    async def run() -> Any:
+        try:
+            return await read()
+        finally:
+            await close_async_reads()
+
+    return asyncio.run(run())
+
+
+needs_postgresql = pytest.mark.skipif(
+    get_settings().is_sqlite, reason="PostgreSQL's read pool (TEST_DATABASE_URL)"
+)
+
+
+def read_pool(size: int = 1, timeout: float = 5, **connect_args: Any) -> AsyncReadPool:
+    engine = get_engine()
+    _args, kwargs = engine.dialect.create_connect_args(engine.url)
+    return AsyncReadPool({**kwargs, **connect_args}, engine.dialect, size=size, timeout=timeout)
+
+
+@needs_postgresql
+def test_a_driver_error_on_the_loop_is_sqlalchemys_and_keeps_the_connection() -> None:
+    missing = sa_select(column("x")).select_from(table("no_such_table"))
+    statement = PreparedRead(missing, get_engine())
+    nobody = {"sid": uuid.uuid4(), "sub": uuid.uuid4()}
+
+    async def run() -> None:
+        pool = read_pool()
+        with pytest.raises(DBAPIError) as caught:
+            async with pool.connection() as connection:
+                await statement.first_async(connection, {})
+        assert isinstance(caught.value.orig, psycopg.errors.UndefinedTable)
+        assert not caught.value.connection_invalidated
+        assert pool.idle == 1  # not a dropped connection: it stays
+        async with pool.connection() as connection:
+            assert await prepared(CALLER).first_async(connection, nobody) is None
+        await pool.discard_idle()
+
+    asyncio.run(run())
+
+
+@needs_postgresql
+def test_the_read_pool_waits_for_a_connection_then_times_out() -> None:
+    async def run() -> float:
+        pool = read_pool(size=1, timeout=0.3)
+        async with pool.connection():
+            began = time.monotonic()
+            with pytest.raises(PoolTimeout):
+                async with pool.connection():
+                    pass
+            waited = time.monotonic() - began
+        async with pool.connection():  # free again
+            pass
+        await pool.discard_idle()
+        return waited
+
+    assert 0.25 <= asyncio.run(run()) < 2
+
+
+@needs_postgresql
+def test_a_failed_connect_is_operational_error_at_once() -> None:
+    async def run() -> None:
+        pool = read_pool(host="127.0.0.1", port=free_port(), connect_timeout=5)
+        began = time.monotonic()
+        with pytest.raises(OperationalError):
+            async with pool.connection():
+                pass
+        assert time.monotonic() - began < 2  # refused: no waiting for a pool to reconnect
+
+    asyncio.run(run())
+
+
+@needs_postgresql
+def test_a_read_connection_dropped_in_use_leaves_the_pool(
+    client: TestClient, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every connection's server side goes while none is pinged: the request that meets a
+    dead one answers 503, the next ones are served (the dead and the idle ones left)."""
+    headers = auth_header(login(client, user.email, PASSWORD))
+    with ThreadPoolExecutor(6) as executor:  # concurrent reads: several pooled connections
+        statuses = executor.map(lambda _: me_status(client, headers), range(60))
+        assert set(statuses) == {200}
+    assert max(pool.idle for pool in db._async_read_pools.values()) >= 2
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 3600.0)
+    outsider = create_engine(get_engine().url, poolclass=NullPool)
+    with outsider.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    outsider.dispose()
+    assert client.get(api("/users/me"), headers=headers).status_code == 503
+    for _ in range(3):
+        assert client.get(api("/users/me"), headers=headers).status_code == 200
+    get_engine().dispose()  # the engine's own connections went too
+
+
+def me_status(client: TestClient, headers: dict[str, str]) -> int:
+    return client.get(api("/users/me"), headers=headers).status_code
+
+
+def test_the_unfiltered_user_list_reads_on_the_loop_on_sqlite(
+    client: TestClient, admin: User, thread_hops: list[object]
+) -> None:
+    """An index range and count(*) need no worker thread on SQLite; a filtered count or a
+    substring search, which read many rows, take one hop (PostgreSQL: always one)."""
+    headers = auth_header(login(client, admin.email, PASSWORD))
+    thread_hops.clear()
+    assert client.get(api("/users"), headers=headers).status_code == 200
+    assert len(thread_hops) == (0 if get_settings().is_sqlite else 1)
+    for query in ({"role": "admin"}, {"is_active": "true"}, {"q": "admin"}):
+        thread_hops.clear()
+        response = client.get(api("/users"), params=query, headers=headers)
+        assert response.json()["total"] == 1
+        assert len(thread_hops) == 1

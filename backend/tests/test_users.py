@@ -1,6 +1,8 @@
 """/users and /audit-events: profiles, the user list, admin updates, the last admin, the log."""
 
+import base64
 import json
+import struct
 import threading
 import uuid
 from collections.abc import Callable
@@ -168,6 +170,186 @@ def test_list_users_pages_cover_every_user_once(
     past_end = client.get(api("/users"), params={"skip": 8}, headers=admin_headers).json()
     assert past_end["items"] == []
     assert past_end["total"] == 8
+
+
+def same_created_at(db: Session, users: list[User]) -> None:
+    """Give `users` one creation time, so that only their ids order them."""
+    at = users[0].created_at
+    for row in users:
+        row.created_at = at
+        db.add(row)
+    db.commit()
+
+
+def in_list_order(users: list[User]) -> list[str]:
+    return [str(u.id) for u in sorted(users, key=lambda u: (u.created_at, u.id))]
+
+
+def walk(client: TestClient, headers: Headers, limit: int, **params: Any) -> list[dict[str, Any]]:
+    """Every page of GET /users by next_cursor, checking each page's shape."""
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": limit} | ({"cursor": cursor} if cursor else {})
+        response = client.get(api("/users"), params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append(body)
+        assert len(pages) <= 20, "the cursors never reached the last page"
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(body["items"]) == limit  # only the last page is short, or empty
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"role": "user"}, {"is_active": "true"}, {"q": "example"}, {"role": "admin"}],
+    ids=str,
+)
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_cursor_pages_cover_every_user_once_in_order(
+    client: TestClient,
+    db: Session,
+    population: list[User],
+    admin: User,
+    admin_headers: Headers,
+    params: dict[str, str],
+    limit: int,
+) -> None:
+    everyone = [admin, *population]
+    same_created_at(db, population[1:6])  # ties broken by id, on both sides of page breaks
+    expected = client.get(api("/users"), params={**params, "limit": 100}, headers=admin_headers)
+    assert expected.json()["next_cursor"] is None
+    expected_ids = [item["id"] for item in expected.json()["items"]]
+    matching = {u.email for u in everyone} & set(emails(expected))
+    assert expected_ids == in_list_order([u for u in everyone if u.email in matching])
+
+    pages = walk(client, admin_headers, limit, **params)
+    seen = [item["id"] for page in pages for item in page["items"]]
+    assert seen == expected_ids  # each once, in the list's order
+    assert {page["total"] for page in pages} == {len(expected_ids)}
+    assert all(len(page["items"]) <= limit for page in pages)
+
+
+def test_a_full_last_page_has_no_next_cursor_only_when_nothing_follows(
+    client: TestClient, population: list[User], admin_headers: Headers
+) -> None:
+    everyone = client.get(api("/users"), params={"limit": 8}, headers=admin_headers).json()
+    assert len(everyone["items"]) == 8
+    assert everyone["next_cursor"] is None
+    seven = client.get(api("/users"), params={"limit": 7}, headers=admin_headers).json()
+    assert seven["next_cursor"] is not None
+    last = client.get(
+        api("/users"), params={"limit": 7, "cursor": seven["next_cursor"]}, headers=admin_headers
+    ).json()
+    assert [item["id"] for item in last["items"]] == [everyone["items"][7]["id"]]
+    assert last["next_cursor"] is None
+
+
+def test_skip_and_cursor_together(
+    client: TestClient, population: list[User], admin_headers: Headers
+) -> None:
+    ids = [i["id"] for i in client.get(api("/users"), headers=admin_headers).json()["items"]]
+    offset = client.get(api("/users"), params={"skip": 2, "limit": 2}, headers=admin_headers)
+    assert [item["id"] for item in offset.json()["items"]] == ids[2:4]
+    after = {"cursor": offset.json()["next_cursor"], "limit": 2}
+    continued = client.get(api("/users"), params=after, headers=admin_headers).json()
+    assert [item["id"] for item in continued["items"]] == ids[4:6]
+    skipped = client.get(api("/users"), params={**after, "skip": 1}, headers=admin_headers)
+    assert [item["id"] for item in skipped.json()["items"]] == ids[5:7]
+    assert skipped.json()["skip"] == 1
+
+
+def test_cursor_pages_follow_changes_between_pages(
+    client: TestClient,
+    db: Session,
+    population: list[User],
+    user_factory: Callable[..., User],
+    admin_headers: Headers,
+) -> None:
+    """A cursor is a position, not a row: the next page starts right after it whatever
+    happened meanwhile, with the filters of its own request."""
+    active = {"limit": 3, "is_active": "true"}
+    first = client.get(api("/users"), params=active, headers=admin_headers).json()
+    assert emails_of(first) == ["alice@example.com", "bob@example.com", "dave@example.com"]
+    # the page's last user is deleted, the next one deactivated, a new one created
+    dave, erin = population[3], population[4]
+    assert client.delete(api(f"/users/{dave.id}"), headers=admin_headers).status_code == 204
+    erin.is_active = False
+    db.add(erin)
+    db.commit()
+    user_factory(Role.USER, email="zoe@example.com")
+
+    query = {**active, "cursor": first["next_cursor"]}
+    second = client.get(api("/users"), params=query, headers=admin_headers).json()
+    assert emails_of(second) == ["frank@example.com", "admin@example.com", "zoe@example.com"]
+    assert second["total"] == 5
+    # the same cursor with other filters: the users matching them after that position
+    query = {"role": "moderator", "cursor": first["next_cursor"]}
+    moderators = client.get(api("/users"), params=query, headers=admin_headers).json()
+    assert emails_of(moderators) == ["erin@corp.io"]
+    assert moderators["next_cursor"] is None
+    query = {"q": "example.com", "limit": 2, "cursor": first["next_cursor"]}
+    named = client.get(api("/users"), params=query, headers=admin_headers).json()
+    assert emails_of(named) == ["frank@example.com", "admin@example.com"]
+    assert named["total"] == 5  # alice, bob, frank, admin, zoe
+    query = {**query, "cursor": named["next_cursor"]}
+    assert emails_of(client.get(api("/users"), params=query, headers=admin_headers).json()) == [
+        "zoe@example.com"
+    ]
+
+
+def emails_of(body: dict[str, Any]) -> list[str]:
+    return [item["email"] for item in body["items"]]
+
+
+def test_list_items_are_the_users_profiles(
+    client: TestClient, population: list[User], admin_headers: Headers
+) -> None:
+    page = client.get(api("/users"), headers=admin_headers).json()
+    for item in page["items"]:
+        assert item == client.get(api(f"/users/{item['id']}"), headers=admin_headers).json()
+    schema = client.get(api("/openapi.json")).json()["components"]["schemas"]
+    assert "next_cursor" in schema["CursorPage_UserRead_"]["properties"]
+
+
+def _cursor(version: int, micros: int, raw_id: bytes = bytes(16)) -> str:
+    raw = struct.pack(">cq16s", bytes([version]), micros, raw_id)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "not-a-cursor",
+        "é" * 34,
+        "AQ" + "%" * 32,
+        _cursor(1, 0)[:-2],  # cut short
+        _cursor(1, 0) + "AA",  # too long for its bytes
+        _cursor(1, 0) + "=",  # another spelling of the same bytes
+        _cursor(2, 0),  # an unknown version
+        _cursor(1, 2**62),  # no such time
+        "A" * 65,  # over the parameter's length
+    ],
+)
+def test_a_malformed_cursor_is_422(client: TestClient, admin_headers: Headers, cursor: str) -> None:
+    response = client.get(api("/users"), params={"cursor": cursor}, headers=admin_headers)
+    assert response.status_code == 422, response.text
+
+
+def test_a_wellformed_cursor_anywhere_is_a_page(
+    client: TestClient, population: list[User], admin_headers: Headers
+) -> None:
+    before_all = client.get(api("/users"), params={"cursor": _cursor(1, -(2**50))},
+                            headers=admin_headers)  # fmt: skip
+    assert len(before_all.json()["items"]) == 8
+    after_all = client.get(api("/users"), params={"cursor": _cursor(1, 2**55)},
+                           headers=admin_headers)  # fmt: skip
+    assert after_all.json()["items"] == []
+    assert after_all.json()["total"] == 8
+    assert after_all.json()["next_cursor"] is None
 
 
 @pytest.mark.parametrize(

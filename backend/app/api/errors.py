@@ -114,8 +114,11 @@ async def method_not_allowed(request: Request, error: Exception) -> Response:
     )
 
 
+# The `responses` of an operation in OpenAPI, as FastAPI takes them.
+Responses = dict[int | str, dict[str, Any]]
+
 # Answers any operation may give, documented once for the whole API.
-COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+COMMON_RESPONSES: Responses = {
     400: {"description": "Malformed request body, or a value that cannot be stored"},
     413: {"description": "Request body too large"},
     503: {"description": "The database (or Redis, if rate limits fail closed) is unavailable"},

@@ -175,7 +175,9 @@ class CrossOriginMiddleware(CORSMiddleware):
     wrapper, whose only work for them is `Vary: Origin`; EdgeMiddleware adds that. The paths
     in `skip_paths` have CORS rules of their own (api/oauth_cors.py)."""
 
-    def __init__(self, app: ASGIApp, *, skip_paths: frozenset[str] = frozenset(), **kwargs: Any):
+    def __init__(
+        self, app: ASGIApp, /, *, skip_paths: frozenset[str] = frozenset(), **kwargs: Any
+    ) -> None:
         super().__init__(app, **kwargs)
         self.skip_paths = skip_paths
 

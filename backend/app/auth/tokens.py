@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Row, bindparam
+from sqlalchemy import bindparam
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
-from starlette.concurrency import run_in_threadpool
 
 from app.core import metrics
 from app.core.config import get_settings
@@ -26,7 +25,7 @@ from app.core.security import (
 )
 from app.crud import audit, sessions
 from app.crud.audit import Actor
-from app.db import prepared, read_connection, reads_on_event_loop
+from app.db import prepared, read_first
 from app.errors import InvalidToken
 from app.models.common import utcnow
 from app.models.session import AuthSession, SessionKind
@@ -95,7 +94,7 @@ def _load(session: Session, claims_sid: object, claims_sub: object) -> tuple[Use
     return _live(row)
 
 
-def _live(row: Row[tuple[User, AuthSession]] | None) -> tuple[User, AuthSession]:
+def _live(row: tuple[User, AuthSession] | None) -> tuple[User, AuthSession]:
     """The user and session of a row, if the session is live and the user active."""
     if row is None:
         raise InvalidToken()
@@ -134,17 +133,13 @@ async def authenticate(token: str) -> Caller:
     """The per-request check: a valid access token of a live session of an active user.
 
     The token is verified on the event loop (CPU only). The user and session rows are read on
-    every request, never cached: on the loop for SQLite, else in one worker-thread hop (see
-    db.reads_on_event_loop). Nothing is written."""
+    every request, never cached, on the event loop too (db.read_first). Nothing is written."""
     claims = decode_access_token(token)
-    if reads_on_event_loop():
-        return _read_caller(claims)
-    return await run_in_threadpool(_read_caller, claims)
+    return await _read_caller(claims)
 
 
-def _read_caller(claims: TokenClaims) -> Caller:
-    with read_connection() as connection:
-        row = prepared(CALLER).first(connection, {"sid": claims.sid, "sub": claims.sub})
+async def _read_caller(claims: TokenClaims) -> Caller:
+    row = await read_first(prepared(CALLER), {"sid": claims.sid, "sub": claims.sub})
     if row is None:
         raise InvalidToken()
     *profile, revoked_at, expires_at = row

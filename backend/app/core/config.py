@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     DB_POOL_SIZE: int = Field(20, ge=1)
     DB_MAX_OVERFLOW: int = Field(10, ge=0)
     DB_POOL_TIMEOUT: float = Field(30, gt=0)
+    DB_READ_POOL_SIZE: int = Field(10, ge=1)  # the per-request read's, on the event loop
     REDIS_URL: str | None = None
 
     BACKEND_CORS_ORIGINS: Annotated[list[str], NoDecode] = ["http://localhost:3000"]

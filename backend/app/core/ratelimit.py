@@ -22,10 +22,13 @@ REDIS_TIMEOUT_S = 0.5
 def storage() -> Storage:
     url = get_settings().REDIS_URL
     if url is None:
-        return storage_from_string("memory://")
-    return storage_from_string(
-        url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-    )
+        found = storage_from_string("memory://")
+    else:
+        found = storage_from_string(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
+    assert isinstance(found, Storage)  # memory:// and redis:// are synchronous storages
+    return found
 
 
 @lru_cache

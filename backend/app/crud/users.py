@@ -2,19 +2,41 @@
 
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, func, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    String,
+    Uuid,
+    bindparam,
+    func,
+    tuple_,
+    update,
+)
 from sqlalchemy import select as select_columns
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.core.permissions import Role
 from app.crud import action_tokens, audit, sessions
 from app.crud.audit import Actor
+from app.db import PreparedRead
 from app.errors import EmailTaken, LastAdmin, NotFound
 from app.models.action_token import TokenPurpose
-from app.models.common import utcnow
-from app.models.user import USER_READ_COLUMNS, User, UserRead, normalize_email, user_read
+from app.models.common import PageCursor, UTCDateTime, utcnow
+from app.models.user import (
+    ROLE_TYPE,
+    USER_READ_COLUMNS,
+    USER_READ_FIELDS,
+    User,
+    normalize_email,
+)
 
 
 def get_user(session: Session, user_id: uuid.UUID) -> User:
@@ -61,35 +83,111 @@ def create_user(
     return user
 
 
+class UserPage(NamedTuple):
+    items: list[Any]  # dicts of UserRead's fields and their values, typed: see list_users
+    total: int  # users matching the filters, on every page
+    next: PageCursor | None  # where the next page starts; None on the last page
+
+
 def list_users(
     session: Session,
     *,
-    skip: int,
+    skip: int = 0,
     limit: int,
     role: Role | None = None,
     is_active: bool | None = None,
     q: str | None = None,
-) -> tuple[list[UserRead], int]:
-    """A page of users (their UserRead columns as plain rows, not ORM objects) and the total."""
-    conditions = []
-    if role is not None:
-        conditions.append(col(User.role) == role)
-    if is_active is not None:
-        conditions.append(col(User.is_active) == is_active)
+    after: PageCursor | None = None,
+) -> UserPage:
+    """A page of users in (created_at, id) order, the first after `after` (keyset: as cheap
+    at any depth) and `skip` more, with the total matching the filters.
+
+    Each user is a dict of UserRead's fields, with the values SQLAlchemy's types give (UUID,
+    Role, aware datetimes), read through statements compiled once per combination of filters
+    (db.PreparedRead): no ORM object and no model per row, since a page serializes them
+    straight to JSON (api.v1.users)."""
+    return read_user_page(
+        session.connection().connection,
+        session.get_bind(),
+        skip=skip,
+        limit=limit,
+        role=role,
+        is_active=is_active,
+        q=q,
+        after=after,
+    )
+
+
+def read_user_page(
+    connection: DBAPIConnection,
+    bind: Engine | Connection,
+    *,
+    skip: int = 0,
+    limit: int,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    q: str | None = None,
+    after: PageCursor | None = None,
+) -> UserPage:
+    """list_users on a driver connection of `bind`'s database (db.read_connection's, say)."""
+    count, page = _user_list_statements(
+        bind, role is not None, is_active is not None, bool(q), after is not None
+    )
+    params = {
+        "role": role,
+        "is_active": is_active,
+        "pattern": f"%{_escape_like(q)}%" if q else None,
+        "after_at": after and after.created_at,
+        "after_id": after and after.id,
+        "skip": skip,
+        "limit": limit + 1,  # one more row tells whether a next page exists
+    }
+    counted = count.first(connection, params)
+    rows = page.all(connection, params)
+    items = [dict(zip(USER_READ_FIELDS, row, strict=True)) for row in rows[:limit]]
+    last = items[-1] if len(rows) > limit else None
+    return UserPage(
+        items=items,
+        total=counted[0] if counted else 0,
+        next=PageCursor(last["created_at"], last["id"]) if last else None,
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+@lru_cache(maxsize=32)
+def _user_list_statements(
+    bind: Engine | Connection, role: bool, is_active: bool, q: bool, keyset: bool
+) -> tuple[PreparedRead, PreparedRead]:
+    """The count and the page statement for one combination of filters, built once. The
+    keyset condition is a row-value comparison, which the indexes on (created_at), (role,
+    created_at, id) and (is_active, created_at, id) serve on SQLite and PostgreSQL alike."""
+    conditions: list[ColumnElement[bool]] = []
+    if role:
+        conditions.append(col(User.role) == bindparam("role", type_=ROLE_TYPE))
+    if is_active:
+        conditions.append(col(User.is_active) == bindparam("is_active", type_=Boolean()))
     if q:
+        pattern = func.lower(bindparam("pattern", type_=String()))
         conditions.append(
-            col(User.email).icontains(q, autoescape=True)
-            | col(User.full_name).icontains(q, autoescape=True)
+            func.lower(col(User.email)).like(pattern, escape="/")
+            | func.lower(col(User.full_name)).like(pattern, escape="/")
         )
-    total = session.exec(select(func.count()).select_from(User).where(*conditions)).one()
-    rows = session.exec(
+    count = select_columns(func.count()).select_from(User).where(*conditions)
+    if keyset:
+        after_at = bindparam("after_at", type_=UTCDateTime())
+        after_id = bindparam("after_id", type_=Uuid())
+        conditions.append(tuple_(col(User.created_at), col(User.id)) > tuple_(after_at, after_id))
+    page = (
         select_columns(*USER_READ_COLUMNS)
         .where(*conditions)
         .order_by(col(User.created_at), col(User.id))
-        .offset(skip)
-        .limit(limit)
-    ).all()
-    return [user_read(row) for row in rows], total
+        .offset(bindparam("skip", type_=Integer()))
+        .limit(bindparam("limit", type_=Integer()))
+    )
+    return PreparedRead(count, bind), PreparedRead(page, bind)
 
 
 def _ensure_another_admin(session: Session, user: User) -> None:

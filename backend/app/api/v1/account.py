@@ -4,6 +4,7 @@ from fastapi import APIRouter, BackgroundTasks, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AnonymousActor, CurrentUser, SessionDep
+from app.api.errors import Responses
 from app.api.v1.auth import NO_STORE, UNAUTHORIZED
 from app.auth import login as login_flow
 from app.auth import recovery, verification
@@ -19,7 +20,7 @@ from app.models.user import UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-BAD_TOKEN = {400: {"description": "Invalid, expired or already used token"}}
+BAD_TOKEN: Responses = {400: {"description": "Invalid, expired or already used token"}}
 RECOVERY_ACCEPTED = "If the address belongs to an account, a password reset link is on its way."
 VERIFICATION_ACCEPTED = "A verification link is on its way, unless the address is verified."
 

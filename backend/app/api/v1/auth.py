@@ -7,6 +7,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, AnonymousActor, PrincipalDep, SessionDep
+from app.api.errors import Responses
 from app.auth import login as login_flow
 from app.auth import tokens, verification
 from app.models.token import MfaChallenge, RefreshRequest, TokenPair
@@ -15,10 +16,12 @@ from app.models.user import UserCreate, UserRead
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # token answers, explicitly
-UNAUTHORIZED = {401: {"description": "Missing, invalid or revoked credentials"}}
-RATE_LIMITED = {429: {"description": "Too many attempts, or locked out; see Retry-After"}}
+UNAUTHORIZED: Responses = {401: {"description": "Missing, invalid or revoked credentials"}}
+RATE_LIMITED: Responses = {
+    429: {"description": "Too many attempts, or locked out; see Retry-After"}
+}
 # The caller's password (or a code) asked again before a sensitive change.
-REAUTHENTICATION = {
+REAUTHENTICATION: Responses = {
     400: {"description": "Wrong or missing password (or code)"},
     429: {"description": "Too many wrong passwords or codes: locked out; see Retry-After"},
 }

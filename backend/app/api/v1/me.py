@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import ActorDep, CurrentUser, PrincipalDep, SessionDep
+from app.api.errors import Responses
 from app.api.v1.auth import NO_STORE, REAUTHENTICATION
 from app.auth import mfa, password_change, user_sessions
 from app.models.account import (
@@ -19,7 +20,7 @@ from app.models.session import SessionRead
 
 router = APIRouter(prefix="/users/me", tags=["users"])
 
-NOT_AUTHENTICATED = {401: {"description": "Not authenticated"}}
+NOT_AUTHENTICATED: Responses = {401: {"description": "Not authenticated"}}
 
 
 @router.post(

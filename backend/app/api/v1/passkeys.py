@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, AnonymousActor, CurrentUser, PrincipalDep, SessionDep
+from app.api.errors import Responses
 from app.api.v1.auth import NO_STORE, RATE_LIMITED, REAUTHENTICATION, UNAUTHORIZED
 from app.crud import passkeys as crud
 from app.models.passkey import (
@@ -25,7 +26,7 @@ from app.passkeys import ceremonies
 router = APIRouter(tags=["passkeys"])
 
 MINE = "/users/me/passkeys"
-NOT_FOUND = {404: {"description": "No such passkey of the caller"}}
+NOT_FOUND: Responses = {404: {"description": "No such passkey of the caller"}}
 
 
 def _read(passkey: Passkey) -> PasskeyRead:

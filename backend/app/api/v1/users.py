@@ -1,28 +1,37 @@
 """/users: the caller's own profile, and other users as the permission matrix allows."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import AfterValidator, TypeAdapter
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from typing_extensions import TypedDict
 
 from app.api.deps import ActorDep, CallerDep, CurrentUser, SessionDep, require
+from app.api.errors import Responses
 from app.api.v1.auth import REAUTHENTICATION
 from app.auth import lockout, profile, verification
+from app.core.config import get_settings
 from app.core.passwords import hash_password
 from app.core.permissions import Permission, Role, can_read_user, can_update_user
 from app.crud import users
+from app.db import get_engine, read_connection
 from app.errors import BadRequest, Forbidden
-from app.models.common import Page
+from app.models.common import CursorPage, PageCursor, parse_cursor
 from app.models.user import UserRead, UserUpdate, UserUpdateMe
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-AUTH_ERRORS = {401: {"description": "Not authenticated"}, 403: {"description": "Forbidden"}}
-NOT_FOUND = {404: {"description": "User not found"}}
-CONFLICT = {409: {"description": "Email taken, or the last active admin"}}
+AUTH_ERRORS: Responses = {
+    401: {"description": "Not authenticated"},
+    403: {"description": "Forbidden"},
+}
+NOT_FOUND: Responses = {404: {"description": "User not found"}}
+CONFLICT: Responses = {409: {"description": "Email taken, or the last active admin"}}
 # A new email needs the right current_password, and is rate limited per user.
-EMAIL_CHANGE = {
+EMAIL_CHANGE: Responses = {
     **REAUTHENTICATION,
     429: {"description": "Too many email changes or wrong passwords; see Retry-After"},
 }
@@ -47,24 +56,73 @@ async def update_me(
     )
 
 
+# The user list's JSON: CursorPage[UserRead]'s shape, serialized from the dicts of
+# crud.users.list_users (UserRead's fields, already typed) without a model per row, which
+# cost more than the page's read. UserRead's fields are taken from it, so the two agree.
+UserReadRow = TypedDict(  # type: ignore[misc]
+    "UserReadRow", {name: field.annotation for name, field in UserRead.model_fields.items()}
+)
+
+
+class UserListJSON(TypedDict):
+    items: list[UserReadRow]
+    total: int
+    skip: int
+    limit: int
+    next_cursor: str | None
+
+
+USER_LIST_JSON = TypeAdapter(UserListJSON)
+
+
 @router.get(
     "",
-    response_model=Page[UserRead],
+    response_model=CursorPage[UserRead],
     responses=AUTH_ERRORS,
     dependencies=[Depends(require(Permission.USERS_READ))],
 )
-def list_users(
-    session: SessionDep,
+async def list_users(
     skip: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     role: Role | None = None,
     is_active: bool | None = None,
     q: Annotated[str | None, Query(max_length=320)] = None,
-) -> Page[UserRead]:
-    items, total = users.list_users(
-        session, skip=skip, limit=limit, role=role, is_active=is_active, q=q
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="A page's `next_cursor`: the page after it (with `skip`, after that)",
+        ),
+        AfterValidator(parse_cursor),
+    ] = None,
+) -> Response:
+    after = cast(PageCursor | None, cursor)  # parse_cursor made it one (or refused it: 422)
+    query: dict[str, Any] = {
+        "skip": skip, "limit": limit, "role": role, "is_active": is_active, "q": q, "after": after
+    }  # fmt: skip
+    if get_settings().is_sqlite and role is None and is_active is None and not q:
+        # Unfiltered: a range of the created_at index, and a count(*) that SQLite takes from
+        # the index's page counts (~0.1 ms at 100,000 users); cheaper on the event loop, like
+        # the per-request read, than a hop to a worker thread and back.
+        with read_connection() as connection:
+            page = users.read_user_page(connection, get_engine(), **query)
+    else:  # a filtered count or a substring search reads many rows: in a worker thread
+        page = await run_in_threadpool(_user_page, **query)
+    body = UserListJSON(
+        items=page.items,
+        total=page.total,
+        skip=skip,
+        limit=limit,
+        next_cursor=page.next.encode() if page.next else None,
     )
-    return Page[UserRead](items=items, total=total, skip=skip, limit=limit)
+    return Response(USER_LIST_JSON.dump_json(body), media_type="application/json")
+
+
+def _user_page(**query: Any) -> users.UserPage:
+    # One worker-thread hop for the whole page: SessionDep would add two (its set-up and
+    # its tear-down are synchronous) to the handler's own.
+    with Session(get_engine()) as session:
+        return users.list_users(session, **query)
 
 
 @router.get("/{user_id}", response_model=UserRead, responses={**AUTH_ERRORS, **NOT_FOUND})
