@@ -470,10 +470,14 @@ def test_users_search_filters_and_cursor_paging(
     next_url = re.search(r'<a href="([^"]+)" rel="next">Next</a>', searched.text)
     assert next_url
     following = query(next_url.group(1).replace("&amp;", "&"))
-    assert following == {"q": "page", "role": "user", "active": "true", "cursor": "50"}
+    assert following.pop("cursor")  # a keyset cursor: where the next page starts
+    assert following == {"q": "page", "role": "user", "active": "true"}
     second = b.get(next_url.group(1).replace("&amp;", "&")).text
     assert second.count("<tr>") == 5 + 1 and ">Previous<" in second and ">Next<" not in second
     assert "page54@example.com" in second
+    previous = re.search(r'<a href="([^"]+)" rel="prev">Previous</a>', second)
+    assert previous
+    assert query(previous.group(1).replace("&amp;", "&")) == following  # the first page
 
     by_name = b.get("/admin/users", params={"q": "lovelace"}).text
     assert "mod@example.com" in by_name and "page00" not in by_name
@@ -485,7 +489,14 @@ def test_users_search_filters_and_cursor_paging(
 
 
 @pytest.mark.parametrize(
-    "params", [{"cursor": "abc"}, {"cursor": "-1"}, {"role": "root"}, {"active": "maybe"}]
+    "params",
+    [
+        {"cursor": "abc"},
+        {"cursor": "-1"},
+        {"back": "not-a-cursor"},
+        {"role": "root"},
+        {"active": "maybe"},
+    ],
 )
 def test_bad_filters_and_cursors_get_a_clear_400_page(
     client: TestClient, admin: User, params: dict[str, str]
@@ -666,3 +677,27 @@ def test_two_first_sign_ins_at_once_create_one_console_client() -> None:
             session.execute(delete(AuditEvent))
             session.execute(delete(OAuthClient))
             session.commit()
+
+
+def test_previous_walks_back_through_keyset_pages(
+    client: TestClient, admin: User, user_factory: Callable[..., User]
+) -> None:
+    from app.web.console import paging
+
+    paging_size = paging.PAGE_SIZE
+    for n in range(2 * paging_size + 3):
+        user_factory(Role.USER, email=f"walk{n:03d}@example.com")
+    b, first = sign_in(client, admin.email)
+    pages = [first]
+    while match := re.search(r'<a href="([^"]+)" rel="next">Next</a>', pages[-1]):
+        pages.append(b.get(match.group(1).replace("&amp;", "&")).text)
+    assert len(pages) == 3
+    emails = [set(re.findall(r">([^<>]+@example\.com)</a>", page)) for page in pages]
+    assert sum(map(len, emails)) == 2 * paging_size + 4  # every user once, the admin too
+    back = pages[-1]
+    for expected in reversed(emails[:-1]):
+        match = re.search(r'<a href="([^"]+)" rel="prev">Previous</a>', back)
+        assert match
+        back = b.get(match.group(1).replace("&amp;", "&")).text
+        assert set(re.findall(r">([^<>]+@example\.com)</a>", back)) == expected
+    assert ">Previous<" not in back

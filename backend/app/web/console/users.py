@@ -2,7 +2,7 @@
 through the helper the API and the CLI use (so the same rules and audit events apply)."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
@@ -15,9 +15,10 @@ from app.crud import audit, passkeys, sessions, users
 from app.crud import console as console_rows
 from app.errors import BadRequest, LastAdmin, NotFound
 from app.models.audit import AuditEvent
+from app.models.common import PageCursor
 from app.models.user import User
 from app.web.console.access import Console, ConsoleDep, PostDep, need, refused, render
-from app.web.console.paging import window
+from app.web.console.paging import MAX_TRAIL, PAGE_SIZE, keyset_window
 
 router = APIRouter(prefix="/admin")
 
@@ -57,33 +58,36 @@ def users_page(
     role: str = "",
     active: str = "",
     cursor: str = "",
+    back: str = "",
     done: str = "",
 ) -> Response:
     q = q.strip()[:MAX_QUERY]
+
+    def fetch(after: PageCursor | None) -> tuple[list[Any], int, str | None]:
+        page = users.list_users(
+            session,
+            limit=PAGE_SIZE,
+            role=role_filter,
+            is_active=ACTIVE_FILTER[active],
+            q=q or None,
+            after=after,
+        )
+        return page.items, page.total, page.next.encode() if page.next else None
+
     try:
         role_filter = _role(role)
         if active not in ACTIVE_FILTER:
             raise BadRequest("Active is yes, no or any.")
-        page = window(
-            cursor or None,
-            lambda skip, limit: users.list_users(
-                session,
-                skip=skip,
-                limit=limit,
-                role=role_filter,
-                is_active=ACTIVE_FILTER[active],
-                q=q or None,
-            ),
-        )
+        page = keyset_window(cursor[:64], back[: 65 * MAX_TRAIL], fetch)
     except BadRequest as error:
         raise refused(request, error.detail, console=console, status_code=400) from None
     session.commit()
     filters = {"q": q, "role": role, "active": active}
 
-    def link(to: str | None) -> str | None:
+    def link(to: dict[str, str] | None) -> str | None:
         if to is None:
             return None
-        query = {name: value for name, value in {**filters, "cursor": to}.items() if value}
+        query = {name: value for name, value in {**filters, **to}.items() if value}
         return "/admin/users?" + urlencode(query)
 
     return render(
@@ -93,8 +97,8 @@ def users_page(
         page=page,
         filters=filters,
         roles=list(Role),
-        next_url=link(page.next_cursor),
-        previous_url=link(page.previous_cursor),
+        next_url=link(page.next_query),
+        previous_url=link(page.previous_query),
         status=DONE.get(done),
     )
 
