@@ -43,7 +43,11 @@ def fresh_user(email: str) -> User:
 
 def events(name: str) -> list[AuditEvent]:
     with Session(get_engine(), expire_on_commit=False) as session:
-        rows = list(session.exec(select(AuditEvent).where(AuditEvent.event == name)).all())
+        rows = list(
+            session.exec(
+                select(AuditEvent).where(AuditEvent.event == name).order_by(col(AuditEvent.id))
+            ).all()
+        )
         session.commit()
         return rows
 
