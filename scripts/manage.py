@@ -231,13 +231,15 @@ def _ensure_oidc_key(session: Session) -> None:
     from app.core.config import SettingsError
     from app.core.security import oidc_key
     from app.crud import clients
+    from app.crud.console import CONSOLE_CLIENT_ID
 
     try:
         oidc_key()
     except SettingsError as error:
-        _, total = clients.list_clients(session, skip=0, limit=1)
+        # The console's built-in client signs nothing: only registered clients need the key.
+        first, _ = clients.list_clients(session, skip=0, limit=2)
         session.commit()
-        if total:
+        if any(client.client_id != CONSOLE_CLIENT_ID for client in first):
             fail(str(error).removeprefix("Invalid setting "))
 
 

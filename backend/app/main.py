@@ -14,6 +14,7 @@ from app.api.v1 import account, audit, auth, clients, me, passkeys, users
 from app.core import passwords, security
 from app.core.config import get_settings
 from app.core.logging import configure as configure_logging
+from app.web import console as web_console
 from app.web import logout as web_logout
 from app.web import pages as web_pages
 from app.web import routes as web_routes
@@ -72,6 +73,7 @@ def create_app() -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(web_routes.router)
     app.include_router(web_logout.router)
+    web_console.install(app)
     app.mount("/oauth/static", StaticFiles(directory=web_pages.STATIC_DIR), name="oauth-static")
     docs.install(app)
     return app
