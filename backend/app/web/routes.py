@@ -6,7 +6,7 @@ login_mfa, called as they are with a browser-session `start`)."""
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -194,14 +194,36 @@ async def login_form(request: Request, session: SessionDep) -> Response:
         return parsed
     form, query, auth = parsed
     email = _field(form, "email")[:320]
-    try:
-        result: Any = await login_flow.login(
+    return await _after_login(
+        request,
+        session,
+        query,
+        auth,
+        lambda: login_flow.login(
             session,
             email=email,
             password=_field(form, "password"),
             actor=client_actor(request),
             start=opener(("pwd",)),
-        )
+        ),
+        email=email,
+    )
+
+
+async def _after_login(
+    request: Request,
+    session: SessionDep,
+    query: str,
+    auth: AuthorizationRequest,
+    attempt: Callable[[], Awaitable[Any]],
+    *,
+    email: str | None = None,
+    failed: str | None = None,
+) -> Response:
+    """The page after a sign-in attempt: the form again (429 when rate-limited or locked
+    out, else 400 with one generic message), the TOTP step, or on to the client."""
+    try:
+        result = await attempt()
     except RateLimited as error:
         return _login_page(
             request,
@@ -213,7 +235,8 @@ async def login_form(request: Request, session: SessionDep) -> Response:
             headers={"Retry-After": str(error.retry_after)},
         )
     except DomainError as error:  # one generic message for a wrong email or password
-        return _login_page(request, query, auth, message=error.detail, email=email, status_code=400)
+        message = failed or error.detail
+        return _login_page(request, query, auth, message=message, email=email, status_code=400)
     if isinstance(result, MfaChallenge):
         return render(request, "mfa.html", request_query=query, mfa_token=result.mfa_token)
     return await run_in_threadpool(_signed_in, request, session, query, auth, result)
@@ -236,8 +259,12 @@ async def passkey_form(request: Request, session: SessionDep) -> Response:
         return _login_page(request, query, auth, message=PASSKEY_FAILED, status_code=400)
     if not isinstance(credential, dict):
         return _login_page(request, query, auth, message=PASSKEY_FAILED, status_code=400)
-    try:
-        result: Any = await run_in_threadpool(
+    return await _after_login(
+        request,
+        session,
+        query,
+        auth,
+        lambda: run_in_threadpool(
             lambda: passkey_ceremonies.login(
                 session,
                 flow_id=flow_id,
@@ -245,21 +272,9 @@ async def passkey_form(request: Request, session: SessionDep) -> Response:
                 actor=client_actor(request),
                 opener=opener,
             )
-        )
-    except RateLimited as error:
-        return _login_page(
-            request,
-            query,
-            auth,
-            message=error.detail,
-            status_code=429,
-            headers={"Retry-After": str(error.retry_after)},
-        )
-    except DomainError:
-        return _login_page(request, query, auth, message=PASSKEY_FAILED, status_code=400)
-    if isinstance(result, MfaChallenge):
-        return render(request, "mfa.html", request_query=query, mfa_token=result.mfa_token)
-    return await run_in_threadpool(_signed_in, request, session, query, auth, result)
+        ),
+        failed=PASSKEY_FAILED,
+    )
 
 
 @router.post("/authorize/mfa")
