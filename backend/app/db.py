@@ -4,6 +4,7 @@ per-request read of the caller on the event loop (read_first, PreparedRead, Asyn
 import asyncio
 import contextlib
 import functools
+import hashlib
 import os
 import random
 import threading
@@ -12,10 +13,15 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
+from psycopg import pq
+from psycopg._queries import PostgresQuery
+from psycopg.abc import Transformer as TransformerProtocol
+from psycopg.adapt import Transformer
 from sqlalchemy import Connection, Engine, Select, event, make_url, text
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
@@ -152,13 +158,13 @@ def retry_conflicts(
 
 async def read_first(statement: "PreparedRead", params: Mapping[str, Any]) -> list[Any] | None:
     """The per-request read (one row of `statement`), on the event loop: no worker-thread
-    hop. SQLite: the thread's own query-only connection (a short indexed read of a local
-    file). PostgreSQL: a connection of psycopg's asyncio API from this loop's AsyncReadPool."""
+        hop. SQLite: the thread's own query-only connection (a short indexed read of a local
+        file). PostgreSQL: this loop's AsyncReadPool, which sends the reads of the requests waiting
+    at that moment together, in one pipeline on one connection."""
     if get_settings().is_sqlite:
         with read_connection() as connection:
             return statement.first(connection, params)
-    async with async_read_pool().connection() as connection:
-        return await statement.first_async(connection, params)
+    return await async_read_pool().first(statement, params)
 
 
 @contextmanager
@@ -251,20 +257,10 @@ class PreparedRead:
     def all(self, connection: DBAPIConnection, params: Mapping[str, Any]) -> list[list[Any]]:
         return [self._row(row) for row in self._run(connection, params, one=False)]
 
-    async def first_async(
-        self, connection: psycopg.AsyncConnection[Any], params: Mapping[str, Any]
-    ) -> list[Any] | None:
-        """first() on a connection of psycopg's asyncio API (the same SQL and processors)."""
-        args = self._args(params)
-        cursor = connection.cursor()
-        try:
-            await cursor.execute(self.sql, args)
-            row = await cursor.fetchone()
-        except self.error as error:
-            raise self._wrap(error, args, connection, cursor) from error
-        finally:
-            await cursor.close()
-        return None if row is None else self._row(row)
+    @functools.cached_property
+    def statement_name(self) -> bytes:
+        """The name of this statement when prepared on a PostgreSQL connection (pipelines)."""
+        return b"read_" + hashlib.sha256(self.sql.encode()).hexdigest()[:24].encode()
 
     def _row(self, row: Sequence[Any]) -> list[Any]:
         return [f(value) if f else value for f, value in zip(self.results, row, strict=True)]
@@ -313,17 +309,38 @@ def prepared(statement: Select[Any]) -> PreparedRead:
 POOL_RECYCLE_S = 1800  # as the engine's pool_recycle
 
 
+MAX_BATCH = 64  # reads sent in one pipeline
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """A request's read, waiting for its batch."""
+
+    statement: PreparedRead
+    params: Mapping[str, Any]
+    future: "asyncio.Future[list[Any] | None]"
+    since: float  # loop time when it asked
+
+
 class AsyncReadPool:
     """PostgreSQL connections of psycopg's asyncio API, for the per-request read on the event
     loop that made the pool (a connection belongs to its loop).
 
-    The engine pool's semantics, on the loop: at most `size` connections, a request waits up
-    to `timeout` for one (then PoolTimeout: 503); one idle for over PING_AFTER_IDLE_S is
-    pinged before use and replaced if dead, along with every idle one (a restart drops them
-    all); one that breaks in use leaves the pool, and the idle ones with it; a failed
-    connect raises SQLAlchemy's OperationalError at once (503). psycopg_pool was not used: it
-    reconnects in the background while requests wait for its timeout, so a database outage
-    would hold every authenticated request for DB_POOL_TIMEOUT instead of answering 503."""
+    Reads are batched: the reads asked for while the loop runs one round of callbacks go to
+    the server together, on one connection, as one pipeline (each statement prepared once
+    per connection, one write, one wake-up of one server process, one Sync), and each
+    request gets its own row or its own error. At most `size` batches are in flight, one per
+    connection; reads asked for meanwhile wait for the next one, so under load the batches
+    grow instead of the connections (fewer processes on the machine, fewer wake-ups).
+
+    The engine pool's semantics, on the loop: at most `size` connections; a read that waits
+    over `timeout` for one fails with PoolTimeout (503); one idle for over PING_AFTER_IDLE_S
+    is pinged before use and replaced if dead, along with every idle one (a restart drops
+    them all); one that breaks in use leaves the pool, and the idle ones with it; a failed
+    connect raises SQLAlchemy's OperationalError at once (503). psycopg_pool was not used:
+    it reconnects in the background while requests wait for its timeout, so a database
+    outage would hold every authenticated request for DB_POOL_TIMEOUT instead of answering
+    503."""
 
     def __init__(
         self, connect_args: Mapping[str, Any], dialect: Dialect, *, size: int, timeout: float
@@ -334,6 +351,14 @@ class AsyncReadPool:
         self.timeout = timeout
         self._slots = asyncio.Semaphore(size)
         self._idle: deque[tuple[psycopg.AsyncConnection[Any], float, float]] = deque()
+        self._waiting: list[_Waiting] = []
+        self._in_flight = 0  # batches
+        self._dispatch_due = False
+        self._expiry: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._prepared: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], set[bytes]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def idle(self) -> int:
@@ -387,7 +412,11 @@ class AsyncReadPool:
         return connection, time.monotonic()
 
     async def _checkin(self, connection: psycopg.AsyncConnection[Any], created: float) -> None:
-        if connection.broken or connection.info.transaction_status != IDLE_STATUS:
+        if (
+            connection.broken
+            or connection.info.transaction_status != IDLE_STATUS
+            or connection.pgconn.pipeline_status != pq.PipelineStatus.OFF
+        ):
             await _close(connection)  # broken, or left mid-statement (a cancelled request)
         else:
             self._idle.append((connection, created, time.monotonic()))
@@ -396,8 +425,196 @@ class AsyncReadPool:
         while self._idle:
             await _close(self._idle.pop()[0])
 
+    async def first(self, statement: PreparedRead, params: Mapping[str, Any]) -> list[Any] | None:
+        """The first row of `statement` (SQLAlchemy's values, as PreparedRead.first gives),
+        sent with the other reads waiting at this moment."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any] | None] = loop.create_future()
+        self._waiting.append(_Waiting(statement, params, future, loop.time()))
+        if not self._dispatch_due:
+            self._dispatch_due = True
+            loop.call_soon(self._dispatch)
+        return await future
+
+    def _dispatch(self) -> None:
+        """Start a batch on each free connection slot; what is left waits for one."""
+        self._dispatch_due = False
+        loop = asyncio.get_running_loop()
+        while self._waiting and self._in_flight < self.size:
+            batch = self._waiting[:MAX_BATCH]
+            del self._waiting[:MAX_BATCH]
+            self._in_flight += 1
+            task = loop.create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if self._waiting and self._expiry is None:
+            self._expiry = loop.call_at(self._waiting[0].since + self.timeout, self._expire)
+
+    def _expire(self) -> None:
+        """PoolTimeout for the reads that waited over `timeout` for a connection."""
+        self._expiry = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() - self.timeout
+        while self._waiting and self._waiting[0].since <= deadline:
+            waiting = self._waiting.pop(0)
+            if not waiting.future.done():
+                waiting.future.set_exception(
+                    PoolTimeout(f"no read connection free within {self.timeout} s")
+                )
+        if self._waiting:
+            self._expiry = loop.call_at(self._waiting[0].since + self.timeout, self._expire)
+
+    async def _run(self, batch: list[_Waiting]) -> None:
+        try:
+            async with self.connection() as connection:
+                await self._pipeline(connection, batch)
+        except Exception as error:  # each read raises it: a DBAPIError or PoolTimeout is a 503
+            _fail(batch, error)
+        except BaseException:
+            for waiting in batch:
+                waiting.future.cancel()
+            raise
+        finally:
+            self._in_flight -= 1
+            if self._waiting and not self._dispatch_due:
+                self._dispatch_due = True
+                asyncio.get_running_loop().call_soon(self._dispatch)
+
+    async def _pipeline(
+        self, connection: psycopg.AsyncConnection[Any], batch: list[_Waiting]
+    ) -> None:
+        """The batch's reads in one pipeline on `connection`; results to their futures."""
+        pgconn = connection.pgconn
+        prepared = self._prepared.setdefault(connection, set())
+        transformer = Transformer(connection)
+        expected: list[tuple[bytes, _Waiting | None]] = []  # (statement name, read | a prepare)
+        try:
+            pgconn.enter_pipeline_mode()
+            for waiting in batch:
+                if waiting.future.done():
+                    continue  # its request went away while it waited
+                statement = waiting.statement
+                query = PostgresQuery(transformer)
+                query.convert(statement.sql, statement._args(waiting.params))
+                name = statement.statement_name
+                if name not in prepared:
+                    pgconn.send_prepare(name, query.query, param_types=query.types)
+                    expected.append((name, None))
+                    prepared.add(name)  # taken back below if the prepare fails
+                pgconn.send_query_prepared(name, query.params, param_formats=query.formats)
+                expected.append((name, waiting))
+            pgconn.pipeline_sync()
+            while pgconn.flush():
+                await _ready(pgconn.socket, write=True)
+            await self._collect(connection, transformer, expected, prepared)
+        except psycopg.Error as error:  # from libpq: the connection failed mid-pipeline
+            lost = connection.broken or connection.closed
+            raise _wrapped(self.dialect, error, invalidated=lost) from error
+        finally:
+            if pgconn.pipeline_status != pq.PipelineStatus.OFF and not pgconn.is_busy():
+                with suppress(psycopg.Error):
+                    pgconn.exit_pipeline_mode()
+
+    async def _collect(
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        transformer: TransformerProtocol,
+        expected: list[tuple[bytes, "_Waiting | None"]],
+        prepared: set[bytes],
+    ) -> None:
+        """Read the pipeline's results up to its Sync: each command's result, then a None."""
+        pgconn = connection.pgconn
+        encoding = connection.info.encoding
+        position = 0
+        failure: DBAPIError | None = None  # the error that aborted the rest of the pipeline
+        results: list[pq.abc.PGresult] = []
+        while True:
+            pgconn.consume_input()
+            while not pgconn.is_busy():
+                result = pgconn.get_result()
+                if result is None:
+                    if not results:
+                        break  # nothing more has arrived yet
+                    name, waiting = expected[position]
+                    position += 1
+                    outcome = results[-1]
+                    results = []
+                    status = outcome.status
+                    if status == pq.ExecStatus.FATAL_ERROR:
+                        failure = _wrapped(
+                            self.dialect, psycopg.errors.error_from_result(outcome, encoding)
+                        )
+                    if waiting is None:  # a prepare
+                        if status != pq.ExecStatus.COMMAND_OK:
+                            prepared.discard(name)
+                    elif waiting.future.done():
+                        pass  # the request went away (cancelled)
+                    elif status == pq.ExecStatus.TUPLES_OK:
+                        row = None
+                        if outcome.ntuples:
+                            transformer.set_pgresult(outcome)
+                            row = waiting.statement._row(transformer.load_row(0, tuple))
+                        waiting.future.set_result(row)
+                    else:
+                        waiting.future.set_exception(
+                            failure
+                            or _wrapped(
+                                self.dialect,
+                                psycopg.OperationalError(f"unexpected result: {status}"),
+                            )
+                        )
+                elif result.status == pq.ExecStatus.PIPELINE_SYNC:
+                    return
+                else:
+                    results.append(result)
+            await _ready(pgconn.socket, write=False)
+
 
 IDLE_STATUS = psycopg.pq.TransactionStatus.IDLE
+
+
+def _fail(batch: list[_Waiting], error: BaseException) -> None:
+    for waiting in batch:
+        if not waiting.future.done():
+            waiting.future.set_exception(error)
+
+
+def _wrapped(dialect: Dialect, error: psycopg.Error, *, invalidated: bool = False) -> DBAPIError:
+    """A driver error as SQLAlchemy's (so that it answers 503), parameters hidden."""
+    wrapped = DBAPIError.instance(
+        None,
+        None,
+        error,
+        psycopg.Error,
+        hide_parameters=True,
+        connection_invalidated=invalidated,
+        dialect=dialect,
+    )
+    assert isinstance(wrapped, DBAPIError)
+    return wrapped
+
+
+async def _ready(fileno: int, *, write: bool) -> None:
+    """Until the socket can be read (or written) without blocking."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    if write:
+        loop.add_writer(fileno, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_writer(fileno)
+    else:
+        loop.add_reader(fileno, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fileno)
 
 
 async def _close(connection: psycopg.AsyncConnection[Any]) -> None:

@@ -1,5 +1,6 @@
 """create_app(): routers, middleware, exception handlers, lifespan."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +24,11 @@ from app.web import routes as web_routes
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     passwords.warm_up()
+    # The start-up heap (modules, the app, its compiled statements) never becomes garbage:
+    # frozen, the collector's full passes scan only what requests made. Unfrozen, each pass
+    # scanned it all, ~70 ms every few seconds under load: the p99 of every request.
+    gc.collect()
+    gc.freeze()
     yield
     db.close_readers()
     await db.close_async_reads()

@@ -48,18 +48,20 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     def record(*args: Any) -> None:
         sent.append(args[2])
 
-    first, first_async = PreparedRead.first, PreparedRead.first_async
+    first, pooled_first = PreparedRead.first, AsyncReadPool.first
 
     def recorded_first(self: PreparedRead, *args: Any) -> Any:
         sent.append(self.sql)
         return first(self, *args)
 
-    async def recorded_first_async(self: PreparedRead, *args: Any) -> Any:
-        sent.append(self.sql)
-        return await first_async(self, *args)
+    async def recorded_pooled_first(
+        self: AsyncReadPool, statement: PreparedRead, *args: Any
+    ) -> Any:
+        sent.append(statement.sql)
+        return await pooled_first(self, statement, *args)
 
     monkeypatch.setattr(PreparedRead, "first", recorded_first)
-    monkeypatch.setattr(PreparedRead, "first_async", recorded_first_async)
+    monkeypatch.setattr(AsyncReadPool, "first", recorded_pooled_first)
 
     event.listen(get_engine(), "before_cursor_execute", record)
     yield sent
@@ -199,16 +201,113 @@ def test_a_driver_error_on_the_loop_is_sqlalchemys_and_keeps_the_connection() ->
     async def run() -> None:
         pool = read_pool()
         with pytest.raises(DBAPIError) as caught:
-            async with pool.connection() as connection:
-                await statement.first_async(connection, {})
+            await pool.first(statement, {})
         assert isinstance(caught.value.orig, psycopg.errors.UndefinedTable)
         assert not caught.value.connection_invalidated
         assert pool.idle == 1  # not a dropped connection: it stays
-        async with pool.connection() as connection:
-            assert await prepared(CALLER).first_async(connection, nobody) is None
+        assert await pool.first(prepared(CALLER), nobody) is None
         await pool.discard_idle()
 
     asyncio.run(run())
+
+
+@needs_postgresql
+def test_reads_asked_together_share_one_pipeline_and_each_gets_its_own_answer(
+    client: TestClient, user: User, db: Session
+) -> None:
+    """Forty requests' reads at once, on a pool of one connection: one or two pipelines, every
+    read its own row (or None), a failing statement among them fails only the reads of its
+    batch that come after it, and the connection stays."""
+    login(client, user.email, PASSWORD)
+    session_id = db.exec(select(AuthSession.id).where(AuthSession.user_id == user.id)).one()
+    mine = {"sid": session_id, "sub": user.id}
+    nobody = {"sid": uuid.uuid4(), "sub": user.id}
+    missing = PreparedRead(sa_select(column("x")).select_from(table("no_such_table")), get_engine())
+    pipelines: list[int] = []
+
+    async def run() -> None:
+        pool = read_pool(size=1)
+        pipeline = pool._pipeline
+
+        async def counted(connection: Any, batch: list[Any]) -> None:
+            pipelines.append(len(batch))
+            await pipeline(connection, batch)
+
+        pool._pipeline = counted  # type: ignore[method-assign]
+        reads = [pool.first(prepared(CALLER), mine if i % 2 else nobody) for i in range(40)]
+        rows = await asyncio.gather(*reads)
+        assert pipelines == [40]
+        assert [row is not None for row in rows] == [i % 2 == 1 for i in range(40)]
+        assert all(row[USER_READ_FIELDS.index("email")] == user.email for row in rows if row)
+
+        pipelines.clear()
+        answers = await asyncio.gather(
+            pool.first(prepared(CALLER), mine),
+            pool.first(missing, {}),
+            pool.first(prepared(CALLER), mine),
+            return_exceptions=True,
+        )
+        assert pipelines == [3]
+        assert answers[0] is not None and answers[0][USER_READ_FIELDS.index("id")] == user.id
+        assert isinstance(answers[1], DBAPIError)
+        assert isinstance(answers[1].orig, psycopg.errors.UndefinedTable)
+        assert isinstance(answers[2], DBAPIError)  # aborted with its pipeline: a 503 too
+        assert pool.idle == 1
+        assert await pool.first(prepared(CALLER), mine) is not None  # prepared again
+        await pool.discard_idle()
+
+    asyncio.run(run())
+
+
+@needs_postgresql
+def test_a_read_cancelled_in_flight_leaves_the_others_and_the_connection(
+    client: TestClient, user: User, db: Session
+) -> None:
+    """A client that goes away mid-read (its request task cancelled) takes nothing with it:
+    the batch's other reads are answered and the connection goes back to the pool."""
+    login(client, user.email, PASSWORD)
+    session_id = db.exec(select(AuthSession.id).where(AuthSession.user_id == user.id)).one()
+    mine = {"sid": session_id, "sub": user.id}
+
+    async def run() -> None:
+        pool = read_pool(size=1)
+        await pool.first(prepared(CALLER), mine)  # connected and prepared
+        gone = asyncio.ensure_future(pool.first(prepared(CALLER), mine))
+        kept = asyncio.ensure_future(pool.first(prepared(CALLER), mine))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the batch is on its way
+        gone.cancel()
+        assert (await kept) is not None
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        await asyncio.gather(*pool._tasks)  # the batch ends: its connection goes back
+        assert pool.idle == 1
+        assert await pool.first(prepared(CALLER), mine) is not None
+        await pool.discard_idle()
+
+    asyncio.run(run())
+
+
+@needs_postgresql
+def test_reads_waiting_for_a_busy_pool_time_out() -> None:
+    """Every connection held (here: taken out of the pool), a read waits `timeout`, then
+    fails with PoolTimeout (a 503), and the next read once one is free is served."""
+
+    async def run() -> float:
+        pool = read_pool(size=1, timeout=0.3)
+        nobody = {"sid": uuid.uuid4(), "sub": uuid.uuid4()}
+        async with pool.connection():
+            pool._in_flight += 1  # as if a batch held it
+            began = time.monotonic()
+            with pytest.raises(PoolTimeout):
+                await pool.first(prepared(CALLER), nobody)
+            waited = time.monotonic() - began
+            pool._in_flight -= 1
+        assert await pool.first(prepared(CALLER), nobody) is None
+        await pool.discard_idle()
+        return waited
+
+    assert 0.25 <= asyncio.run(run()) < 2
 
 
 @needs_postgresql
@@ -249,10 +348,18 @@ def test_a_read_connection_dropped_in_use_leaves_the_pool(
     """Every connection's server side goes while none is pinged: the request that meets a
     dead one answers 503, the next ones are served (the dead and the idle ones left)."""
     headers = auth_header(login(client, user.email, PASSWORD))
-    with ThreadPoolExecutor(6) as executor:  # concurrent reads: several pooled connections
+    with ThreadPoolExecutor(6) as executor:  # concurrent reads
         statuses = executor.map(lambda _: me_status(client, headers), range(60))
         assert set(statuses) == {200}
-    assert max(pool.idle for pool in db._async_read_pools.values()) >= 2
+
+    async def two_connections() -> int:
+        pool = db.async_read_pool()  # the app loop's
+        async with pool.connection(), pool.connection():
+            pass
+        return pool.idle
+
+    assert client.portal is not None
+    assert client.portal.call(two_connections) >= 2
     monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 3600.0)
     outsider = create_engine(get_engine().url, poolclass=NullPool)
     with outsider.connect() as connection:
