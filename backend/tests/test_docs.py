@@ -58,3 +58,11 @@ def test_openapi_declares_the_password_flow_at_the_login_route(client: TestClien
     schemes = client.get(f"{prefix}/openapi.json").json()["components"]["securitySchemes"]
     [scheme] = schemes.values()
     assert scheme["flows"]["password"]["tokenUrl"] == f"{prefix}/auth/login"
+
+
+def test_every_bearer_route_declares_its_security_in_openapi(client: TestClient) -> None:
+    """GET /users/me reads the caller without FastAPI's dependency (api/v1/users.py): it still
+    declares the bearer scheme, so Swagger's Authorize sends the token to it like the others."""
+    paths = client.get(f"{get_settings().API_V1_STR}/openapi.json").json()["paths"]
+    me = paths[f"{get_settings().API_V1_STR}/users/me"]
+    assert me["get"]["security"] == me["patch"]["security"] == [{"OAuth2PasswordBearer": []}]

@@ -7,10 +7,11 @@ the session take CurrentUser or PrincipalDep, which load them into the request's
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlmodel import Session
 
 from app.auth.tokens import Caller, authenticate, load_caller
@@ -31,10 +32,17 @@ class BearerCaller(OAuth2PasswordBearer):
     one dependency on the hot path, not a token dependency and a caller dependency."""
 
     async def __call__(self, request: Request) -> Caller:  # type: ignore[override]
-        token = await super().__call__(request)
-        if token is None:
-            raise InvalidToken("Not authenticated")
-        return await authenticate(token)
+        return await request_caller(request)
+
+
+async def request_caller(request: Request) -> Caller:
+    """The caller of a request with `Authorization: Bearer <access token>` (else 401): what
+    CallerDep resolves to. GET /users/me calls it directly (see api/v1/users.py)."""
+    authorization = request.headers.get("authorization")
+    scheme, token = get_authorization_scheme_param(authorization)
+    if not authorization or scheme.lower() != "bearer":
+        raise InvalidToken("Not authenticated")
+    return await authenticate(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,9 @@ get_caller = BearerCaller(
     auto_error=False,
 )
 CallerDep = Annotated[Caller, Depends(get_caller)]
+# The OpenAPI security of a route that reads the caller itself (request_caller), as
+# CallerDep's routes have it: Swagger's Authorize then sends the token to it too.
+BEARER_SECURITY: dict[str, Any] = {"security": [{get_caller.scheme_name: []}]}
 
 
 def get_principal(caller: CallerDep, session: SessionDep) -> Principal:

@@ -3,13 +3,20 @@
 import uuid
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import AfterValidator, TypeAdapter
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from typing_extensions import TypedDict
 
-from app.api.deps import ActorDep, CallerDep, CurrentUser, SessionDep, require
+from app.api.deps import (
+    BEARER_SECURITY,
+    ActorDep,
+    CurrentUser,
+    SessionDep,
+    request_caller,
+    require,
+)
 from app.api.errors import Responses
 from app.api.v1.auth import REAUTHENTICATION
 from app.auth import lockout, profile, verification
@@ -37,9 +44,16 @@ EMAIL_CHANGE: Responses = {
 }
 
 
-@router.get("/me", response_model=UserRead, responses=AUTH_ERRORS)
-async def read_me(caller: CallerDep) -> UserRead:
-    return caller.user
+USER_READ_JSON = TypeAdapter(UserRead)
+
+
+@router.get("/me", response_model=UserRead, responses=AUTH_ERRORS, openapi_extra=BEARER_SECURITY)
+async def read_me(request: Request) -> Response:
+    """The caller's profile. Every client asks for it on every page, so it skips FastAPI's
+    dependency solving and its second validation of the answer (a fifth of the request's
+    time in the application): the caller is read exactly as CallerDep reads it."""
+    caller = await request_caller(request)
+    return Response(USER_READ_JSON.dump_json(caller.user), media_type="application/json")
 
 
 @router.patch(
