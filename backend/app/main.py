@@ -9,8 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import db
 from app.api import docs, errors, oauth, ops
-from app.api.middleware import CrossOriginMiddleware, EdgeMiddleware
-from app.api.oauth_cors import OAUTH_CORS_PATHS, OAuthCorsMiddleware
+from app.api.middleware import EdgeMiddleware
 from app.api.v1 import account, audit, auth, clients, me, passkeys, users
 from app.core import passwords, security
 from app.core.config import get_settings
@@ -47,26 +46,15 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         responses=errors.COMMON_RESPONSES,
     )
-    # Added innermost first: the edge wraps everything, so every answer has an id.
-    if settings.BACKEND_CORS_ORIGINS:
-        app.add_middleware(
-            CrossOriginMiddleware,
-            skip_paths=OAUTH_CORS_PATHS,
-            allow_origins=settings.BACKEND_CORS_ORIGINS,
-            allow_credentials=False,  # bearer tokens, not cookies
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
-            max_age=600,
-        )
-    app.add_middleware(OAuthCorsMiddleware, configured_origins=settings.BACKEND_CORS_ORIGINS)
+    # The edge wraps everything, so every answer has an id; it hands the requests that carry
+    # an Origin header to the CORS rules (api/middleware.py CrossOrigin).
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.MAX_BODY_BYTES,
         hsts_seconds=settings.HSTS_SECONDS,
         metrics_enabled=settings.METRICS_ENABLED,
         access_log=settings.ACCESS_LOG,
-        vary_origin=bool(settings.BACKEND_CORS_ORIGINS),
+        cors_origins=settings.BACKEND_CORS_ORIGINS,
     )
     errors.install(app)
     oauth.install(app)

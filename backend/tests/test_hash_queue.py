@@ -2,6 +2,8 @@
 refused at once with 503 + Retry-After, instead of making every later login wait."""
 
 import asyncio
+import os
+import sys
 import threading
 import time
 import uuid
@@ -72,6 +74,20 @@ def test_a_cancelled_caller_keeps_its_place_until_its_job_ends() -> None:
     asyncio.run(scenario())
     queue.pool.shutdown(wait=True)  # the job ends: its place is given back
     assert queue.jobs == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_hash_threads_run_at_a_lower_cpu_priority_than_the_event_loop() -> None:
+    """bcrypt yields the cores to the event loop when both want them (a login storm)."""
+    queue = HashQueue(workers=1, waiting=0)
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop_niceness = niceness()
+    assert queue.submit(niceness).result(timeout=5) == min(loop_niceness + 10, 19)
+    assert niceness() == loop_niceness  # the caller's own thread is left alone
+    queue.pool.shutdown()
 
 
 def test_the_count_stays_exact_under_many_threads_and_loops() -> None:

@@ -1,5 +1,6 @@
 """The one pure ASGI layer every HTTP request passes: size limits (URL, headers, body), the
-request id, security headers, metrics and the access line.
+request id, security headers, metrics and the access line; CORS for the requests that carry
+an Origin header.
 
 One layer, not five: each layer costs a call and a `send` wrapper on every request, and this
 service sits in front of every request of its users' products."""
@@ -10,13 +11,13 @@ import random
 import re
 import time
 from functools import lru_cache
-from typing import Any
 
 from fastapi import HTTPException
 from prometheus_client import Counter, Histogram
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.oauth_cors import OAUTH_CORS_PATHS, OAuthCorsMiddleware
 from app.core import metrics
 from app.core.logging import request_id
 
@@ -68,9 +69,11 @@ class EdgeMiddleware:
         hsts_seconds: int,
         metrics_enabled: bool,
         access_log: bool,
-        vary_origin: bool,
+        cors_origins: list[str],
     ) -> None:
         self.app = app
+        self.cross_origin = CrossOrigin(app, origins=cors_origins)
+        vary_origin = bool(cors_origins)
         self.max_body_bytes = max_body_bytes
         self.metrics_enabled = metrics_enabled
         self.access_log = access_log
@@ -88,12 +91,15 @@ class EdgeMiddleware:
         incoming = b""
         header_bytes = 0
         declared_too_large = False
+        inner = self.app
         for key, value in scope["headers"]:
             header_bytes += len(key) + len(value)
             if key == b"x-request-id":
                 incoming = value
             elif key == b"content-length":
                 declared_too_large = not value.isdigit() or int(value) > self.max_body_bytes
+            elif key == b"origin":
+                inner = self.cross_origin
         rid = incoming.decode("latin-1")
         if not REQUEST_ID_PATTERN.fullmatch(rid):
             # A correlation id, not a secret (clients may send their own): 128 random bits
@@ -124,7 +130,7 @@ class EdgeMiddleware:
             elif declared_too_large:
                 await _refuse(send_with_headers, 413, "Request body too large")
             else:
-                await self.app(scope, self._limited(receive), send_with_headers)
+                await inner(scope, self._limited(receive), send_with_headers)
         finally:
             elapsed = time.perf_counter() - start
             self._record(scope, status, elapsed)
@@ -169,25 +175,32 @@ class EdgeMiddleware:
             )
 
 
-class CrossOriginMiddleware(CORSMiddleware):
-    """Starlette's CORS, for the requests that carry an Origin header. The others (servers,
-    apps, curl: most of an auth service's traffic) skip its header parsing and its `send`
-    wrapper, whose only work for them is `Vary: Origin`; EdgeMiddleware adds that. The paths
-    in `skip_paths` have CORS rules of their own (api/oauth_cors.py)."""
+class CrossOrigin:
+    """CORS, for the requests that carry an Origin header: EdgeMiddleware sends only those
+    here, so the others (servers, apps, curl: most of an auth service's traffic) pass no CORS
+    code at all; EdgeMiddleware adds their `Vary: Origin`. The OAuth endpoints that browser
+    apps call have rules of their own (api/oauth_cors.py); the API has Starlette's, for
+    BACKEND_CORS_ORIGINS (none configured: no CORS headers)."""
 
-    def __init__(
-        self, app: ASGIApp, /, *, skip_paths: frozenset[str] = frozenset(), **kwargs: Any
-    ) -> None:
-        super().__init__(app, **kwargs)
-        self.skip_paths = skip_paths
+    def __init__(self, app: ASGIApp, *, origins: list[str]) -> None:
+        self.oauth = OAuthCorsMiddleware(app, configured_origins=origins)
+        self.api: ASGIApp = app
+        if origins:
+            self.api = CORSMiddleware(
+                app,
+                allow_origins=origins,
+                allow_credentials=False,  # bearer tokens, not cookies
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID", "Retry-After"],
+                max_age=600,
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (
-            all(key != b"origin" for key, _ in scope["headers"]) or scope["path"] in self.skip_paths
-        ):
-            await self.app(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
+        if scope["path"] in OAUTH_CORS_PATHS:
+            await self.oauth(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
 
 
 @lru_cache(maxsize=4096)

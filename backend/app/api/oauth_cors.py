@@ -34,14 +34,14 @@ def _allowed(origin: str, configured: frozenset[str]) -> bool:
 
 
 class OAuthCorsMiddleware:
+    """For the requests to OAUTH_CORS_PATHS that carry an Origin header (api/middleware.py
+    CrossOrigin sends only those here)."""
+
     def __init__(self, app: ASGIApp, *, configured_origins: list[str]) -> None:
         self.app = app
         self.configured = frozenset(configured_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in OAUTH_CORS_PATHS:
-            await self.app(scope, receive, send)
-            return
         headers = dict(scope["headers"])
         origin_bytes = headers.get(b"origin")
         if origin_bytes is None:

@@ -7,7 +7,9 @@ queue itself is bounded too (PASSWORD_HASH_QUEUE): past it a hash is refused at 
 """
 
 import asyncio
+import os
 import secrets
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -61,7 +63,9 @@ class HashQueue:
 
     def __init__(self, workers: int, waiting: int) -> None:
         self.capacity = workers + waiting
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self.pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="bcrypt", initializer=_yield_cpu
+        )
         self._lock = threading.Lock()
         self._jobs = 0
 
@@ -94,6 +98,20 @@ class HashQueue:
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """`fn(*args)` in the pool, awaited; HashQueueFull when the queue is full."""
         return await asyncio.wrap_future(self.submit(fn, *args))
+
+
+HASH_THREAD_NICENESS = 10
+
+
+def _yield_cpu() -> None:
+    """Lower the calling hash thread's CPU priority (Linux: threads have their own nice
+    value). When the cores are busy the event loop wins them, and bcrypt takes what is left:
+    a login storm slows the logins, not every other request; an idle machine hashes at full
+    speed."""
+    if sys.platform == "linux":
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread) + HASH_THREAD_NICENESS
+        os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
 
 
 @lru_cache
