@@ -161,9 +161,8 @@ async def read_first(statement: "PreparedRead", params: Mapping[str, Any]) -> li
         hop. SQLite: the thread's own query-only connection (a short indexed read of a local
         file). PostgreSQL: this loop's AsyncReadPool, which sends the reads of the requests waiting
     at that moment together, in one pipeline on one connection."""
-    if get_settings().is_sqlite:
-        with read_connection() as connection:
-            return statement.first(connection, params)
+    if statement.sqlite:
+        return statement.first(_sqlite_reader(), params)
     return await async_read_pool().first(statement, params)
 
 
@@ -248,6 +247,7 @@ class PreparedRead:
             for column in statement.selected_columns
         ]
         self.dialect = dialect
+        self.sqlite = dialect.name == "sqlite"
         self.error = dialect.loaded_dbapi.Error
 
     def first(self, connection: DBAPIConnection, params: Mapping[str, Any]) -> list[Any] | None:
