@@ -53,13 +53,12 @@ async def token(request: Request, session: SessionDep) -> JSONResponse:
     discovery.INTROSPECTION_PATH,
     responses={400: {"description": "No token"}, 401: {"description": "Bad client"}},
 )
-async def introspect(request: Request, session: SessionDep) -> JSONResponse:
-    """RFC 7662 introspection, for confidential clients (resource servers)."""
+async def introspect(request: Request) -> JSONResponse:
+    """RFC 7662 introspection, for confidential clients (resource servers): on the event
+    loop throughout, no database session (see oauth/introspection.py)."""
     form = await _form(request)
     basic = parse_basic(request.headers.get("authorization"))
-    answer = await run_in_threadpool(
-        introspection.introspection_request, session, form=form, basic=basic
-    )
+    answer = await introspection.introspection_request(form=form, basic=basic)
     return JSONResponse(answer, headers=NO_STORE)
 
 
@@ -71,12 +70,8 @@ async def revoke(request: Request, session: SessionDep) -> Response:
     """RFC 7009 revocation: 200 for any token, known or not; a client ends only its own."""
     form = await _form(request)
     basic = parse_basic(request.headers.get("authorization"))
-    await run_in_threadpool(
-        revocation.revocation_request,
-        session,
-        form=form,
-        basic=basic,
-        actor=client_actor(request),
+    await revocation.revocation_request(
+        session, form=form, basic=basic, actor=client_actor(request)
     )
     return Response(status_code=200, headers=NO_STORE)
 

@@ -2,15 +2,19 @@
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from app.core.security import constant_time_equals, token_digest
 from app.crud import audit, sessions
 from app.crud.audit import Actor
+from app.db import prepared, read_first
 from app.errors import BadRequest, NotFound
 from app.models.client import (
     AuthorizationCode,
@@ -27,6 +31,17 @@ from app.models.common import utcnow
 
 CLIENT_ID_BYTES = 18
 CLIENT_SECRET_BYTES = 32  # 256 bits: a SHA-256 digest of it cannot be brute-forced
+MAX_ID_LENGTH = 64  # client ids and token jtis: the columns' length
+
+
+class HasSecret(Protocol):
+    """What client authentication reads of a client: the ORM row or a ClientAuthRow."""
+
+    @property
+    def public(self) -> bool: ...
+
+    @property
+    def secret_digest(self) -> str | None: ...
 
 
 def client_read(client: OAuthClient) -> ClientRead:
@@ -38,7 +53,7 @@ def _new_secret() -> tuple[str, str]:
     return secret, token_digest(secret)
 
 
-def secret_matches(client: OAuthClient, presented: str) -> bool:
+def secret_matches(client: HasSecret, presented: str) -> bool:
     """Constant-time comparison of digests; a public client has no secret to match."""
     if client.secret_digest is None:
         return False
@@ -74,10 +89,43 @@ def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> Clie
     return ClientCreated(**client_read(client).model_dump(), client_secret=secret)
 
 
+def plausible_id(value: str) -> bool:
+    """Whether `value` can be a client id or a token jti at all: an empty or overlong one is
+    not looked up (it would match nothing, and a long one costs the database a comparison)."""
+    return 0 < len(value) <= MAX_ID_LENGTH
+
+
 def get_client(session: Session, client_id: str) -> OAuthClient | None:
-    if not client_id or len(client_id) > 64:
+    if not plausible_id(client_id):
         return None
     return session.get(OAuthClient, client_id, populate_existing=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuthRow:
+    """A client as client authentication sees it (client_auth.check), read without the ORM."""
+
+    client_id: str
+    public: bool
+    secret_digest: str | None
+
+
+# Read by every introspection and revocation request: plain columns on the event loop
+# (db.read_first), not an ORM object in a worker thread.
+CLIENT_AUTH = select_columns(col(OAuthClient.public), col(OAuthClient.secret_digest)).where(
+    col(OAuthClient.client_id) == bindparam("client_id")
+)
+
+
+async def read_client_auth(client_id: str) -> ClientAuthRow | None:
+    """The client `client_id` names, as it is in the database now; None if there is none."""
+    if not plausible_id(client_id):
+        return None
+    row = await read_first(prepared(CLIENT_AUTH), {"client_id": client_id})
+    if row is None:
+        return None
+    public, secret_digest = row
+    return ClientAuthRow(client_id=client_id, public=public, secret_digest=secret_digest)
 
 
 def require_client(session: Session, client_id: str) -> OAuthClient:
@@ -275,10 +323,30 @@ def add_client_token(
     session.add(ClientToken(jti=jti, client_id=client_id, scope=scope, expires_at=expires_at))
 
 
-def get_client_token(session: Session, jti: str) -> ClientToken | None:
-    if not jti or len(jti) > 64:
+@dataclass(frozen=True, slots=True)
+class ClientTokenRow:
+    """The state of a client's own token (its row by jti), read without the ORM."""
+
+    client_id: str
+    revoked_at: datetime | None
+    expires_at: datetime
+
+
+CLIENT_TOKEN = select_columns(
+    col(ClientToken.client_id), col(ClientToken.revoked_at), col(ClientToken.expires_at)
+).where(col(ClientToken.jti) == bindparam("jti"))
+
+
+async def read_client_token(jti: str) -> ClientTokenRow | None:
+    """The row of the client token `jti`, on the event loop; None if there is none (never
+    issued, forgotten after it expired, or its client deleted)."""
+    if not plausible_id(jti):
         return None
-    return session.get(ClientToken, jti, populate_existing=True)
+    row = await read_first(prepared(CLIENT_TOKEN), {"jti": jti})
+    if row is None:
+        return None
+    client_id, revoked_at, expires_at = row
+    return ClientTokenRow(client_id=client_id, revoked_at=revoked_at, expires_at=expires_at)
 
 
 def revoke_client_token(session: Session, jti: str) -> bool:

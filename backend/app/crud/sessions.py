@@ -1,13 +1,17 @@
 """Refresh-session rows: open, look up, revoke. No HTTP, no token signing."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
+from app.db import prepared, read_first
 from app.models.common import utcnow
 from app.models.session import AuthSession, SessionKind
+from app.models.user import User
 
 
 def open_session(
@@ -142,3 +146,60 @@ def revoke_browser(session: Session, browser_session_id: uuid.UUID) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """A session row and whether its user is active (None: no such user), read without the
+    ORM: what introspection and revocation need to know of a token's session."""
+
+    kind: SessionKind
+    client_id: str | None
+    user_id: uuid.UUID
+    scope: str | None
+    refresh_jti: str
+    issued_at: datetime  # of its current refresh token: the last rotation, or the login
+    revoked_at: datetime | None
+    expires_at: datetime
+    user_active: bool | None
+
+
+# One read for a session and its user: plain columns on the event loop (db.read_first). An
+# outer join, so that a session whose user row is missing still reads as that (inactive).
+SESSION_STATE = (
+    select_columns(
+        col(AuthSession.kind),
+        col(AuthSession.client_id),
+        col(AuthSession.user_id),
+        col(AuthSession.scope),
+        col(AuthSession.refresh_jti),
+        col(AuthSession.rotated_at),
+        col(AuthSession.created_at),
+        col(AuthSession.revoked_at),
+        col(AuthSession.expires_at),
+        col(User.is_active),
+    )
+    .select_from(AuthSession)
+    .outerjoin(User, col(User.id) == col(AuthSession.user_id))
+    .where(col(AuthSession.id) == bindparam("sid"))
+)
+
+
+async def read_session_state(session_id: uuid.UUID) -> SessionState | None:
+    """The session `session_id` as it is in the database now; None if there is none."""
+    row = await read_first(prepared(SESSION_STATE), {"sid": session_id})
+    if row is None:
+        return None
+    kind, client_id, user_id, scope, refresh_jti, rotated_at, created_at, *rest = row
+    revoked_at, expires_at, user_active = rest
+    return SessionState(
+        kind=kind,
+        client_id=client_id,
+        user_id=user_id,
+        scope=scope,
+        refresh_jti=refresh_jti,
+        issued_at=rotated_at or created_at,
+        revoked_at=revoked_at,
+        expires_at=expires_at,
+        user_active=user_active,
+    )
