@@ -110,22 +110,65 @@ class ClientAuthRow:
     secret_digest: str | None
 
 
-# Read by every introspection and revocation request: plain columns on the event loop
-# (db.read_first), not an ORM object in a worker thread.
+# Read by every introspection and revocation request, with the row of the token presented
+# (the session of a user's token, the client token of a client's own): one SELECT of plain
+# columns on the event loop (db.read_first), not ORM objects in a worker thread. The token's
+# row is outer-joined: missing, its columns are NULL.
 CLIENT_AUTH = select_columns(col(OAuthClient.public), col(OAuthClient.secret_digest)).where(
     col(OAuthClient.client_id) == bindparam("client_id")
 )
+CLIENT_AND_SESSION = sessions.with_session_state(CLIENT_AUTH, OAuthClient)
+CLIENT_AND_CLIENT_TOKEN = CLIENT_AUTH.add_columns(
+    col(ClientToken.client_id), col(ClientToken.revoked_at), col(ClientToken.expires_at)
+).join_from(OAuthClient, ClientToken, col(ClientToken.jti) == bindparam("jti"), isouter=True)
 
 
-async def read_client_auth(client_id: str) -> ClientAuthRow | None:
-    """The client `client_id` names, as it is in the database now; None if there is none."""
+@dataclass(frozen=True, slots=True)
+class ClientTokenRow:
+    """The state of a client's own token (its row by jti), read without the ORM."""
+
+    client_id: str
+    revoked_at: datetime | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAndToken:
+    """The client a request names (None: no such client) and the row of the token it
+    presented, whichever kind was asked for (None: none, or not asked for)."""
+
+    client: ClientAuthRow | None
+    session: sessions.SessionState | None = None
+    client_token: ClientTokenRow | None = None
+
+
+async def read_client_and_token(
+    client_id: str, *, session_id: uuid.UUID | None = None, client_token_jti: str | None = None
+) -> ClientAndToken:
+    """The client `client_id` and, in the same read, the session `session_id` (with its
+    user) or the client token `client_token_jti`, as they are in the database now."""
     if not plausible_id(client_id):
-        return None
-    row = await read_first(prepared(CLIENT_AUTH), {"client_id": client_id})
+        return ClientAndToken(client=None)
+    params: dict[str, object] = {"client_id": client_id}
+    statement: sessions.AnySelect
+    if session_id is not None:
+        statement, params["sid"] = CLIENT_AND_SESSION, session_id
+    elif client_token_jti is not None and plausible_id(client_token_jti):
+        statement, params["jti"] = CLIENT_AND_CLIENT_TOKEN, client_token_jti
+    else:
+        statement = CLIENT_AUTH
+    row = await read_first(prepared(statement), params)
     if row is None:
-        return None
-    public, secret_digest = row
-    return ClientAuthRow(client_id=client_id, public=public, secret_digest=secret_digest)
+        return ClientAndToken(client=None)
+    public, secret_digest, *token_row = row
+    client = ClientAuthRow(client_id=client_id, public=public, secret_digest=secret_digest)
+    if statement is CLIENT_AND_SESSION:
+        return ClientAndToken(client=client, session=sessions.session_state(token_row))
+    if statement is CLIENT_AND_CLIENT_TOKEN and token_row[0] is not None:
+        owner, revoked_at, expires_at = token_row
+        row_of_token = ClientTokenRow(client_id=owner, revoked_at=revoked_at, expires_at=expires_at)
+        return ClientAndToken(client=client, client_token=row_of_token)
+    return ClientAndToken(client=client)
 
 
 def require_client(session: Session, client_id: str) -> OAuthClient:
@@ -321,32 +364,6 @@ def add_client_token(
         )
     )
     session.add(ClientToken(jti=jti, client_id=client_id, scope=scope, expires_at=expires_at))
-
-
-@dataclass(frozen=True, slots=True)
-class ClientTokenRow:
-    """The state of a client's own token (its row by jti), read without the ORM."""
-
-    client_id: str
-    revoked_at: datetime | None
-    expires_at: datetime
-
-
-CLIENT_TOKEN = select_columns(
-    col(ClientToken.client_id), col(ClientToken.revoked_at), col(ClientToken.expires_at)
-).where(col(ClientToken.jti) == bindparam("jti"))
-
-
-async def read_client_token(jti: str) -> ClientTokenRow | None:
-    """The row of the client token `jti`, on the event loop; None if there is none (never
-    issued, forgotten after it expired, or its client deleted)."""
-    if not plausible_id(jti):
-        return None
-    row = await read_first(prepared(CLIENT_TOKEN), {"jti": jti})
-    if row is None:
-        return None
-    client_id, revoked_at, expires_at = row
-    return ClientTokenRow(client_id=client_id, revoked_at=revoked_at, expires_at=expires_at)
 
 
 def revoke_client_token(session: Session, jti: str) -> bool:

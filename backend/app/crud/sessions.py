@@ -1,14 +1,14 @@
 """Refresh-session rows: open, look up, revoke. No HTTP, no token signing."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, update
-from sqlalchemy import select as select_columns
+from sqlalchemy import Select, bindparam, update
 from sqlmodel import Session, col, select
 
-from app.db import prepared, read_first
 from app.models.common import utcnow
 from app.models.session import AuthSession, SessionKind
 from app.models.user import User
@@ -164,33 +164,41 @@ class SessionState:
     user_active: bool | None
 
 
-# One read for a session and its user: plain columns on the event loop (db.read_first). An
-# outer join, so that a session whose user row is missing still reads as that (inactive).
-SESSION_STATE = (
-    select_columns(
-        col(AuthSession.kind),
-        col(AuthSession.client_id),
-        col(AuthSession.user_id),
-        col(AuthSession.scope),
-        col(AuthSession.refresh_jti),
-        col(AuthSession.rotated_at),
-        col(AuthSession.created_at),
-        col(AuthSession.revoked_at),
-        col(AuthSession.expires_at),
-        col(User.is_active),
-    )
-    .select_from(AuthSession)
-    .outerjoin(User, col(User.id) == col(AuthSession.user_id))
-    .where(col(AuthSession.id) == bindparam("sid"))
+AnySelect = Select[*tuple[Any, ...]]  # a SELECT of any columns
+
+# A session and its user, as columns to join to another read (crud.clients reads them with
+# the client of an introspection or revocation): plain columns on the event loop
+# (db.read_first). Outer joins, so that a session whose user row is missing still reads as
+# that (inactive), and a missing session as NULLs.
+SESSION_STATE_COLUMNS = (
+    col(AuthSession.kind),
+    col(AuthSession.client_id),
+    col(AuthSession.user_id),
+    col(AuthSession.scope),
+    col(AuthSession.refresh_jti),
+    col(AuthSession.rotated_at),
+    col(AuthSession.created_at),
+    col(AuthSession.revoked_at),
+    col(AuthSession.expires_at),
+    col(User.is_active),
 )
 
 
-async def read_session_state(session_id: uuid.UUID) -> SessionState | None:
-    """The session `session_id` as it is in the database now; None if there is none."""
-    row = await read_first(prepared(SESSION_STATE), {"sid": session_id})
-    if row is None:
+def with_session_state(statement: AnySelect, left: Any) -> AnySelect:
+    """`statement`, whose FROM is `left`, with SESSION_STATE_COLUMNS of the session `:sid`
+    outer-joined to it."""
+    return (
+        statement.add_columns(*SESSION_STATE_COLUMNS)
+        .join_from(left, AuthSession, col(AuthSession.id) == bindparam("sid"), isouter=True)
+        .join_from(AuthSession, User, col(User.id) == col(AuthSession.user_id), isouter=True)
+    )
+
+
+def session_state(values: Sequence[Any]) -> SessionState | None:
+    """The SessionState of SESSION_STATE_COLUMNS' values; None if the join found none."""
+    kind, client_id, user_id, scope, refresh_jti, rotated_at, created_at, *rest = values
+    if kind is None:
         return None
-    kind, client_id, user_id, scope, refresh_jti, rotated_at, created_at, *rest = row
     revoked_at, expires_at, user_active = rest
     return SessionState(
         kind=kind,

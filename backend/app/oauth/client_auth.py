@@ -96,9 +96,3 @@ def authenticate(session: Session, credentials: Credentials) -> OAuthClient:
     """The client as an ORM row of `session`: for the token endpoint, whose grants read its
     registration and write in the same transaction."""
     return check(credentials, clients.get_client(session, claimed_client_id(credentials)))
-
-
-async def authenticate_read(credentials: Credentials) -> clients.ClientAuthRow:
-    """The client read on the event loop (one SELECT, no ORM, no worker thread): for
-    introspection and revocation, which need no more of it than who it is."""
-    return check(credentials, await clients.read_client_auth(claimed_client_id(credentials)))

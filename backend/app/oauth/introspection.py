@@ -7,7 +7,7 @@ token (a readable JWT) does not, except whether it is still live.
 
 Resource servers introspect on every request they serve, so this runs like the service's
 own per-request check (auth.tokens.authenticate): the signature verified on the event loop,
-then one read for the client and one for the token's row (db.read_first), never cached, on
+then one read of the client and the token's row together (db.read_first), never cached, on
 the event loop too; no ORM session, no worker thread, nothing written."""
 
 import uuid
@@ -19,6 +19,7 @@ from typing import Any
 from app.auth.tokens import session_is_live
 from app.core.security import (
     OAuthAccessClaims,
+    TokenClaims,
     TokenType,
     constant_time_equals,
     decode_oauth_access_token,
@@ -29,7 +30,7 @@ from app.crud import clients, sessions
 from app.errors import InvalidToken
 from app.models.common import utcnow
 from app.models.session import SessionKind
-from app.oauth.client_auth import Credentials, authenticate_read
+from app.oauth.client_auth import Credentials, check, claimed_client_id
 from app.oauth.discovery import issuer
 from app.oauth.errors import InvalidClient, InvalidRequest
 from app.oauth.grants import single_values
@@ -57,25 +58,76 @@ class Presented:
     client_token_jti: str | None = None
 
 
-async def identify(token: str) -> Presented | None:
-    """The OAuth token `token` is, with its row's state; None for anything else (the
-    service's own /auth tokens, ID tokens, expired or forged ones, unknown rows)."""
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The client a request authenticated as, and the token it presented (None: not one of
+    this issuer's OAuth tokens, or no row behind it)."""
+
+    client: clients.ClientAuthRow
+    presented: Presented | None
+
+
+async def lookup(credentials: Credentials, token: str | None) -> Lookup:
+    """Authenticate the client and find the token, in one read of the database.
+
+    The token's signature and claims are checked first (CPU only), to know which row to
+    read with the client: its session, its client token, or none. The client's credentials
+    are then checked on that read (client_auth.check, InvalidClient) before anything of the
+    token is used, so that errors come in the order they always did."""
+    client_id = claimed_client_id(credentials)
+    claims = _verified(token) if token else None
+    if isinstance(claims, OAuthAccessClaims) and claims.sid is None:
+        found = await clients.read_client_and_token(client_id, client_token_jti=claims.jti)
+    elif claims is not None:
+        assert claims.sid is not None
+        found = await clients.read_client_and_token(client_id, session_id=claims.sid)
+    else:
+        found = await clients.read_client_and_token(client_id)
+    client = check(credentials, found.client)
+    return Lookup(client=client, presented=None if claims is None else _presented(claims, found))
+
+
+def _verified(token: str) -> OAuthAccessClaims | TokenClaims | None:
+    """The checked claims of an OAuth access token or of a refresh token of this issuer
+    (told apart by the header segment, without parsing it); None for anything else (the
+    service's own access tokens, ID tokens, expired or forged ones)."""
     header = oauth_access_header()
-    if header is not None and token.partition(".")[0] == header:
-        return await _access(token)
-    return await _refresh(token)
+    try:
+        if header is not None and token.partition(".")[0] == header:
+            return decode_oauth_access_token(token)
+        return decode_token(token, TokenType.REFRESH)
+    except InvalidToken:
+        return None
+
+
+def _presented(
+    claims: OAuthAccessClaims | TokenClaims, found: clients.ClientAndToken
+) -> Presented | None:
+    """The token of `claims`, if its row is there and is that token's: an OAuth session of
+    the token's user (and, for an access token, of its client), or the client token of the
+    very client it names."""
+    if isinstance(claims, TokenClaims):
+        return _refresh(claims, found.session)
+    if claims.sid is None:
+        return _client_access(claims, found.client_token)
+    state = found.session
+    if (
+        state is None
+        or state.kind is not SessionKind.OAUTH
+        or state.client_id != claims.client_id
+        or str(state.user_id) != claims.sub
+    ):
+        return None
+    return _access_presented(
+        claims, live=_session_live(state), session_id=claims.sid, user_id=state.user_id
+    )
 
 
 def _session_live(state: sessions.SessionState) -> bool:
     return session_is_live(bool(state.user_active), state.revoked_at, state.expires_at)
 
 
-async def _refresh(token: str) -> Presented | None:
-    try:
-        claims = decode_token(token, TokenType.REFRESH)
-    except InvalidToken:
-        return None
-    state = await sessions.read_session_state(claims.sid)
+def _refresh(claims: TokenClaims, state: sessions.SessionState | None) -> Presented | None:
     if state is None or state.kind is not SessionKind.OAUTH or state.client_id is None:
         return None
     if state.user_id != claims.sub:
@@ -94,29 +146,10 @@ async def _refresh(token: str) -> Presented | None:
     )
 
 
-async def _access(token: str) -> Presented | None:
-    try:
-        claims = decode_oauth_access_token(token)
-    except InvalidToken:
-        return None
-    if claims.sid is None:
-        return await _client_access(claims)
-    state = await sessions.read_session_state(claims.sid)
-    if (
-        state is None
-        or state.kind is not SessionKind.OAUTH
-        or state.client_id != claims.client_id
-        or str(state.user_id) != claims.sub
-    ):
-        return None
-    return _access_presented(
-        claims, live=_session_live(state), session_id=claims.sid, user_id=state.user_id
-    )
-
-
-async def _client_access(claims: OAuthAccessClaims) -> Presented | None:
+def _client_access(
+    claims: OAuthAccessClaims, row: clients.ClientTokenRow | None
+) -> Presented | None:
     """A client's own token (client_credentials): its row by jti, of that very client."""
-    row = await clients.read_client_token(claims.jti)
     if row is None or row.client_id != claims.client_id or claims.sub != claims.client_id:
         return None
     live = _client_token_live(row.revoked_at, row.expires_at)
@@ -167,10 +200,10 @@ async def introspection_request(
     public clients included), then asks about `token` (`token_type_hint` is optional, and
     not needed: the token's form tells)."""
     one = single_values(form)
-    client = await authenticate_read(Credentials.of(one, basic))
-    if client.public:
-        raise InvalidClient("Introspection needs a confidential client's credentials")
     token = one.get("token")
+    found = await lookup(Credentials.of(one, basic), token)
+    if found.client.public:
+        raise InvalidClient("Introspection needs a confidential client's credentials")
     if not token:
         raise InvalidRequest("token is required")
-    return answer(await identify(token))
+    return answer(found.presented)

@@ -2,8 +2,8 @@
 refresh token ends the OAuth session behind it, so every token of that session stops
 working at once; a client_credentials token ends alone.
 
-The client and the token are found as introspection finds them (one read each, on the
-event loop); only the revocation itself, a conditional UPDATE and its audit event, runs in
+The client and the token are found as introspection finds them (one read, on the event
+loop); only the revocation itself, a conditional UPDATE and its audit event, runs in
 a worker thread with an ORM session."""
 
 from collections.abc import Mapping, Sequence
@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
-from app.oauth.client_auth import Credentials, authenticate_read
+from app.oauth.client_auth import Credentials
 from app.oauth.errors import InvalidRequest
 from app.oauth.grants import single_values
-from app.oauth.introspection import Presented, identify
+from app.oauth.introspection import Presented, lookup
 
 
 def end(session: Session, *, presented: Presented, actor: Actor) -> None:
@@ -55,11 +55,11 @@ async def revocation_request(
     A token that is not one of the client's (unknown, expired, another client's) is
     ignored, and the endpoint answers 200 alike (RFC 7009 §2.1, §2.2)."""
     one = single_values(form)
-    client = await authenticate_read(Credentials.of(one, basic))
     token = one.get("token")
+    found = await lookup(Credentials.of(one, basic), token)
     if not token:
         raise InvalidRequest("token is required")
-    presented = await identify(token)
-    if presented is None or presented.client_id != client.client_id:
+    presented = found.presented
+    if presented is None or presented.client_id != found.client.client_id:
         return
     await run_in_threadpool(end, session, presented=presented, actor=actor)
