@@ -3,10 +3,12 @@ introspection, revocation, userinfo, discovery); protocol errors become RFC 6749
 RFC 6750 §3 answers here."""
 
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from app.api.deps import SessionDep, client_actor
 from app.oauth import discovery, grants, introspection, revocation
@@ -19,18 +21,38 @@ router = APIRouter(tags=["oauth"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 DISCOVERY_CACHE = {"Cache-Control": "public, max-age=300"}
 MAX_FORM_FIELDS = 32
+MAX_FIELD_BYTES = 1024 * 1024  # Starlette's max_part_size: a field's name and value together
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise InvalidRequest("The body must be application/x-www-form-urlencoded")
-    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    return parse_form(await request.body())
+
+
+def parse_form(body: bytes) -> dict[str, list[str]]:
+    """An application/x-www-form-urlencoded body, parsed as Starlette's request.form() parses
+    it (python-multipart's querystring parser: fields split on "&", empty ones skipped, a
+    field without "=" has an empty value, latin-1 then percent- and plus-decoded), with its
+    limits and its 400 answers (MAX_FORM_FIELDS fields, MAX_FIELD_BYTES a field): 2 µs
+    for an introspection request's body against 10 µs for the parser alone, and the token
+    and introspection endpoints parse one on every request."""
     values: dict[str, list[str]] = {}
-    for name, value in form.multi_items():
-        if not isinstance(value, str):
-            raise InvalidRequest("Files are not accepted")
-        values.setdefault(name, []).append(value)
+    fields = 0
+    for field in body.split(b"&"):
+        if not field:
+            continue
+        name, _, value = field.partition(b"=")
+        if len(name) + len(value) > MAX_FIELD_BYTES:
+            raise HTTPException(400, f"Field exceeded maximum size of {MAX_FIELD_BYTES // 1024}KB.")
+        fields += 1
+        if fields > MAX_FORM_FIELDS:
+            raise HTTPException(
+                400, f"Too many fields. Maximum number of fields is {MAX_FORM_FIELDS}."
+            )
+        key = unquote_plus(name.decode("latin-1"))
+        values.setdefault(key, []).append(unquote_plus(value.decode("latin-1")))
     return values
 
 
@@ -53,13 +75,12 @@ async def token(request: Request, session: SessionDep) -> JSONResponse:
     discovery.INTROSPECTION_PATH,
     responses={400: {"description": "No token"}, 401: {"description": "Bad client"}},
 )
-async def introspect(request: Request, session: SessionDep) -> JSONResponse:
-    """RFC 7662 introspection, for confidential clients (resource servers)."""
+async def introspect(request: Request) -> JSONResponse:
+    """RFC 7662 introspection, for confidential clients (resource servers): on the event
+    loop throughout, no database session (see oauth/introspection.py)."""
     form = await _form(request)
     basic = parse_basic(request.headers.get("authorization"))
-    answer = await run_in_threadpool(
-        introspection.introspection_request, session, form=form, basic=basic
-    )
+    answer = await introspection.introspection_request(form=form, basic=basic)
     return JSONResponse(answer, headers=NO_STORE)
 
 
@@ -71,12 +92,8 @@ async def revoke(request: Request, session: SessionDep) -> Response:
     """RFC 7009 revocation: 200 for any token, known or not; a client ends only its own."""
     form = await _form(request)
     basic = parse_basic(request.headers.get("authorization"))
-    await run_in_threadpool(
-        revocation.revocation_request,
-        session,
-        form=form,
-        basic=basic,
-        actor=client_actor(request),
+    await revocation.revocation_request(
+        session, form=form, basic=basic, actor=client_actor(request)
     )
     return Response(status_code=200, headers=NO_STORE)
 

@@ -103,8 +103,14 @@ def _live(row: tuple[User, AuthSession] | None) -> tuple[User, AuthSession]:
     return user, auth_session
 
 
+def session_is_live(is_active: bool, revoked_at: datetime | None, expires_at: datetime) -> bool:
+    """The one rule for every token of a session (the service's own, and OAuth's at the API,
+    userinfo, introspection): its user active, the session neither revoked nor expired."""
+    return is_active and revoked_at is None and expires_at > utcnow()
+
+
 def _ensure_live(is_active: bool, revoked_at: datetime | None, expires_at: datetime) -> None:
-    if not is_active or revoked_at is not None or expires_at <= utcnow():
+    if not session_is_live(is_active, revoked_at, expires_at):
         raise InvalidToken()
 
 

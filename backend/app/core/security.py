@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 import uuid
@@ -14,9 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jose import jwk, jws, jwt
 from jose.exceptions import JOSEError, JWTError
 
@@ -26,6 +28,7 @@ from app.errors import InvalidToken, ServiceUnavailable
 MAX_TOKEN_LENGTH = 4096
 MAX_CLOCK_SKEW_S = 60  # an `iat` or `nbf` further in the future than this is refused
 MIN_RSA_BITS = 2048
+ES256_SIGNATURE_BYTES = 64
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -117,6 +120,17 @@ def key_set() -> KeySet:
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(segment: str) -> bytes:
+    """A base64url segment without padding (RFC 7515 §2), strictly: any other character, or
+    padding, is a ValueError, where base64.urlsafe_b64decode would drop it silently."""
+    if not _B64URL_SEGMENT.fullmatch(segment):
+        raise ValueError("not a base64url segment")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+_B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def _b64url_uint(value: int, size: int | None = None) -> str:
@@ -337,6 +351,31 @@ class SigningKey:
     public_jwk: dict[str, str]
     verifier: jwk.Key
     access_header: str  # the first segment of every OAuth access token it signs
+    public_key: PublicKey
+
+    def access_payload(self, token: str) -> bytes:
+        """The payload of `token`, an access token whose first segment the caller found to be
+        `access_header`, once its signature is verified: with cryptography on this cached
+        key, without python-jose, which spends a third as long again as the ES256 check
+        itself around it (header parse, algorithm list, key lookup, DER conversion). The
+        header segment, compared whole, fixes the algorithm: none other is tried. A bad
+        signature or a malformed segment raises InvalidSignature or ValueError."""
+        signing_input, _, signature_segment = token.rpartition(".")
+        payload_segment = signing_input.partition(".")[2]
+        signature = _b64url_decode(signature_segment)
+        message = signing_input.encode("ascii")
+        key = self.public_key
+        if self.algorithm == "ES256" and isinstance(key, ec.EllipticCurvePublicKey):
+            if len(signature) != ES256_SIGNATURE_BYTES:  # R and S, 32 bytes each (RFC 7518)
+                raise InvalidSignature()
+            half = ES256_SIGNATURE_BYTES // 2
+            r, s = int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
+            key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+        elif self.algorithm == "RS256" and isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            raise InvalidSignature()  # no other algorithm, nor a key of another type
+        return _b64url_decode(payload_segment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +431,7 @@ def oidc_key() -> SigningKey:
         public_jwk=public_jwk(public, algorithm),
         verifier=jwk.construct(public, algorithm),
         access_header=_oauth_header_segment(algorithm, kid),
+        public_key=public,
     )
 
 
@@ -463,9 +503,8 @@ def decode_oauth_access_token(token: str) -> OAuthAccessClaims:
         or token.partition(".")[0] != header
     ):
         raise InvalidToken()
-    key = oidc_key()
     try:
-        payload = json.loads(jws.verify(token, key.verifier, [key.algorithm]))
+        payload = json.loads(oidc_key().access_payload(token))
         exp, iat, jti, sub, client_id = (
             payload["exp"],
             payload["iat"],
@@ -476,7 +515,15 @@ def decode_oauth_access_token(token: str) -> OAuthAccessClaims:
         scope = payload["scope"]
         sid = uuid.UUID(payload["sid"]) if "sid" in payload else None
         auth_time = payload.get("auth_time")
-    except (JOSEError, KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError):
+    except (
+        InvalidSignature,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OverflowError,
+        OSError,
+    ):
         raise InvalidToken() from None
     if (
         type(exp) is not int

@@ -2,15 +2,19 @@
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from app.core.security import constant_time_equals, token_digest
 from app.crud import audit, sessions
 from app.crud.audit import Actor
+from app.db import prepared, read_first
 from app.errors import BadRequest, NotFound
 from app.models.client import (
     AuthorizationCode,
@@ -27,6 +31,17 @@ from app.models.common import utcnow
 
 CLIENT_ID_BYTES = 18
 CLIENT_SECRET_BYTES = 32  # 256 bits: a SHA-256 digest of it cannot be brute-forced
+MAX_ID_LENGTH = 64  # client ids and token jtis: the columns' length
+
+
+class HasSecret(Protocol):
+    """What client authentication reads of a client: the ORM row or a ClientAuthRow."""
+
+    @property
+    def public(self) -> bool: ...
+
+    @property
+    def secret_digest(self) -> str | None: ...
 
 
 def client_read(client: OAuthClient) -> ClientRead:
@@ -38,7 +53,7 @@ def _new_secret() -> tuple[str, str]:
     return secret, token_digest(secret)
 
 
-def secret_matches(client: OAuthClient, presented: str) -> bool:
+def secret_matches(client: HasSecret, presented: str) -> bool:
     """Constant-time comparison of digests; a public client has no secret to match."""
     if client.secret_digest is None:
         return False
@@ -74,10 +89,86 @@ def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> Clie
     return ClientCreated(**client_read(client).model_dump(), client_secret=secret)
 
 
+def plausible_id(value: str) -> bool:
+    """Whether `value` can be a client id or a token jti at all: an empty or overlong one is
+    not looked up (it would match nothing, and a long one costs the database a comparison)."""
+    return 0 < len(value) <= MAX_ID_LENGTH
+
+
 def get_client(session: Session, client_id: str) -> OAuthClient | None:
-    if not client_id or len(client_id) > 64:
+    if not plausible_id(client_id):
         return None
     return session.get(OAuthClient, client_id, populate_existing=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuthRow:
+    """A client as client authentication sees it (client_auth.check), read without the ORM."""
+
+    client_id: str
+    public: bool
+    secret_digest: str | None
+
+
+# Read by every introspection and revocation request, with the row of the token presented
+# (the session of a user's token, the client token of a client's own): one SELECT of plain
+# columns on the event loop (db.read_first), not ORM objects in a worker thread. The token's
+# row is outer-joined: missing, its columns are NULL.
+CLIENT_AUTH = select_columns(col(OAuthClient.public), col(OAuthClient.secret_digest)).where(
+    col(OAuthClient.client_id) == bindparam("client_id")
+)
+CLIENT_AND_SESSION = sessions.with_session_state(CLIENT_AUTH, OAuthClient)
+CLIENT_AND_CLIENT_TOKEN = CLIENT_AUTH.add_columns(
+    col(ClientToken.client_id), col(ClientToken.revoked_at), col(ClientToken.expires_at)
+).join_from(OAuthClient, ClientToken, col(ClientToken.jti) == bindparam("jti"), isouter=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTokenRow:
+    """The state of a client's own token (its row by jti), read without the ORM."""
+
+    client_id: str
+    revoked_at: datetime | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAndToken:
+    """The client a request names (None: no such client) and the row of the token it
+    presented, whichever kind was asked for (None: none, or not asked for)."""
+
+    client: ClientAuthRow | None
+    session: sessions.SessionState | None = None
+    client_token: ClientTokenRow | None = None
+
+
+async def read_client_and_token(
+    client_id: str, *, session_id: uuid.UUID | None = None, client_token_jti: str | None = None
+) -> ClientAndToken:
+    """The client `client_id` and, in the same read, the session `session_id` (with its
+    user) or the client token `client_token_jti`, as they are in the database now."""
+    if not plausible_id(client_id):
+        return ClientAndToken(client=None)
+    params: dict[str, object] = {"client_id": client_id}
+    statement: sessions.AnySelect
+    if session_id is not None:
+        statement, params["sid"] = CLIENT_AND_SESSION, session_id
+    elif client_token_jti is not None and plausible_id(client_token_jti):
+        statement, params["jti"] = CLIENT_AND_CLIENT_TOKEN, client_token_jti
+    else:
+        statement = CLIENT_AUTH
+    row = await read_first(prepared(statement), params)
+    if row is None:
+        return ClientAndToken(client=None)
+    public, secret_digest, *token_row = row
+    client = ClientAuthRow(client_id=client_id, public=public, secret_digest=secret_digest)
+    if statement is CLIENT_AND_SESSION:
+        return ClientAndToken(client=client, session=sessions.session_state(token_row))
+    if statement is CLIENT_AND_CLIENT_TOKEN and token_row[0] is not None:
+        owner, revoked_at, expires_at = token_row
+        row_of_token = ClientTokenRow(client_id=owner, revoked_at=revoked_at, expires_at=expires_at)
+        return ClientAndToken(client=client, client_token=row_of_token)
+    return ClientAndToken(client=client)
 
 
 def require_client(session: Session, client_id: str) -> OAuthClient:
@@ -273,12 +364,6 @@ def add_client_token(
         )
     )
     session.add(ClientToken(jti=jti, client_id=client_id, scope=scope, expires_at=expires_at))
-
-
-def get_client_token(session: Session, jti: str) -> ClientToken | None:
-    if not jti or len(jti) > 64:
-        return None
-    return session.get(ClientToken, jti, populate_existing=True)
 
 
 def revoke_client_token(session: Session, jti: str) -> bool:

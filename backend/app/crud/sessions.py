@@ -1,13 +1,17 @@
 """Refresh-session rows: open, look up, revoke. No HTTP, no token signing."""
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Select, bindparam, update
 from sqlmodel import Session, col, select
 
 from app.models.common import utcnow
 from app.models.session import AuthSession, SessionKind
+from app.models.user import User
 
 
 def open_session(
@@ -142,3 +146,68 @@ def revoke_browser(session: Session, browser_session_id: uuid.UUID) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """A session row and whether its user is active (None: no such user), read without the
+    ORM: what introspection and revocation need to know of a token's session."""
+
+    kind: SessionKind
+    client_id: str | None
+    user_id: uuid.UUID
+    scope: str | None
+    refresh_jti: str
+    issued_at: datetime  # of its current refresh token: the last rotation, or the login
+    revoked_at: datetime | None
+    expires_at: datetime
+    user_active: bool | None
+
+
+AnySelect = Select[*tuple[Any, ...]]  # a SELECT of any columns
+
+# A session and its user, as columns to join to another read (crud.clients reads them with
+# the client of an introspection or revocation): plain columns on the event loop
+# (db.read_first). Outer joins, so that a session whose user row is missing still reads as
+# that (inactive), and a missing session as NULLs.
+SESSION_STATE_COLUMNS = (
+    col(AuthSession.kind),
+    col(AuthSession.client_id),
+    col(AuthSession.user_id),
+    col(AuthSession.scope),
+    col(AuthSession.refresh_jti),
+    col(AuthSession.rotated_at),
+    col(AuthSession.created_at),
+    col(AuthSession.revoked_at),
+    col(AuthSession.expires_at),
+    col(User.is_active),
+)
+
+
+def with_session_state(statement: AnySelect, left: Any) -> AnySelect:
+    """`statement`, whose FROM is `left`, with SESSION_STATE_COLUMNS of the session `:sid`
+    outer-joined to it."""
+    return (
+        statement.add_columns(*SESSION_STATE_COLUMNS)
+        .join_from(left, AuthSession, col(AuthSession.id) == bindparam("sid"), isouter=True)
+        .join_from(AuthSession, User, col(User.id) == col(AuthSession.user_id), isouter=True)
+    )
+
+
+def session_state(values: Sequence[Any]) -> SessionState | None:
+    """The SessionState of SESSION_STATE_COLUMNS' values; None if the join found none."""
+    kind, client_id, user_id, scope, refresh_jti, rotated_at, created_at, *rest = values
+    if kind is None:
+        return None
+    revoked_at, expires_at, user_active = rest
+    return SessionState(
+        kind=kind,
+        client_id=client_id,
+        user_id=user_id,
+        scope=scope,
+        refresh_jti=refresh_jti,
+        issued_at=rotated_at or created_at,
+        revoked_at=revoked_at,
+        expires_at=expires_at,
+        user_active=user_active,
+    )

@@ -3,7 +3,9 @@
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import unquote
 
 from sqlmodel import Session
@@ -20,6 +22,13 @@ class Credentials:
     basic: tuple[str, str] | None
     client_id: str | None
     client_secret: str | None
+
+    @classmethod
+    def of(cls, one: Mapping[str, str], basic: tuple[str, str] | None) -> "Credentials":
+        """The credentials of a request: its Basic header and its form's single values."""
+        return cls(
+            basic=basic, client_id=one.get("client_id"), client_secret=one.get("client_secret")
+        )
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
@@ -39,20 +48,37 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     return unquote(client_id), unquote(secret)
 
 
-def authenticate(session: Session, credentials: Credentials) -> OAuthClient:
+def claimed_client_id(credentials: Credentials) -> str:
+    """The client the request names, after the rules that need no database: one method, not
+    Basic and `client_secret` both; a form `client_id` beside Basic must be Basic's."""
     basic = credentials.basic
     if basic is not None and credentials.client_secret is not None:
         raise InvalidRequest("Use one client authentication method, not two")
     if basic is not None:
         if credentials.client_id is not None and credentials.client_id != basic[0]:
             raise InvalidClient("client_id does not match the credentials", basic=True)
-        client = clients.get_client(session, basic[0])
-        if client is None or client.public or not clients.secret_matches(client, basic[1]):
-            raise InvalidClient(basic=True)
-        return client
+        return basic[0]
     if not credentials.client_id:
         raise InvalidClient("Client authentication is required")
-    client = clients.get_client(session, credentials.client_id)
+    return credentials.client_id
+
+
+Client = TypeVar("Client", bound=clients.HasSecret)
+
+
+def check(credentials: Credentials, client: Client | None) -> Client:
+    """`client` (the row of claimed_client_id, None if there is none) if `credentials`
+    authenticate it, else InvalidClient: Basic needs a confidential client and its secret; a
+    form `client_secret` likewise; a public client names itself with `client_id` alone. The
+    one place these rules live, for the ORM's row and the read path's alike."""
+    if credentials.basic is not None:
+        if (
+            client is None
+            or client.public
+            or not clients.secret_matches(client, credentials.basic[1])
+        ):
+            raise InvalidClient(basic=True)
+        return client
     if client is None:
         raise InvalidClient()
     if client.public:
@@ -64,3 +90,9 @@ def authenticate(session: Session, credentials: Credentials) -> OAuthClient:
     ):
         raise InvalidClient()
     return client
+
+
+def authenticate(session: Session, credentials: Credentials) -> OAuthClient:
+    """The client as an ORM row of `session`: for the token endpoint, whose grants read its
+    registration and write in the same transaction."""
+    return check(credentials, clients.get_client(session, claimed_client_id(credentials)))

@@ -56,13 +56,8 @@ def single_values(form: Mapping[str, Sequence[str]]) -> dict[str, str]:
 def authenticate_client(
     session: Session, one: Mapping[str, str], basic: tuple[str, str] | None
 ) -> OAuthClient:
-    """The client of a token, introspection or revocation request (RFC 6749 §2.3)."""
-    client = client_auth.authenticate(
-        session,
-        client_auth.Credentials(
-            basic=basic, client_id=one.get("client_id"), client_secret=one.get("client_secret")
-        ),
-    )
+    """The client of a token request (RFC 6749 §2.3), as a row of `session`."""
+    client = client_auth.authenticate(session, client_auth.Credentials.of(one, basic))
     session.commit()
     return client
 
