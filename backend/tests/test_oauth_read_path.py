@@ -36,7 +36,7 @@ from app.core.security import (
     oidc_key,
     sign_oidc_jwt,
 )
-from app.db import PreparedRead
+from app.db import AsyncReadPool, PreparedRead
 from app.errors import InvalidToken
 from app.models.client import ClientCreated, ClientToken
 from app.models.common import utcnow
@@ -397,7 +397,7 @@ def failing_reads(monkeypatch: pytest.MonkeyPatch) -> None:
         lost()
 
     monkeypatch.setattr(PreparedRead, "first", lost)
-    monkeypatch.setattr(PreparedRead, "first_async", lost_async)
+    monkeypatch.setattr(AsyncReadPool, "first", lost_async)
 
 
 @pytest.mark.parametrize("endpoint", [INTROSPECT, REVOKE])
