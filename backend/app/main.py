@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 
 from app import db
 from app.api import docs, errors, oauth, ops
@@ -33,6 +34,9 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     await db.close_async_reads()
 
 
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     security.key_set()  # a bad JWT key file stops start-up here, with one line
@@ -44,6 +48,7 @@ def create_app() -> FastAPI:
         docs_url=None,  # served by docs.install, with local assets
         redoc_url=None,
         lifespan=lifespan,
+        telemetry=None if settings.OPENTELEMETRY else NO_TELEMETRY,
         responses=errors.COMMON_RESPONSES,
     )
     # The edge wraps everything, so every answer has an id; it hands the requests that carry

@@ -2,12 +2,17 @@
 
 import json
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from opentelemetry import trace
 
+from app.main import create_app
 from app.models.user import User
 from tests.utils import PASSWORD, api
 from tests.utils.server import running_server
@@ -57,3 +62,41 @@ def test_no_access_lines_unless_asked_for(
         assert client.get("/health").status_code == 200
         assert client.get("/nowhere").status_code == 404
     assert not [r for r in caplog.records if r.name == "app.access"]
+
+
+class RecordingTracer(trace.NoOpTracer):
+    """An OpenTelemetry tracer that only remembers the spans it was asked to start."""
+
+    def __init__(self) -> None:
+        self.spans: list[str] = []
+
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> trace.Span:
+        self.spans.append(name)
+        return super().start_span(name, *args, **kwargs)
+
+    @contextmanager
+    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Iterator[trace.Span]:
+        self.spans.append(name)
+        yield trace.INVALID_SPAN
+
+
+class RecordingProvider(trace.TracerProvider):
+    def __init__(self) -> None:
+        self.tracer = RecordingTracer()
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return self.tracer
+
+
+def test_fastapi_opentelemetry_only_when_asked_for(
+    monkeypatch: pytest.MonkeyPatch, settings: Callable[..., Any]
+) -> None:
+    """OPENTELEMETRY=true hands FastAPI's spans to the process's provider; off (the default),
+    FastAPI does not even look for one on each request."""
+    provider = RecordingProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    for enabled in (False, True):
+        settings(OPENTELEMETRY=enabled)
+        with TestClient(create_app()) as client:
+            assert client.get("/health").status_code == 200
+        assert bool(provider.tracer.spans) is enabled, provider.tracer.spans

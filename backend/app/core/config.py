@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     # One INFO line per request. Off by default, as in Keycloak: the proxy in front logs
     # requests, and a Python log line costs about a tenth of an authenticated request.
     ACCESS_LOG: bool = False
+    # FastAPI's own OpenTelemetry spans, metrics and logs, to the providers the process
+    # configures (opentelemetry-instrument, or the SDK before the app starts).
+    OPENTELEMETRY: bool = False
     MAX_BODY_BYTES: int = Field(1_048_576, ge=1024)
     HSTS_SECONDS: int = Field(31_536_000, ge=0)
 
