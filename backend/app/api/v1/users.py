@@ -30,6 +30,9 @@ from app.models.common import CursorPage, PageCursor, parse_cursor
 from app.models.user import UserRead, UserUpdate, UserUpdateMe
 
 router = APIRouter(prefix="/users", tags=["users"])
+# GET and PATCH /users/me, in a router of their own: it comes first in the app, then the OAuth
+# endpoints, then `router` (FastAPI tries one route after another: main.py).
+me_router = APIRouter(prefix="/users", tags=["users"])
 
 AUTH_ERRORS: Responses = {
     401: {"description": "Not authenticated"},
@@ -47,7 +50,7 @@ EMAIL_CHANGE: Responses = {
 USER_READ_JSON = TypeAdapter(UserRead)
 
 
-@router.get("/me", response_model=UserRead, responses=AUTH_ERRORS, openapi_extra=BEARER_SECURITY)
+@me_router.get("/me", response_model=UserRead, responses=AUTH_ERRORS, openapi_extra=BEARER_SECURITY)
 async def read_me(request: Request) -> Response:
     """The caller's profile. Every client asks for it on every page, so it skips FastAPI's
     dependency solving and its second validation of the answer (a fifth of the request's
@@ -56,7 +59,7 @@ async def read_me(request: Request) -> Response:
     return Response(USER_READ_JSON.dump_json(caller.user), media_type="application/json")
 
 
-@router.patch(
+@me_router.patch(
     "/me",
     response_model=UserRead,
     responses={**AUTH_ERRORS, **EMAIL_CHANGE, **CONFLICT},
