@@ -310,6 +310,7 @@ POOL_RECYCLE_S = 1800  # as the engine's pool_recycle
 
 
 MAX_BATCH = 64  # reads sent in one pipeline
+Answers = dict[int, "list[Any] | BaseException | None"]  # a batch's, by id() of its _Waiting
 
 
 @dataclass(slots=True)
@@ -465,11 +466,16 @@ class AsyncReadPool:
             self._expiry = loop.call_at(self._waiting[0].since + self.timeout, self._expire)
 
     async def _run(self, batch: list[_Waiting]) -> None:
+        """The batch on a connection. Its answers go out once the connection is back in
+        the pool, or gone with the idle ones if it broke: a request answered 503 for a dead
+        connection is never followed by another sent to its dead neighbour."""
+        answers: Answers = {}
+        failure: BaseException | None = None
         try:
             async with self.connection() as connection:
-                await self._pipeline(connection, batch)
+                await self._pipeline(connection, batch, answers)
         except Exception as error:  # each read raises it: a DBAPIError or PoolTimeout is a 503
-            _fail(batch, error)
+            failure = error
         except BaseException:
             for waiting in batch:
                 waiting.future.cancel()
@@ -479,11 +485,24 @@ class AsyncReadPool:
             if self._waiting and not self._dispatch_due:
                 self._dispatch_due = True
                 asyncio.get_running_loop().call_soon(self._dispatch)
+        for waiting in batch:
+            if waiting.future.done():
+                continue  # its request went away (cancelled)
+            if id(waiting) in answers:
+                answer = answers[id(waiting)]
+            else:  # the pipeline broke before its result
+                missing = psycopg.OperationalError("the pipeline ended before this read's result")
+                answer = failure or _wrapped(self.dialect, missing)
+            if isinstance(answer, BaseException):
+                waiting.future.set_exception(answer)
+            else:
+                waiting.future.set_result(answer)
 
     async def _pipeline(
-        self, connection: psycopg.AsyncConnection[Any], batch: list[_Waiting]
+        self, connection: psycopg.AsyncConnection[Any], batch: list[_Waiting], answers: "Answers"
     ) -> None:
-        """The batch's reads in one pipeline on `connection`; results to their futures."""
+        """The batch's reads in one pipeline on `connection`; each one's row or error into
+        `answers`, by the id of its _Waiting."""
         pgconn = connection.pgconn
         prepared = self._prepared.setdefault(connection, set())
         transformer = Transformer(connection)
@@ -506,7 +525,7 @@ class AsyncReadPool:
             pgconn.pipeline_sync()
             while pgconn.flush():
                 await _ready(pgconn.socket, write=True)
-            await self._collect(connection, transformer, expected, prepared)
+            await self._collect(connection, transformer, expected, prepared, answers)
         except psycopg.Error as error:  # from libpq: the connection failed mid-pipeline
             lost = connection.broken or connection.closed
             raise _wrapped(self.dialect, error, invalidated=lost) from error
@@ -521,6 +540,7 @@ class AsyncReadPool:
         transformer: TransformerProtocol,
         expected: list[tuple[bytes, "_Waiting | None"]],
         prepared: set[bytes],
+        answers: "Answers",
     ) -> None:
         """Read the pipeline's results up to its Sync: each command's result, then a None."""
         pgconn = connection.pgconn
@@ -547,22 +567,15 @@ class AsyncReadPool:
                     if waiting is None:  # a prepare
                         if status != pq.ExecStatus.COMMAND_OK:
                             prepared.discard(name)
-                    elif waiting.future.done():
-                        pass  # the request went away (cancelled)
                     elif status == pq.ExecStatus.TUPLES_OK:
                         row = None
                         if outcome.ntuples:
                             transformer.set_pgresult(outcome)
                             row = waiting.statement._row(transformer.load_row(0, tuple))
-                        waiting.future.set_result(row)
-                    else:
-                        waiting.future.set_exception(
-                            failure
-                            or _wrapped(
-                                self.dialect,
-                                psycopg.OperationalError(f"unexpected result: {status}"),
-                            )
-                        )
+                        answers[id(waiting)] = row
+                    else:  # its own error, or aborted by an earlier one's
+                        unexpected = psycopg.OperationalError(f"unexpected result: {status}")
+                        answers[id(waiting)] = failure or _wrapped(self.dialect, unexpected)
                 elif result.status == pq.ExecStatus.PIPELINE_SYNC:
                     return
                 else:
@@ -571,12 +584,6 @@ class AsyncReadPool:
 
 
 IDLE_STATUS = psycopg.pq.TransactionStatus.IDLE
-
-
-def _fail(batch: list[_Waiting], error: BaseException) -> None:
-    for waiting in batch:
-        if not waiting.future.done():
-            waiting.future.set_exception(error)
 
 
 def _wrapped(dialect: Dialect, error: psycopg.Error, *, invalidated: bool = False) -> DBAPIError:

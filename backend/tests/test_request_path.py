@@ -229,9 +229,9 @@ def test_reads_asked_together_share_one_pipeline_and_each_gets_its_own_answer(
         pool = read_pool(size=1)
         pipeline = pool._pipeline
 
-        async def counted(connection: Any, batch: list[Any]) -> None:
+        async def counted(connection: Any, batch: list[Any], answers: Any) -> None:
             pipelines.append(len(batch))
-            await pipeline(connection, batch)
+            await pipeline(connection, batch, answers)
 
         pool._pipeline = counted  # type: ignore[method-assign]
         reads = [pool.first(prepared(CALLER), mine if i % 2 else nobody) for i in range(40)]

@@ -7,6 +7,7 @@ from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -19,6 +20,20 @@ from app.oauth.userinfo import userinfo
 router = APIRouter(tags=["oauth"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class NoStoreJSON(Response):
+    """A JSON answer that no cache keeps (RFC 6749 §5.1, RFC 7662), its headers built once:
+    introspection answers one on every request a resource server serves."""
+
+    media_type = "application/json"
+    NO_STORE_HEADERS = [(name.lower().encode(), value.encode()) for name, value in NO_STORE.items()]
+
+    def __init__(self, content: Any) -> None:
+        super().__init__(to_json(content))
+        self.raw_headers.extend(self.NO_STORE_HEADERS)
+
+
 DISCOVERY_CACHE = {"Cache-Control": "public, max-age=300"}
 MAX_FORM_FIELDS = 32
 MAX_FIELD_BYTES = 1024 * 1024  # Starlette's max_part_size: a field's name and value together
@@ -57,6 +72,19 @@ def parse_form(body: bytes) -> dict[str, list[str]]:
 
 
 @router.post(
+    discovery.INTROSPECTION_PATH,
+    responses={400: {"description": "No token"}, 401: {"description": "Bad client"}},
+)
+async def introspect(request: Request) -> NoStoreJSON:
+    """RFC 7662 introspection, for confidential clients (resource servers): on the event
+    loop throughout, no database session (see oauth/introspection.py)."""
+    form = await _form(request)
+    basic = parse_basic(request.headers.get("authorization"))
+    answer = await introspection.introspection_request(form=form, basic=basic)
+    return NoStoreJSON(answer)
+
+
+@router.post(
     discovery.TOKEN_PATH,
     responses={400: {"description": "RFC 6749 §5.2 error"}, 401: {"description": "Bad client"}},
 )
@@ -69,19 +97,6 @@ async def token(request: Request, session: SessionDep) -> JSONResponse:
         grants.token, session, form=form, basic=basic, actor=client_actor(request)
     )
     return JSONResponse(answer.model_dump(exclude_none=True), headers=NO_STORE)
-
-
-@router.post(
-    discovery.INTROSPECTION_PATH,
-    responses={400: {"description": "No token"}, 401: {"description": "Bad client"}},
-)
-async def introspect(request: Request) -> JSONResponse:
-    """RFC 7662 introspection, for confidential clients (resource servers): on the event
-    loop throughout, no database session (see oauth/introspection.py)."""
-    form = await _form(request)
-    basic = parse_basic(request.headers.get("authorization"))
-    answer = await introspection.introspection_request(form=form, basic=basic)
-    return JSONResponse(answer, headers=NO_STORE)
 
 
 @router.post(
