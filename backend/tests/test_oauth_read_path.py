@@ -342,6 +342,26 @@ def test_a_signed_token_must_match_its_session_row(
         assert introspect(client, resource_server, token)["active"] is (not changed), changed
 
 
+def test_a_signed_token_with_an_impossible_expiry_is_refused_not_a_500(
+    client: TestClient, db: Session, user: User, resource_server: ClientCreated
+) -> None:
+    """An expiry past year 9999 cannot become a datetime: 401 and inactive, never a 500."""
+    tokens = oauth_tokens(client, db, user)
+    claims = json.loads(base64.urlsafe_b64decode(tokens["access_token"].split(".")[1] + "=="))
+    token = sign_oidc_jwt({**claims, "exp": 10**15}, typ=OAUTH_ACCESS_TYPE)
+    with pytest.raises(InvalidToken):
+        decode_oauth_access_token(token)
+    assert (
+        client.get(api("/users/me"), headers={"Authorization": f"Bearer {token}"}).status_code
+        == 401
+    )
+    assert (
+        client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 401
+    )
+    assert introspect(client, resource_server, token) == {"active": False}
+
+
 def test_the_introspecting_client_is_authenticated_at_every_request(
     client: TestClient, db: Session, user: User, admin_headers: dict[str, str]
 ) -> None:

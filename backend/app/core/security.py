@@ -535,12 +535,16 @@ def decode_oauth_access_token(token: str) -> OAuthAccessClaims:
         or payload.get("aud") != issuer
     ):
         raise InvalidToken()
+    try:
+        expires_at = datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, OSError, ValueError):  # a year past 9999: no token of ours
+        raise InvalidToken() from None
     return OAuthAccessClaims(
         sub=sub,
         client_id=client_id,
         scope=frozenset(scope.split()),
         jti=jti,
-        exp=datetime.fromtimestamp(exp, UTC),
+        exp=expires_at,
         sid=sid,
         auth_time=auth_time,
         iat=iat,
