@@ -407,9 +407,7 @@ class AsyncReadPool:
         try:
             connection = await psycopg.AsyncConnection.connect(**self.connect_args, autocommit=True)
         except psycopg.Error as error:
-            raise DBAPIError.instance(
-                None, None, error, psycopg.Error, connection_invalidated=True, dialect=self.dialect
-            ) from error
+            raise _wrapped(self.dialect, error, invalidated=True) from error
         return connection, time.monotonic()
 
     async def _checkin(self, connection: psycopg.AsyncConnection[Any], created: float) -> None:
@@ -610,18 +608,14 @@ async def _ready(fileno: int, *, write: bool) -> None:
         if not ready.done():
             ready.set_result(None)
 
-    if write:
-        loop.add_writer(fileno, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_writer(fileno)
-    else:
-        loop.add_reader(fileno, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fileno)
+    watch, unwatch = (
+        (loop.add_writer, loop.remove_writer) if write else (loop.add_reader, loop.remove_reader)
+    )
+    watch(fileno, wake)
+    try:
+        await ready
+    finally:
+        unwatch(fileno)
 
 
 async def _close(connection: psycopg.AsyncConnection[Any]) -> None:
