@@ -23,8 +23,9 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class NoStoreJSON(Response):
-    """A JSON answer that no cache keeps (RFC 6749 §5.1, RFC 7662), its headers built once:
-    introspection answers one on every request a resource server serves."""
+    """A JSON answer that no cache keeps (RFC 6749 §5.1, RFC 7662, OIDC userinfo), its
+    headers built once: introspection answers one on every request a resource server
+    serves."""
 
     media_type = "application/json"
     NO_STORE_HEADERS = [(name.lower().encode(), value.encode()) for name, value in NO_STORE.items()]
@@ -88,7 +89,7 @@ async def introspect(request: Request) -> NoStoreJSON:
     discovery.TOKEN_PATH,
     responses={400: {"description": "RFC 6749 §5.2 error"}, 401: {"description": "Bad client"}},
 )
-async def token(request: Request, session: SessionDep) -> JSONResponse:
+async def token(request: Request, session: SessionDep) -> NoStoreJSON:
     """The token endpoint: authorization_code (with PKCE), refresh_token and
     client_credentials grants."""
     form = await _form(request)
@@ -96,7 +97,7 @@ async def token(request: Request, session: SessionDep) -> JSONResponse:
     answer = await run_in_threadpool(
         grants.token, session, form=form, basic=basic, actor=client_actor(request)
     )
-    return JSONResponse(answer.model_dump(exclude_none=True), headers=NO_STORE)
+    return NoStoreJSON(answer.model_dump(exclude_none=True))
 
 
 @router.post(
@@ -125,15 +126,15 @@ USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.get(discovery.USERINFO_PATH, responses=USERINFO_RESPONSES)
-async def userinfo_get(request: Request) -> JSONResponse:
+async def userinfo_get(request: Request) -> NoStoreJSON:
     """OIDC userinfo: `sub` and the claims of the access token's scopes."""
-    return JSONResponse(await userinfo(_bearer(request)), headers=NO_STORE)
+    return NoStoreJSON(await userinfo(_bearer(request)))
 
 
 @router.post(discovery.USERINFO_PATH, responses=USERINFO_RESPONSES)
-async def userinfo_post(request: Request) -> JSONResponse:
+async def userinfo_post(request: Request) -> NoStoreJSON:
     """OIDC userinfo, by POST (OIDC Core §5.3.1)."""
-    return JSONResponse(await userinfo(_bearer(request)), headers=NO_STORE)
+    return NoStoreJSON(await userinfo(_bearer(request)))
 
 
 @router.get("/.well-known/openid-configuration")
