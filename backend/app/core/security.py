@@ -515,6 +515,7 @@ def decode_oauth_access_token(token: str) -> OAuthAccessClaims:
         scope = payload["scope"]
         sid = uuid.UUID(payload["sid"]) if "sid" in payload else None
         auth_time = payload.get("auth_time")
+        expires_at = datetime.fromtimestamp(exp, UTC)  # past year 9999: ValueError
     except (
         InvalidSignature,
         KeyError,
@@ -535,10 +536,6 @@ def decode_oauth_access_token(token: str) -> OAuthAccessClaims:
         or payload.get("aud") != issuer
     ):
         raise InvalidToken()
-    try:
-        expires_at = datetime.fromtimestamp(exp, UTC)
-    except (OverflowError, OSError, ValueError):  # a year past 9999: no token of ours
-        raise InvalidToken() from None
     return OAuthAccessClaims(
         sub=sub,
         client_id=client_id,
