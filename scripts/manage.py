@@ -23,7 +23,7 @@ from app.core.permissions import Role
 from app.crud import users
 from app.crud.audit import Actor
 from app.errors import DomainError
-from app.models.client import GrantType, Scope
+from app.models.client import GrantType
 from app.models.user import User
 
 cli = typer.Typer(help="Administer the authentication service.", no_args_is_help=True)
@@ -270,7 +270,14 @@ def client_create(
         list[GrantType] | None,
         typer.Option("--grant", help="Default: authorization_code and refresh_token."),
     ] = None,
-    scope: Annotated[list[Scope] | None, typer.Option("--scope", help="Default: all.")] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="An OIDC scope (openid, profile, email, offline_access, roles) or a permission"
+            " of the service's API (account, users:read, ...). Default: the OIDC scopes.",
+        ),
+    ] = None,
 ) -> None:
     """Register a client; prints its client_id and, for a confidential client, its secret
     (shown only this once)."""

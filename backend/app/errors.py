@@ -33,6 +33,27 @@ class Forbidden(DomainError):
     detail = "Not enough permissions"
 
 
+class InsufficientScope(Forbidden):
+    """An OAuth access token whose scope does not name what the request needs, though the
+    user's role holds it (RFC 6750 §3.1: 403 with the scope needed)."""
+
+    detail = "The access token's scope does not allow this request"
+
+    def __init__(self, needed: set[str]) -> None:
+        super().__init__()
+        self.scope = " ".join(sorted(needed))
+
+
+class FreshLoginRequired(Forbidden):
+    """A credential change (password, email, TOTP, passkey) from a session that may not make
+    one: an OAuth access token. Only a password or passkey login on /auth/* may."""
+
+    detail = (
+        "Credentials can be changed only with a token from a password or passkey login"
+        " (POST /auth/login), not with an OAuth access token"
+    )
+
+
 class RegistrationClosed(DomainError):
     detail = "Registration is closed"
 

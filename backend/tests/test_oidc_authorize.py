@@ -292,7 +292,7 @@ def test_a_second_client_gets_its_code_without_a_login_form(
         sign_in(b, authorize_url(first.client_id), user.email, PASSWORD)
     )
 
-    oauth = oauth_client(client, second, scope="openid email")
+    oauth = oauth_client(client, second, scope="openid email account")
     started = start(oauth)
     answer = b.get(started.url)
     assert answer.status_code == 302

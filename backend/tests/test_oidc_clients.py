@@ -219,6 +219,15 @@ def test_discovery_documents_list_the_endpoints_that_exist(
             "email",
             "offline_access",
             "roles",
+            # the service's own API, asked for by its permissions (AUTHZ.md)
+            "account",
+            "users:read",
+            "users:update",
+            "users:set_role",
+            "users:delete",
+            "users:unlock",
+            "audit:read",
+            "clients:manage",
         }
         assert set(metadata["token_endpoint_auth_methods_supported"]) == {
             "client_secret_basic", "client_secret_post", "none",

@@ -33,7 +33,7 @@ from tests.utils.oidc import (
 )
 
 __all__ = ["fresh_keys"]  # a fixture, used by name
-FULL_SCOPE = "openid email profile offline_access roles"
+FULL_SCOPE = "openid email profile offline_access roles account"
 
 
 @pytest.fixture(autouse=True)
@@ -136,7 +136,7 @@ def test_oauth_access_token_stops_working_after_logout(
     client: TestClient, db: Session, user: User
 ) -> None:
     registered = make_client(db, first_party=True)
-    oauth = oauth_client(client, registered, scope="openid")
+    oauth = oauth_client(client, registered, scope="openid account")
     started = start(oauth)
     answer = sign_in(browser(client), started.url, user.email, PASSWORD)
     token = oauth.fetch_token(
@@ -182,7 +182,7 @@ def test_a_resource_server_verifies_access_tokens_with_the_jwks_for_rs256_and_es
     else:
         settings(OIDC_SIGNING_KEY_FILE=key_file)
     registered = make_client(db, first_party=True)
-    oauth = oauth_client(client, registered, scope="openid")
+    oauth = oauth_client(client, registered, scope="openid account")
     started = start(oauth)
     answer = sign_in(browser(client), started.url, user.email, PASSWORD)
     token = oauth.fetch_token(

@@ -53,7 +53,7 @@ def signed_in(
     client: TestClient, b: httpx.Client, registered: ClientCreated, user: User
 ) -> dict[str, Any]:
     """Tokens of `registered` after a sign-in in browser `b` (or SSO if it has a session)."""
-    oauth = oauth_client(client, registered, scope="openid offline_access")
+    oauth = oauth_client(client, registered, scope="openid offline_access account")
     started = start(oauth)
     first = b.get(started.url)
     answer = sign_in(b, started.url, user.email, PASSWORD) if is_login_page(first) else first

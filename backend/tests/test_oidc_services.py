@@ -217,7 +217,7 @@ def test_introspection_of_live_access_and_refresh_tokens(
         "active": True,
         "sub": str(user.id),
         "client_id": registered.client_id,
-        "scope": "email offline_access openid",
+        "scope": "account email offline_access openid",
         "exp": claims["exp"],
         "iat": claims["iat"],
         "token_type": "Bearer",
@@ -229,7 +229,7 @@ def test_introspection_of_live_access_and_refresh_tokens(
     assert refresh["active"] is True and refresh["token_type"] == "refresh_token"
     assert refresh["sid"] == claims["sid"] and refresh["sub"] == str(user.id)
     assert refresh["client_id"] == registered.client_id
-    assert set(refresh["scope"].split()) == {"openid", "email", "offline_access"}
+    assert set(refresh["scope"].split()) == {"openid", "email", "offline_access", "account"}
 
     # Rotation: the spent refresh token is no longer active, the new one is.
     renewed = authlib(client, registered).refresh_token(

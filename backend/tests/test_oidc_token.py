@@ -49,7 +49,7 @@ def test_a_code_exchanged_twice_fails_and_revokes_what_the_first_exchange_issued
     client: TestClient, db: Session, user: User
 ) -> None:
     registered = make_client(db, first_party=True)
-    code, started = get_code(client, registered, user, scope="openid offline_access")
+    code, started = get_code(client, registered, user, scope="openid offline_access account")
     first = exchange(client, registered, code, started.verifier)
     assert first.status_code == 200, first.text
     assert first.headers["cache-control"] == "no-store"
@@ -250,7 +250,7 @@ def test_a_client_without_the_refresh_token_grant_gets_no_refresh_token(
     client: TestClient, db: Session, user: User
 ) -> None:
     registered = make_client(db, first_party=True, grant_types=["authorization_code"])
-    code, started = get_code(client, registered, user, scope="openid offline_access")
+    code, started = get_code(client, registered, user, scope="openid offline_access account")
     tokens = exchange(client, registered, code, started.verifier).json()
     assert "refresh_token" not in tokens
     refused = client.post(
@@ -291,7 +291,7 @@ def test_refresh_may_narrow_the_scope_but_not_widen_it(
     assert claims["scope"] == "openid"
     # The session keeps what was granted: the next refresh may ask for all of it again.
     again = refresh_grant(client, tokens["registered"], narrower.json()["refresh_token"])
-    assert set(again.json()["scope"].split()) == {"openid", "email", "offline_access"}
+    assert set(again.json()["scope"].split()) == {"openid", "email", "offline_access", "account"}
 
 
 def test_the_reuse_grace_of_auth_refresh_applies(

@@ -37,7 +37,7 @@ CLIENTS = "manage OAuth clients"
 
 # What each row of the table means in ROLE_PERMISSIONS.
 ROW_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    OWN: frozenset(),
+    OWN: frozenset({Permission.ACCOUNT}),
     VIEW: frozenset({Permission.USERS_READ}),
     MANAGE: frozenset(
         {Permission.USERS_UPDATE, Permission.USERS_SET_ROLE, Permission.USERS_DELETE}

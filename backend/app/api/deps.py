@@ -16,10 +16,10 @@ from sqlmodel import Session
 
 from app.auth.tokens import Caller, authenticate, load_caller
 from app.core.config import get_settings
-from app.core.permissions import Permission, has_permission
+from app.core.permissions import Permission, Scope, has_permission
 from app.crud.audit import Actor
 from app.db import get_session
-from app.errors import Forbidden, InvalidToken
+from app.errors import Forbidden, FreshLoginRequired, InsufficientScope, InvalidToken
 from app.models.session import AuthSession
 from app.models.user import User
 
@@ -49,6 +49,7 @@ async def request_caller(request: Request) -> Caller:
 class Principal:
     user: User
     session: AuthSession
+    scope: frozenset[str] | None = None  # the OAuth access token's (see Caller)
 
 
 get_caller = BearerCaller(
@@ -62,10 +63,41 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 BEARER_SECURITY: dict[str, Any] = {"security": [{get_caller.scheme_name: []}]}
 
 
-def get_principal(caller: CallerDep, session: SessionDep) -> Principal:
+def authorize(caller: Caller, allowed: Callable[[Scope], bool], needed: set[Permission]) -> None:
+    """The one rule for what a caller may do: `allowed(scope)` decides, on the caller's role
+    and, for an OAuth access token, its scope. Refused by the scope alone (the role would
+    allow it), the answer is RFC 6750's insufficient_scope naming `needed`; else 403."""
+    if allowed(caller.scope):
+        return
+    if caller.scope is not None and allowed(None):
+        raise InsufficientScope({str(permission) for permission in needed})
+    raise Forbidden()
+
+
+def require_account(caller: Caller) -> Caller:
+    """The caller acting on their own account (/users/me and below): an OAuth access token
+    must name `account` in its scope."""
+    role = caller.user.role
+    authorize(
+        caller, lambda scope: has_permission(role, Permission.ACCOUNT, scope), {Permission.ACCOUNT}
+    )
+    return caller
+
+
+def get_any_principal(caller: CallerDep, session: SessionDep) -> Principal:
+    """The caller's user and session as ORM objects, whatever its token may do: for routes
+    that decide themselves (PATCH /users/{id}); the others take PrincipalDep."""
     user, auth_session = load_caller(session, caller)
     session.commit()  # end the read transaction now, not after the response
-    return Principal(user=user, session=auth_session)
+    return Principal(user=user, session=auth_session, scope=caller.scope)
+
+
+AnyPrincipal = Annotated[Principal, Depends(get_any_principal)]
+
+
+async def get_principal(caller: CallerDep, principal: AnyPrincipal) -> Principal:
+    require_account(caller)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -78,12 +110,29 @@ async def get_current_user(principal: PrincipalDep) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+def ensure_credentials_changeable(scope: Scope) -> None:
+    """A credential (password, email, TOTP, passkey) is added or changed only with a token of a
+    password or passkey login (/auth/*): never with an OAuth access token, which a code
+    exchange gives, perhaps from single sign-on with no login at all (OIDC.md, revision 2)."""
+    if scope is not None:
+        raise FreshLoginRequired()
+
+
+async def get_credential_principal(principal: PrincipalDep) -> Principal:
+    ensure_credentials_changeable(principal.scope)
+    return principal
+
+
+CredentialPrincipal = Annotated[Principal, Depends(get_credential_principal)]
+
+
 def require(permission: Permission) -> Callable[[Caller], Awaitable[Caller]]:
-    """A dependency that lets through only callers whose role holds `permission`."""
+    """A dependency that lets through only callers whose role holds `permission` (and, with an
+    OAuth access token, whose scope names it)."""
 
     async def check(caller: CallerDep) -> Caller:
-        if not has_permission(caller.user.role, permission):
-            raise Forbidden()
+        role = caller.user.role
+        authorize(caller, lambda scope: has_permission(role, permission, scope), {permission})
         return caller
 
     return check

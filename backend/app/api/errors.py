@@ -54,6 +54,10 @@ async def domain_error(_request: Request, error: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(error, errors.InsufficientScope):
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="insufficient_scope", scope="{error.scope}"'  # names: no quote
+        )
     if isinstance(error, errors.RateLimited):
         headers["Retry-After"] = str(error.retry_after)
     if status == 503:

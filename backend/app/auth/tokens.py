@@ -120,6 +120,7 @@ class Caller:
 
     user: UserRead
     session_id: uuid.UUID
+    scope: frozenset[str] | None = None  # an OAuth access token's scope; None: /auth/login's
 
 
 # What every authenticated request reads: the caller's profile and role, whether the user is
@@ -151,7 +152,7 @@ async def _read_caller(claims: TokenClaims) -> Caller:
     *profile, revoked_at, expires_at = row
     user = user_read(profile)
     _ensure_live(user.is_active, revoked_at, expires_at)
-    return Caller(user=user, session_id=claims.sid)
+    return Caller(user=user, session_id=claims.sid, scope=claims.scope)
 
 
 def load_caller(session: Session, caller: Caller) -> tuple[User, AuthSession]:

@@ -10,6 +10,7 @@ class Role(StrEnum):
 
 
 class Permission(StrEnum):
+    ACCOUNT = "account"  # the caller's own account: /users/me and below (every role)
     USERS_READ = "users:read"  # list users, view other users
     USERS_UPDATE = "users:update"  # update other users, set is_active or a password
     USERS_SET_ROLE = "users:set_role"
@@ -19,9 +20,22 @@ class Permission(StrEnum):
     CLIENTS_MANAGE = "clients:manage"  # register, change and delete OAuth clients
 
 
+# What each permission lets a client do, as a consent page names it (AUTHZ.md: consent lists
+# the permissions asked for by their descriptions).
+PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
+    Permission.ACCOUNT: "Manage your account: profile, sessions, passkeys (not your credentials)",
+    Permission.USERS_READ: "See every user's account",
+    Permission.USERS_UPDATE: "Change other users' accounts",
+    Permission.USERS_SET_ROLE: "Change users' roles",
+    Permission.USERS_DELETE: "Delete users",
+    Permission.USERS_UNLOCK: "Unlock locked-out accounts",
+    Permission.AUDIT_READ: "Read the audit log",
+    Permission.CLIENTS_MANAGE: "Register, change and delete OAuth clients",
+}
+
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.USER: frozenset(),
-    Role.MODERATOR: frozenset({Permission.USERS_READ}),
+    Role.USER: frozenset({Permission.ACCOUNT}),
+    Role.MODERATOR: frozenset({Permission.ACCOUNT, Permission.USERS_READ}),
     Role.ADMIN: frozenset(Permission),
 }
 
@@ -33,18 +47,33 @@ PRIVILEGED_FIELDS: dict[str, Permission] = {
 }
 
 
-def has_permission(role: Role, permission: Permission) -> bool:
-    return permission in ROLE_PERMISSIONS[Role(role)]
+# An OAuth access token's scope, on the service's own API: it may do only what its scope
+# names and the user's role holds (AUTHZ.md). None: a token of /auth/login, the role decides.
+Scope = frozenset[str] | None
 
 
-def can_read_user(role: Role, *, is_self: bool) -> bool:
-    return is_self or has_permission(role, Permission.USERS_READ)
+def has_permission(role: Role, permission: Permission, scope: Scope = None) -> bool:
+    return permission in ROLE_PERMISSIONS[Role(role)] and (scope is None or permission in scope)
 
 
-def can_update_user(role: Role, *, is_self: bool, fields: set[str]) -> bool:
+def can_read_user(role: Role, *, is_self: bool, scope: Scope = None) -> bool:
+    return (is_self and has_permission(role, Permission.ACCOUNT, scope)) or has_permission(
+        role, Permission.USERS_READ, scope
+    )
+
+
+def can_update_user(role: Role, *, is_self: bool, fields: set[str], scope: Scope = None) -> bool:
     """Self may change its own profile fields; other users and privileged fields need more."""
-    if not is_self and not has_permission(role, Permission.USERS_UPDATE):
+    if not (is_self and has_permission(role, Permission.ACCOUNT, scope)) and not has_permission(
+        role, Permission.USERS_UPDATE, scope
+    ):
         return False
     return all(
-        has_permission(role, PRIVILEGED_FIELDS[f]) for f in fields & PRIVILEGED_FIELDS.keys()
+        has_permission(role, PRIVILEGED_FIELDS[f], scope) for f in fields & PRIVILEGED_FIELDS.keys()
     )
+
+
+def needed_to_update(*, is_self: bool, fields: set[str]) -> set[Permission]:
+    """The permissions an update asks for: what an OAuth token's scope must name."""
+    base = Permission.ACCOUNT if is_self else Permission.USERS_UPDATE
+    return {base, *(PRIVILEGED_FIELDS[f] for f in fields & PRIVILEGED_FIELDS.keys())}

@@ -47,6 +47,7 @@ class TokenClaims:
     type: TokenType
     jti: str
     exp: datetime
+    scope: frozenset[str] | None = None  # an OAuth access token's; None: the service's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,7 +596,12 @@ def decode_access_token(token: str) -> TokenClaims:
     except ValueError:
         raise InvalidToken() from None
     return TokenClaims(
-        sub=subject, sid=claims.sid, type=TokenType.ACCESS, jti=claims.jti, exp=claims.exp
+        sub=subject,
+        sid=claims.sid,
+        type=TokenType.ACCESS,
+        jti=claims.jti,
+        exp=claims.exp,
+        scope=claims.scope,
     )
 
 

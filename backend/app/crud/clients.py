@@ -78,7 +78,7 @@ def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> Clie
         public=body.public,
         first_party=body.first_party,
         grant_types=[g.value for g in body.grant_types],
-        scopes=[s.value for s in body.scopes],
+        scopes=list(body.scopes),
     )
     session.add(client)
     session.flush()

@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, model_validator
+from pydantic import AfterValidator, BaseModel, WithJsonSchema, model_validator
 from sqlmodel import Field, SQLModel
 
+from app.core.permissions import Permission
 from app.models.common import UTCDateTime, created_at_field, timestamp_field, utcnow
 
 MAX_URI_LENGTH = 2048
@@ -29,6 +30,23 @@ class Scope(StrEnum):
     EMAIL = "email"
     OFFLINE_ACCESS = "offline_access"
     ROLES = "roles"
+
+
+# The built-in resource's permissions, which a client asks for as scopes to use the
+# service's own API with a user's token (AUTHZ.md); beside the OIDC scopes.
+API_SCOPES = tuple(permission.value for permission in Permission)
+CLIENT_SCOPES = (*(scope.value for scope in Scope), *API_SCOPES)
+
+
+def check_scope(value: str) -> str:
+    if value not in CLIENT_SCOPES:
+        raise ValueError(f"must be one of: {', '.join(CLIENT_SCOPES)}")
+    return value
+
+
+ClientScope = Annotated[
+    str, AfterValidator(check_scope), WithJsonSchema({"type": "string", "enum": CLIENT_SCOPES})
+]
 
 
 def _loopback(host: str) -> bool:
@@ -55,7 +73,7 @@ def check_redirect_uri(value: str) -> str:
 RedirectUri = Annotated[str, AfterValidator(check_redirect_uri)]
 ClientName = Annotated[str, Field(min_length=1, max_length=255)]
 DEFAULT_GRANTS = [GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN]
-DEFAULT_SCOPES = list(Scope)
+DEFAULT_SCOPES = [scope.value for scope in Scope]  # the API's scopes only when asked for
 
 
 def _unique(values: list[Any]) -> list[Any]:
@@ -68,7 +86,7 @@ class ClientUpdate(BaseModel):
     post_logout_redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=32)
     first_party: bool | None = None
     grant_types: list[GrantType] | None = Field(default=None, min_length=1)
-    scopes: list[Scope] | None = Field(default=None, min_length=1)
+    scopes: list[ClientScope] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -88,7 +106,7 @@ class ClientCreate(BaseModel):
     public: bool = False
     first_party: bool = False
     grant_types: list[GrantType] = Field(default_factory=lambda: list(DEFAULT_GRANTS), min_length=1)
-    scopes: list[Scope] = Field(default_factory=lambda: list(DEFAULT_SCOPES), min_length=1)
+    scopes: list[ClientScope] = Field(default_factory=lambda: list(DEFAULT_SCOPES), min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ClientCreate":
@@ -127,7 +145,7 @@ class ClientRead(BaseModel):
     public: bool
     first_party: bool
     grant_types: list[GrantType]
-    scopes: list[Scope]
+    scopes: list[str]
     created_at: datetime
 
 

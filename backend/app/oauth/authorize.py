@@ -16,7 +16,7 @@ from sqlmodel import Session
 from app.core.security import token_digest
 from app.crud import audit, clients
 from app.crud.audit import Actor
-from app.models.client import AuthorizationCode, GrantType, OAuthClient, Scope
+from app.models.client import CLIENT_SCOPES, AuthorizationCode, GrantType, OAuthClient
 from app.models.common import utcnow
 from app.oauth.discovery import issuer
 from app.oauth.errors import (
@@ -122,9 +122,8 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
     scope = tuple(dict.fromkeys(one.get("scope", "").split()))
     if not scope:
         raise fail(InvalidScope("scope is required"))
-    known = {s.value for s in Scope}
     for name in scope:
-        if name not in known or name not in client.scopes:
+        if name not in CLIENT_SCOPES or name not in client.scopes:
             raise fail(InvalidScope(f"The client may not ask for the scope {name[:64]}"))
     prompt = frozenset(one.get("prompt", "").split())
     if not prompt <= PROMPTS:

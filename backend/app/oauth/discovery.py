@@ -4,7 +4,7 @@ from typing import Any
 
 from app.core.config import get_settings
 from app.core.security import oidc_signing_key
-from app.models.client import Scope
+from app.models.client import CLIENT_SCOPES
 
 AUTHORIZE_PATH = "/oauth/authorize"
 TOKEN_PATH = "/oauth/token"
@@ -35,7 +35,7 @@ def metadata() -> dict[str, Any]:
         "introspection_endpoint": base + INTROSPECTION_PATH,
         "revocation_endpoint": base + REVOCATION_PATH,
         "end_session_endpoint": base + END_SESSION_PATH,
-        "scopes_supported": [scope.value for scope in Scope],
+        "scopes_supported": list(CLIENT_SCOPES),  # the OIDC scopes, then the API's
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],

@@ -20,7 +20,7 @@ from app.core.security import (
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
 from app.errors import InvalidToken
-from app.models.client import AuthorizationCode, GrantType, OAuthClient, Scope
+from app.models.client import API_SCOPES, AuthorizationCode, GrantType, OAuthClient, Scope
 from app.models.common import utcnow
 from app.models.session import AuthSession, SessionKind
 from app.models.user import User
@@ -37,9 +37,10 @@ from app.oauth.tokens import TokenResponse, client_access_token, token_response
 
 PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 SUPPORTED = (GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN, GrantType.CLIENT_CREDENTIALS)
-# Scopes of a user's sign-in: no meaning for a client acting for itself (no ID token, and
-# RFC 6749 §4.4.3: no refresh token), so asking for them is invalid_scope.
-USER_ONLY_SCOPES = frozenset({Scope.OPENID, Scope.OFFLINE_ACCESS})
+# Scopes of a user's sign-in: no meaning for a client acting for itself (no ID token,
+# RFC 6749 §4.4.3: no refresh token, and the service's own API takes only a user's token),
+# so asking for them is invalid_scope.
+USER_ONLY_SCOPES = frozenset({Scope.OPENID, Scope.OFFLINE_ACCESS, *API_SCOPES})
 MAX_PARAM_LENGTH = 4096
 
 

@@ -52,7 +52,7 @@ from app.db import retry_conflicts
 from app.errors import DomainError, IncorrectPassword, PasskeyLoginFailed, PasskeyRefused
 from app.models.common import utcnow
 from app.models.passkey import CeremonyKind, Passkey, PasskeyOptions
-from app.models.session import AuthSession
+from app.models.session import AuthSession, SessionKind
 from app.models.user import User, normalize_email
 from app.passkeys.authenticators import authenticator_name
 
@@ -80,10 +80,14 @@ async def begin_registration(
     password: str | None,
     actor: Actor,
 ) -> dict[str, Any]:
-    """Creation options, after the password (or a login within RECENT_LOGIN)."""
+    """Creation options, after the password, or from a session opened by a password or passkey
+    login (an API session: not a browser's, not an OAuth code exchange's) within RECENT_LOGIN.
+    A refresh keeps the session's created_at, so it never makes a login recent."""
     if password is not None:
         await confirm_password(session, user=user, password=password, actor=actor)
-    elif utcnow() - auth_session.created_at >= RECENT_LOGIN:
+    elif not (
+        auth_session.kind is SessionKind.API and utcnow() - auth_session.created_at < RECENT_LOGIN
+    ):
         raise IncorrectPassword("Password required: the last login was over 5 minutes ago")
     return await run_in_threadpool(_registration_options, session, user)
 

@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from app.api.deps import SessionDep, client_actor
 from app.auth import login as login_flow
 from app.core.config import get_settings
+from app.core.permissions import PERMISSION_DESCRIPTIONS
 from app.crud import sessions as session_rows
 from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
 from app.models.token import MfaChallenge
@@ -38,6 +39,7 @@ SCOPE_DESCRIPTIONS = {
     "email": "See your email address",
     "roles": "See your role",
     "offline_access": "Keep access while you are away (stay signed in)",
+    **{permission.value: text for permission, text in PERMISSION_DESCRIPTIONS.items()},
 }
 MAX_FIELD = 4096
 MAX_PARAMS = 64

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from app.core.security import key_set, oauth_access_header, oidc_key
 from app.crud import clients
 from app.crud.audit import SYSTEM
-from app.models.client import ClientCreate, ClientCreated
+from app.models.client import DEFAULT_SCOPES, ClientCreate, ClientCreated
 from app.models.user import User
 from tests.utils import PASSWORD
 
@@ -29,8 +29,13 @@ TOKEN = f"{ISSUER}/oauth/token"
 USERINFO = f"{ISSUER}/oauth/userinfo"
 
 
+# What the tests' clients are registered for unless they say: the OIDC scopes and `account`,
+# the caller's own account on the service's API (an OAuth token without it gets 403 there).
+TEST_SCOPES = [*DEFAULT_SCOPES, "account"]
+
+
 def make_client(db: Session, **fields: Any) -> ClientCreated:
-    body = {"name": "Example App", "redirect_uris": [REDIRECT_URI], **fields}
+    body = {"name": "Example App", "redirect_uris": [REDIRECT_URI], "scopes": TEST_SCOPES, **fields}
     return clients.create_client(db, body=ClientCreate(**body), actor=SYSTEM)
 
 
@@ -146,7 +151,8 @@ def oauth_tokens(client: TestClient, db: Session, user: User, **fields: Any) -> 
     """Tokens of a first-party client (registered with `fields`) after a sign-in with
     offline_access; "registered" holds the client."""
     registered = make_client(db, first_party=True, **fields)
-    code, started = get_code(client, registered, user, scope="openid email offline_access")
+    scope = "openid email offline_access account"
+    code, started = get_code(client, registered, user, scope=scope)
     tokens = exchange(client, registered, code, started.verifier).json()
     tokens["registered"] = registered
     return tokens

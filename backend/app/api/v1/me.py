@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import ActorDep, CurrentUser, PrincipalDep, SessionDep
+from app.api.deps import ActorDep, CredentialPrincipal, CurrentUser, PrincipalDep, SessionDep
 from app.api.errors import Responses
 from app.api.v1.auth import NO_STORE, REAUTHENTICATION
 from app.auth import mfa, password_change, user_sessions
@@ -29,7 +29,10 @@ NOT_AUTHENTICATED: Responses = {401: {"description": "Not authenticated"}}
     responses={**NOT_AUTHENTICATED, **REAUTHENTICATION},
 )
 async def change_password(
-    body: PasswordChangeRequest, principal: PrincipalDep, session: SessionDep, actor: ActorDep
+    body: PasswordChangeRequest,
+    principal: CredentialPrincipal,
+    session: SessionDep,
+    actor: ActorDep,
 ) -> None:
     await password_change.change_password(
         session,
@@ -70,12 +73,13 @@ def end_session(
 )
 async def start_totp(
     body: PasswordConfirmation,
-    user: CurrentUser,
+    principal: CredentialPrincipal,
     session: SessionDep,
     actor: ActorDep,
     response: Response,
 ) -> TotpSetupRead:
     response.headers.update(NO_STORE)
+    user = principal.user
     setup = await mfa.begin_setup(session, user=user, password=body.password, actor=actor)
     return TotpSetupRead(secret=setup.secret, otpauth_uri=setup.otpauth_uri)
 
@@ -90,10 +94,14 @@ async def start_totp(
     },
 )
 def confirm_totp(
-    body: TotpCode, user: CurrentUser, session: SessionDep, actor: ActorDep, response: Response
+    body: TotpCode,
+    principal: CredentialPrincipal,
+    session: SessionDep,
+    actor: ActorDep,
+    response: Response,
 ) -> RecoveryCodesRead:
     response.headers.update(NO_STORE)
-    codes = mfa.confirm_setup(session, user_id=user.id, code=body.code, actor=actor)
+    codes = mfa.confirm_setup(session, user_id=principal.user.id, code=body.code, actor=actor)
     return RecoveryCodesRead(recovery_codes=codes)
 
 
@@ -103,6 +111,7 @@ def confirm_totp(
     responses={**NOT_AUTHENTICATED, **REAUTHENTICATION},
 )
 async def disable_totp(
-    body: TotpDisableRequest, user: CurrentUser, session: SessionDep, actor: ActorDep
+    body: TotpDisableRequest, principal: CredentialPrincipal, session: SessionDep, actor: ActorDep
 ) -> None:
+    user = principal.user
     await mfa.disable(session, user=user, password=body.password, code=body.code, actor=actor)

@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ActorDep, AnonymousActor, CurrentUser, PrincipalDep, SessionDep
+from app.api.deps import ActorDep, AnonymousActor, CredentialPrincipal, CurrentUser, SessionDep
 from app.api.errors import Responses
 from app.api.v1.auth import NO_STORE, RATE_LIMITED, REAUTHENTICATION, UNAUTHORIZED
 from app.crud import passkeys as crud
@@ -39,7 +39,7 @@ def _read(passkey: Passkey) -> PasskeyRead:
 )
 async def registration_options(
     body: RegistrationOptionsRequest,
-    principal: PrincipalDep,
+    principal: CredentialPrincipal,
     session: SessionDep,
     actor: ActorDep,
     response: Response,
@@ -61,11 +61,11 @@ async def registration_options(
     responses={**UNAUTHORIZED, 400: {"description": "The registration does not verify"}},
 )
 def register(
-    body: RegistrationRequest, user: CurrentUser, session: SessionDep, actor: ActorDep
+    body: RegistrationRequest, principal: CredentialPrincipal, session: SessionDep, actor: ActorDep
 ) -> PasskeyRead:
     return _read(
         ceremonies.register(
-            session, user=user, credential=body.credential, name=body.name, actor=actor
+            session, user=principal.user, credential=body.credential, name=body.name, actor=actor
         )
     )
 
@@ -79,9 +79,10 @@ def list_passkeys(user: CurrentUser, session: SessionDep) -> list[PasskeyRead]:
 
 @router.patch(f"{MINE}/{{passkey_id}}", responses={**UNAUTHORIZED, **NOT_FOUND})
 def rename_passkey(
-    passkey_id: uuid.UUID, body: PasskeyUpdate, user: CurrentUser, session: SessionDep
+    passkey_id: uuid.UUID, body: PasskeyUpdate, principal: CredentialPrincipal, session: SessionDep
 ) -> PasskeyRead:
-    return _read(ceremonies.rename(session, user_id=user.id, passkey_id=passkey_id, name=body.name))
+    user_id = principal.user.id
+    return _read(ceremonies.rename(session, user_id=user_id, passkey_id=passkey_id, name=body.name))
 
 
 @router.delete(
@@ -90,9 +91,9 @@ def rename_passkey(
     responses={**UNAUTHORIZED, **NOT_FOUND},
 )
 def delete_passkey(
-    passkey_id: uuid.UUID, user: CurrentUser, session: SessionDep, actor: ActorDep
+    passkey_id: uuid.UUID, principal: CredentialPrincipal, session: SessionDep, actor: ActorDep
 ) -> None:
-    ceremonies.delete(session, user_id=user.id, passkey_id=passkey_id, actor=actor)
+    ceremonies.delete(session, user_id=principal.user.id, passkey_id=passkey_id, actor=actor)
 
 
 @router.post("/auth/passkey/options")
