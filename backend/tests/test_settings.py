@@ -92,6 +92,7 @@ def test_start_with_a_bad_value_exits_with_one_line_naming_it(
         ("USERS_OPEN_REGISTRATION", "perhaps"),
         ("REFRESH_REUSE_GRACE_SECONDS", "-1"),
         ("PASSWORD_MIN_LENGTH", "100"),
+        ("RATE_LIMIT_LOGIN", "5 a minute"),
     ],
 )
 def test_get_settings_refuses_a_bad_value_with_one_line_naming_it(
