@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN_IP: str = "30/minute"
     RATE_LIMIT_EMAIL_CHANGE: str = "5/hour"
     RATE_LIMIT_PASSWORD_RECOVERY_IP: str = "10/hour"
+    RATE_LIMIT_PASSKEY_OPTIONS: str = "30/minute"
     RATE_LIMIT_FAIL_OPEN: bool = True
     MAX_FAILED_LOGINS: int = Field(5, ge=1)
     ACCOUNT_LOCKOUT_THRESHOLD: int = Field(50, ge=1)
@@ -149,6 +150,7 @@ class Settings(BaseSettings):
         "RATE_LIMIT_LOGIN_IP",
         "RATE_LIMIT_EMAIL_CHANGE",
         "RATE_LIMIT_PASSWORD_RECOVERY_IP",
+        "RATE_LIMIT_PASSKEY_OPTIONS",
     )
     @classmethod
     def _rate(cls, value: str) -> str:
