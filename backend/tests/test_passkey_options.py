@@ -2,6 +2,7 @@
 per client address, and a bounded number of stored challenges under a flood."""
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -11,11 +12,14 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
+from app.crud.audit import Actor
 from app.crud.passkeys import EXPIRED_BATCH, LIVE_PER_ADDRESS
+from app.db import get_engine
 from app.main import app
 from app.models.common import utcnow
 from app.models.passkey import CeremonyKind, WebAuthnChallenge
 from app.models.user import User
+from app.passkeys import ceremonies
 from tests.test_passkeys import register
 from tests.utils import PASSWORD, api, auth_header, login
 from tests.utils.webauthn import SoftAuthenticator, unb64url
@@ -142,3 +146,22 @@ def test_expired_challenges_are_deleted_in_bounded_batches_as_new_ones_are_writt
     for _ in range(2):
         options_for(client)
     assert challenges(db) == 3  # the expired ones gone, the three new ones live
+
+
+def test_concurrent_options_calls_from_one_address_fail_none_and_stay_bounded(
+    client: TestClient, db: Session
+) -> None:
+    """Several workers at once (threads with sessions of their own): the deletes skip each
+    other's rows instead of waiting or deadlocking, and the address stays near its bound."""
+    threads, calls = 8, 80
+
+    def call(_: int) -> None:
+        with Session(get_engine()) as session:
+            ceremonies.login_options(session, email=None, actor=Actor(ip=FLOODER))
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(call, range(calls)))  # re-raises any call's error
+
+    assert LIVE_PER_ADDRESS <= challenges(db, FLOODER) <= LIVE_PER_ADDRESS + threads
+    assert options_for(from_address(FLOODER)).status_code == 200
+    assert challenges(db, FLOODER) == LIVE_PER_ADDRESS
