@@ -92,6 +92,8 @@ def test_start_with_a_bad_value_exits_with_one_line_naming_it(
         ("USERS_OPEN_REGISTRATION", "perhaps"),
         ("REFRESH_REUSE_GRACE_SECONDS", "-1"),
         ("PASSWORD_MIN_LENGTH", "100"),
+        ("RATE_LIMIT_PASSKEY_OPTIONS", "often"),
+        ("RATE_LIMIT_LOGIN", "5 a minute"),
     ],
 )
 def test_get_settings_refuses_a_bad_value_with_one_line_naming_it(
@@ -239,6 +241,7 @@ def test_defaults_of_the_documented_settings(environ: pytest.MonkeyPatch) -> Non
     assert defaults.REFRESH_REUSE_GRACE_SECONDS == 10
     assert defaults.USERS_OPEN_REGISTRATION is True
     assert defaults.MAX_BODY_BYTES == 1_048_576
+    assert defaults.RATE_LIMIT_PASSKEY_OPTIONS == "30/minute"
 
 
 @pytest.mark.parametrize("scheme", ["postgres", "postgresql"])

@@ -1,13 +1,13 @@
 """CORS for the endpoints browser apps call across origins (token, userinfo, revocation,
-discovery, JWKS): the origins of the public clients' redirect URIs, read when a request carries an
-Origin, and BACKEND_CORS_ORIGINS. Credentials (cookies) are never allowed."""
+discovery, JWKS): the origins of the public clients' redirect URIs, and BACKEND_CORS_ORIGINS.
+Credentials (cookies) are never allowed."""
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.crud.clients import public_client_origins
+from app.crud import clients
 from app.db import get_engine
 from app.oauth.discovery import JWKS_PATH, REVOCATION_PATH, TOKEN_PATH, USERINFO_PATH
 
@@ -26,11 +26,33 @@ ALLOW_HEADERS = "Authorization, Content-Type"
 MAX_AGE_S = "600"
 
 
-def _allowed(origin: str, configured: frozenset[str]) -> bool:
-    if origin in configured:
-        return True
+def _read_origins() -> frozenset[str]:
     with Session(get_engine()) as session:
-        return origin in public_client_origins(session)
+        return frozenset(clients.public_client_origins(session))
+
+
+class PublicClientOrigins:
+    """The public clients' origins, cached with the version of the client rows they were
+    read at (models/client_version.py).
+
+    Each request that needs them reads that version: one small read on the event loop
+    (db.read_first), no worker thread. Only when it differs from the cached one (a client
+    was created, changed or deleted, by this process or any other sharing the database) are
+    the origins read again, in a worker thread. The version is read before the origins, so
+    cached origins are never older than their version; two requests racing past a change
+    both read the origins, and the next request still sees the newest version."""
+
+    def __init__(self) -> None:
+        self._cached: tuple[str | None, frozenset[str]] | None = None
+
+    async def get(self) -> frozenset[str]:
+        version = await clients.clients_version()
+        cached = self._cached
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        origins = await run_in_threadpool(_read_origins)
+        self._cached = (version, origins)
+        return origins
 
 
 class OAuthCorsMiddleware:
@@ -40,6 +62,7 @@ class OAuthCorsMiddleware:
     def __init__(self, app: ASGIApp, *, configured_origins: list[str]) -> None:
         self.app = app
         self.configured = frozenset(configured_origins)
+        self.public_client_origins = PublicClientOrigins()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
@@ -48,7 +71,7 @@ class OAuthCorsMiddleware:
             await self.app(scope, receive, send)
             return
         origin = origin_bytes.decode("latin-1")
-        allowed = await run_in_threadpool(_allowed, origin, self.configured)
+        allowed = origin in self.configured or origin in await self.public_client_origins.get()
         preflight = scope["method"] == "OPTIONS" and b"access-control-request-method" in headers
         if preflight:
             if not allowed:

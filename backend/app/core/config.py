@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import limits
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -84,6 +85,7 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN_IP: str = "30/minute"
     RATE_LIMIT_EMAIL_CHANGE: str = "5/hour"
     RATE_LIMIT_PASSWORD_RECOVERY_IP: str = "10/hour"
+    RATE_LIMIT_PASSKEY_OPTIONS: str = "30/minute"
     RATE_LIMIT_FAIL_OPEN: bool = True
     MAX_FAILED_LOGINS: int = Field(5, ge=1)
     ACCOUNT_LOCKOUT_THRESHOLD: int = Field(50, ge=1)
@@ -140,6 +142,25 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: list[str]) -> list[str]:
         return [origin.rstrip("/") for origin in value]
+
+    @field_validator(
+        "RATE_LIMIT_LOGIN",
+        "RATE_LIMIT_REGISTER",
+        "RATE_LIMIT_PASSWORD_RECOVERY",
+        "RATE_LIMIT_LOGIN_IP",
+        "RATE_LIMIT_EMAIL_CHANGE",
+        "RATE_LIMIT_PASSWORD_RECOVERY_IP",
+        "RATE_LIMIT_PASSKEY_OPTIONS",
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        """A rate the `limits` library reads ("30/minute"): refused at start, not at the first
+        request it would limit."""
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError('must be a rate such as "30/minute"') from None
+        return value
 
     @field_validator("DATABASE_URL")
     @classmethod

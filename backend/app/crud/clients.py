@@ -27,6 +27,7 @@ from app.models.client import (
     OAuthClient,
     OAuthConsent,
 )
+from app.models.client_version import CLIENTS_VERSION_ID, ClientsVersion
 from app.models.common import utcnow
 
 CLIENT_ID_BYTES = 18
@@ -176,6 +177,20 @@ def require_client(session: Session, client_id: str) -> OAuthClient:
     if client is None:
         raise NotFound("Client not found")
     return client
+
+
+# The version of the client rows (models/client_version.py), read on the event loop by
+# every OAuth CORS request that carries an unconfigured Origin (api/oauth_cors.py).
+CLIENTS_VERSION = select_columns(col(ClientsVersion.version)).where(
+    col(ClientsVersion.id) == bindparam("id")
+)
+
+
+async def clients_version() -> str | None:
+    """The current version of the client rows: it changes with every client change, in that
+    change's transaction; None before the first."""
+    row = await read_first(prepared(CLIENTS_VERSION), {"id": CLIENTS_VERSION_ID})
+    return None if row is None else str(row[0])
 
 
 def public_client_origins(session: Session) -> set[str]:

@@ -10,6 +10,13 @@ from app.errors import NotFound
 from app.models.common import utcnow
 from app.models.passkey import CeremonyKind, Passkey, WebAuthnChallenge
 
+# Bounds on the challenge table under a flood of option calls (besides the rate limit):
+# an address keeps its newest LIVE_PER_ADDRESS challenges (as many as one minute of the
+# default RATE_LIMIT_PASSKEY_OPTIONS), and each new challenge deletes up to EXPIRED_BATCH
+# expired ones, so expired rows never pile up and no write deletes an unbounded number.
+LIVE_PER_ADDRESS = 30
+EXPIRED_BATCH = 100
+
 
 def add_challenge(
     session: Session,
@@ -18,14 +25,35 @@ def add_challenge(
     digest: str,
     expires_at: datetime,
     user_id: uuid.UUID | None,
+    address: str,
 ) -> WebAuthnChallenge:
-    """Keep a new challenge's digest; expired ones are forgotten on the way."""
-    session.exec(delete(WebAuthnChallenge).where(col(WebAuthnChallenge.expires_at) <= utcnow()))
+    """Keep a new challenge's digest; forget a batch of expired ones, and this address's
+    beyond its newest LIVE_PER_ADDRESS.
+
+    Rows locked by a concurrent writer doing the same are skipped (SKIP LOCKED on
+    PostgreSQL), so workers never wait on each other here nor deadlock; what one skips, the
+    other deletes."""
+    expired = (
+        select(WebAuthnChallenge.id)
+        .where(col(WebAuthnChallenge.expires_at) <= utcnow())
+        .order_by(col(WebAuthnChallenge.expires_at))
+        .limit(EXPIRED_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    session.exec(delete(WebAuthnChallenge).where(col(WebAuthnChallenge.id).in_(expired)))
     row = WebAuthnChallenge(
-        kind=kind, challenge_hash=digest, expires_at=expires_at, user_id=user_id
+        kind=kind, challenge_hash=digest, expires_at=expires_at, user_id=user_id, address=address
     )
     session.add(row)
     session.flush()
+    surplus = (
+        select(WebAuthnChallenge.id)
+        .where(col(WebAuthnChallenge.address) == address)
+        .order_by(col(WebAuthnChallenge.expires_at).desc(), col(WebAuthnChallenge.id))
+        .offset(LIVE_PER_ADDRESS)
+        .with_for_update(skip_locked=True)
+    )
+    session.exec(delete(WebAuthnChallenge).where(col(WebAuthnChallenge.id).in_(surplus)))
     return row
 
 

@@ -3,6 +3,7 @@
 from app.models.action_token import ActionToken, RecoveryCode, TokenPurpose
 from app.models.audit import AuditEvent
 from app.models.client import AuthorizationCode, ClientToken, OAuthClient, OAuthConsent
+from app.models.client_version import ClientsVersion
 from app.models.lockout import LoginFailure
 from app.models.passkey import Passkey, WebAuthnChallenge
 from app.models.session import AuthSession
@@ -14,6 +15,7 @@ __all__ = [
     "AuthSession",
     "AuthorizationCode",
     "ClientToken",
+    "ClientsVersion",
     "LoginFailure",
     "OAuthClient",
     "OAuthConsent",

@@ -76,7 +76,8 @@ class CeremonyKind(StrEnum):
 
 class WebAuthnChallenge(SQLModel, table=True):
     """One ceremony's challenge: single-use, short-lived, bound to its kind and, for a
-    registration or an email's sign-in, to its user. Only its digest is kept."""
+    registration or an email's sign-in, to its user. Only its digest is kept, with the
+    client address that asked for it (a few live ones per address: crud/passkeys.py)."""
 
     __tablename__ = "webauthn_challenge"
 
@@ -93,5 +94,6 @@ class WebAuthnChallenge(SQLModel, table=True):
     user_id: uuid.UUID | None = Field(
         default=None, foreign_key="user.id", ondelete="CASCADE", index=True
     )
+    address: str = Field(default="-", max_length=64, index=True)
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
     used_at: datetime | None = timestamp_field()

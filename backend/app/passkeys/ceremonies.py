@@ -6,7 +6,6 @@ ceremony and user), the sign counter rule, and the login rules shared with passw
 (address budget, lockout, audit, MFA)."""
 
 import hashlib
-import hmac
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -53,13 +52,12 @@ from app.errors import DomainError, IncorrectPassword, PasskeyLoginFailed, Passk
 from app.models.common import utcnow
 from app.models.passkey import CeremonyKind, Passkey, PasskeyOptions
 from app.models.session import AuthSession, SessionKind
-from app.models.user import User, normalize_email
+from app.models.user import User
 from app.passkeys.authenticators import authenticator_name
 
 CHALLENGE_TTL = timedelta(minutes=5)
 RECENT_LOGIN = timedelta(minutes=5)  # a session this young needs no password to add a passkey
 TIMEOUT_MS = int(CHALLENGE_TTL.total_seconds() * 1000)
-DECOY_ID_BYTES = 32
 # What a browser may send that the package cannot parse: refused like a bad signature.
 MALFORMED = (WebAuthnException, ValueError, TypeError, KeyError, AttributeError)
 
@@ -89,10 +87,14 @@ async def begin_registration(
         auth_session.kind is SessionKind.API and utcnow() - auth_session.created_at < RECENT_LOGIN
     ):
         raise IncorrectPassword("Password required: the last login was over 5 minutes ago")
-    return await run_in_threadpool(_registration_options, session, user)
+    return await run_in_threadpool(_registration_options, session, user, _address(actor))
 
 
-def _registration_options(session: Session, user: User) -> dict[str, Any]:
+def _address(actor: Actor) -> str:
+    return (actor.ip or "-")[:64]
+
+
+def _registration_options(session: Session, user: User, address: str) -> dict[str, Any]:
     settings = get_settings()
     options = generate_registration_options(
         rp_id=settings.webauthn_rp_id,
@@ -114,6 +116,7 @@ def _registration_options(session: Session, user: User) -> dict[str, Any]:
         digest=_digest(options.challenge),
         expires_at=utcnow() + CHALLENGE_TTL,
         user_id=user.id,
+        address=address,
     )
     session.commit()
     return dict(options_to_json_dict(options))
@@ -188,26 +191,17 @@ def delete(session: Session, *, user_id: uuid.UUID, passkey_id: uuid.UUID, actor
     session.commit()
 
 
-def _decoy(email: str) -> PublicKeyCredentialDescriptor:
-    """A credential id for an email with no passkey: stable and keyed, so the options do not
-    tell whether the account exists."""
-    key = (get_settings().SECRET_KEY or "").encode()
-    mac = hmac.new(key, b"passkey-decoy:" + normalize_email(email).encode(), hashlib.sha256)
-    return PublicKeyCredentialDescriptor(id=mac.digest()[:DECOY_ID_BYTES])
-
-
-def login_options(session: Session, *, email: str | None) -> PasskeyOptions:
-    """Request options: for an email, its user's credentials (or a decoy of the same shape);
-    without one, an empty allow list for a discoverable credential."""
+def login_options(session: Session, *, email: str | None, actor: Actor) -> PasskeyOptions:
+    """Request options, counted toward the address's RATE_LIMIT_PASSKEY_OPTIONS. They never
+    list credentials (every passkey here is discoverable), so they are the same for any
+    email, known or not; an email only binds the challenge to its user."""
+    address = _address(actor)
+    ratelimit.hit("passkey_options", get_settings().RATE_LIMIT_PASSKEY_OPTIONS, address)
     user = users.get_user_by_email(session, email) if email else None
-    allow: list[PublicKeyCredentialDescriptor] = []
-    if email:
-        allow = [_descriptor(p) for p in crud.of_user(session, user.id)] if user else []
-        allow = allow or [_decoy(email)]
     options = generate_authentication_options(
         rp_id=get_settings().webauthn_rp_id,
         timeout=TIMEOUT_MS,
-        allow_credentials=allow,
+        allow_credentials=[],
         user_verification=UserVerificationRequirement.PREFERRED,
     )
     row = crud.add_challenge(
@@ -216,6 +210,7 @@ def login_options(session: Session, *, email: str | None) -> PasskeyOptions:
         digest=_digest(options.challenge),
         expires_at=utcnow() + CHALLENGE_TTL,
         user_id=user.id if user else None,
+        address=address,
     )
     session.commit()
     return PasskeyOptions(flow_id=row.id, options=dict(options_to_json_dict(options)))

@@ -96,13 +96,13 @@ def delete_passkey(
     ceremonies.delete(session, user_id=principal.user.id, passkey_id=passkey_id, actor=actor)
 
 
-@router.post("/auth/passkey/options")
+@router.post("/auth/passkey/options", responses=RATE_LIMITED)
 async def login_options(
-    body: PasskeyOptionsRequest, session: SessionDep, response: Response
+    body: PasskeyOptionsRequest, session: SessionDep, actor: AnonymousActor, response: Response
 ) -> PasskeyOptions:
     """A sign-in's `flow_id` and PublicKeyCredentialRequestOptionsJSON."""
     response.headers.update(NO_STORE)
-    return await run_in_threadpool(ceremonies.login_options, session, email=body.email)
+    return await run_in_threadpool(ceremonies.login_options, session, email=body.email, actor=actor)
 
 
 @router.post(

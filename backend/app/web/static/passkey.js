@@ -16,6 +16,7 @@
         body: "{}",
         credentials: "omit",
       });
+      if (!answer.ok) throw new Error(`passkey options: ${answer.status}`);  // 429: try later
       const started = await answer.json();
       const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(started.options);
       const credential = await navigator.credentials.get({publicKey});
