@@ -515,7 +515,7 @@ def test_hostile_authorization_requests_get_clear_answers_never_a_500(
     assert redirect_params(b.get(repeated_scope))["error"] == "invalid_request"
     assert (
         redirect_params(b.get(authorize_url(registered.client_id, request="eyJ")))["error"]
-        == "invalid_request"
+        == "request_not_supported"  # OIDC Core §6
     )
 
 

@@ -133,8 +133,16 @@ async def userinfo_get(request: Request) -> NoStoreJSON:
 
 @router.post(discovery.USERINFO_PATH, responses=USERINFO_RESPONSES)
 async def userinfo_post(request: Request) -> NoStoreJSON:
-    """OIDC userinfo, by POST (OIDC Core §5.3.1)."""
-    return NoStoreJSON(await userinfo(_bearer(request)))
+    """OIDC userinfo, by POST (OIDC Core §5.3.1): the access token in the Authorization
+    header, or as `access_token` in a form body (RFC 6750 §2.2), never both (§2)."""
+    header = _bearer(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return NoStoreJSON(await userinfo(header))
+    values = parse_form(await request.body()).get("access_token", [])
+    if len(values) > 1 or (values and header is not None):
+        raise InvalidRequest("Send the access token once, in one way")
+    return NoStoreJSON(await userinfo(values[0] if values else header))
 
 
 @router.get("/.well-known/openid-configuration")

@@ -27,6 +27,9 @@ from app.oauth.errors import (
     LoginRequired,
     OAuthError,
     RedirectedError,
+    RegistrationNotSupported,
+    RequestNotSupported,
+    RequestUriNotSupported,
     UnauthorizedClient,
     UnsupportedResponseType,
 )
@@ -103,8 +106,12 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
     for name, limit in MAX_LENGTHS.items():
         if len(one.get(name, "")) > limit:
             raise fail(InvalidRequest(f"{name} is too long"))
-    if "request" in one or "request_uri" in one:
-        raise fail(InvalidRequest("Request objects are not supported"))
+    if "request" in one:
+        raise fail(RequestNotSupported("Request objects are not supported"))
+    if "request_uri" in one:
+        raise fail(RequestUriNotSupported("request_uri is not supported"))
+    if "registration" in one:
+        raise fail(RegistrationNotSupported("The registration parameter is not supported"))
     if one.get("response_mode", "query") != "query":
         raise fail(InvalidRequest("Only response_mode=query is supported"))
     response_type = one.get("response_type")

@@ -52,4 +52,5 @@ def metadata() -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,  # the scopes alone choose the claims
     }

@@ -52,6 +52,18 @@ class AccessDenied(OAuthError):
     error = "access_denied"
 
 
+class RequestNotSupported(OAuthError):
+    error = "request_not_supported"  # OIDC Core §6: request objects
+
+
+class RequestUriNotSupported(OAuthError):
+    error = "request_uri_not_supported"
+
+
+class RegistrationNotSupported(OAuthError):
+    error = "registration_not_supported"  # OIDC Core §7.2.1
+
+
 class LoginRequired(OAuthError):
     error = "login_required"
 

@@ -48,8 +48,10 @@ def user_claims(user: Profile, scope: set[str] | frozenset[str]) -> dict[str, An
     claims: dict[str, Any] = {}
     if "email" in scope:
         claims.update(email=user.email, email_verified=user.is_verified)
-    if "profile" in scope:
-        claims.update(name=user.full_name, updated_at=int(user.updated_at.timestamp()))
+    if "profile" in scope:  # the profile claims the service keeps; one without a value is
+        if user.full_name:  # omitted, never null (OIDC Core §5.3.2)
+            claims["name"] = user.full_name
+        claims["updated_at"] = int(user.updated_at.timestamp())
     if "roles" in scope:
         claims["role"] = str(user.role)
     return claims
