@@ -1,9 +1,15 @@
 """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0) at the discovered
 end_session_endpoint: registered post_logout_redirect_uri only, state carried back, the
 browser session and the OAuth sessions it approved ended, a CSRF-bound confirmation page
-without a valid id_token_hint."""
+unless an id_token_hint names the browser's own session, never another browser's session
+ended (OIDC.md revision 2), and what the OpenID conformance suite's
+oidcc-rp-initiated-logout-* tests check."""
 
+import base64
+import json
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -148,13 +154,12 @@ def test_an_unregistered_post_logout_redirect_uri_gets_no_redirect(
     assert not live(client, app, tokens)
 
 
-def test_without_a_valid_hint_the_user_confirms_on_a_csrf_bound_page(
+def test_without_a_hint_the_user_confirms_on_a_csrf_bound_page(
     client: TestClient, db: Session, user: User
 ) -> None:
     app, b = registered_app(db), browser(client)
     tokens = signed_in(client, b, app, user)
     params = {
-        "id_token_hint": "not-an-id-token",
         "client_id": app.client_id,
         "post_logout_redirect_uri": AFTER_LOGOUT,
         "state": "abc",
@@ -198,21 +203,192 @@ def test_a_browser_without_a_session_is_sent_back_at_once(client: TestClient, db
     assert events("auth.logout") == []
 
 
-def test_a_hint_of_another_user_leaves_this_browser_signed_in(
-    client: TestClient, db: Session, user: User, user_factory: Callable[..., User]
+@pytest.mark.parametrize("expired", [False, True], ids=["fresh hint", "expired hint"])
+@pytest.mark.parametrize("attacker", [None, "another user", "the same user"])
+def test_a_hint_from_another_browser_ends_nothing_but_that_browsers_own_session(
+    client: TestClient,
+    db: Session,
+    user: User,
+    user_factory: Callable[..., User],
+    monkeypatch: pytest.MonkeyPatch,
+    attacker: str | None,
+    expired: bool,
 ) -> None:
-    """The hint's own browser session ends; the browser's session, another user's, stays."""
-    other_user = user_factory(email="other@example.com")
-    app = registered_app(db)
-    mine, theirs = browser(client), browser(client)
-    my_tokens = signed_in(client, mine, app, user)
-    their_tokens = signed_in(client, theirs, app, other_user)
-    answer = mine.get(
-        end_session_endpoint(client), params={"id_token_hint": their_tokens["id_token"]}
+    """The victim's ID token presented by another browser (without a session, or with its
+    own): the confirmation page, and confirming ends that browser's session only."""
+    if expired:
+        monkeypatch.setattr(oauth_tokens, "ID_TOKEN_LIFETIME_S", -60)
+    app, other_app = registered_app(db), registered_app(db, "Other App")
+    victim, elsewhere = browser(client), browser(client)
+    tokens = signed_in(client, victim, app, user)
+    sso = signed_in(client, victim, other_app, user)
+    own: dict[str, Any] | None = None
+    if attacker is not None:
+        who = user if attacker == "the same user" else user_factory(email="mallory@example.com")
+        own = signed_in(client, elsewhere, app, who)
+
+    params = {
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": AFTER_LOGOUT,
+        "state": "s-1",
+    }
+    page = elsewhere.get(end_session_endpoint(client), params=params)
+    assert page.status_code == 200 and "location" not in page.headers
+    assert "Sign out?" in page.text and app.name in page.text
+    if attacker != "the same user":
+        assert user.email not in page.text  # whose session the hint names is not shown
+    fields = form_fields(page.text)
+    assert fields["csrf_token"] and "id_token_hint" not in fields
+    assert live(client, app, tokens) and live(client, other_app, sso)
+    assert has_browser_session(client, victim, app)
+    assert own is None or live(client, app, own)
+    assert events("auth.logout") == []
+
+    confirmed = elsewhere.post(end_session_endpoint(client), data={**fields, "action": "logout"})
+    assert confirmed.status_code == 303
+    assert confirmed.headers["location"] == AFTER_LOGOUT + "?state=s-1"
+    assert live(client, app, tokens) and live(client, other_app, sso)
+    assert has_browser_session(client, victim, app)
+    if own is not None:
+        assert not live(client, app, own) and not has_browser_session(client, elsewhere, app)
+        [event] = events("auth.logout")
+        assert event.detail["sessions"] == 2  # that browser's and the one OAuth session it began
+    else:
+        assert events("auth.logout") == []
+
+
+@pytest.mark.parametrize(
+    ("expired_for", "asks"),
+    [(timedelta(days=1) - timedelta(minutes=5), False), (timedelta(days=1, minutes=5), True)],
+    ids=["within the session lifetime", "beyond it"],
+)
+def test_a_hint_is_accepted_expired_for_at_most_the_browser_session_lifetime(
+    client: TestClient,
+    db: Session,
+    user: User,
+    settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    expired_for: timedelta,
+    asks: bool,
+) -> None:
+    """Browser sessions live REFRESH_TOKEN_EXPIRE_DAYS; a hint older than that is no hint."""
+    settings(REFRESH_TOKEN_EXPIRE_DAYS=1)
+    monkeypatch.setattr(oauth_tokens, "ID_TOKEN_LIFETIME_S", -int(expired_for.total_seconds()))
+    app, b = registered_app(db), browser(client)
+    tokens = signed_in(client, b, app, user)
+    params = {
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": AFTER_LOGOUT,
+        "state": "s-2",
+    }
+    answer = b.get(end_session_endpoint(client), params=params)
+    if asks:
+        assert answer.status_code == 200 and "Sign out?" in answer.text
+        assert "location" not in answer.headers
+        assert live(client, app, tokens) and has_browser_session(client, b, app)
+    else:
+        assert answer.status_code == 302
+        assert answer.headers["location"] == AFTER_LOGOUT + "?state=s-2"
+        assert not live(client, app, tokens) and not has_browser_session(client, b, app)
+
+
+def modified(id_token: str, part: str) -> str:
+    """The ID token with its signature, or its claims (`sub`), changed."""
+    header, payload, signature = id_token.split(".")
+    if part == "signature":
+        flipped = "A" if signature[0] != "A" else "B"
+        return f"{header}.{payload}.{flipped}{signature[1:]}"
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = str(uuid.uuid4())
+    encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{encoded}.{signature}"
+
+
+@pytest.mark.parametrize("part", ["signature", "claims"])
+@pytest.mark.parametrize("with_client_id", [False, True])
+def test_a_modified_id_token_hint_is_an_error_page_that_ends_nothing(
+    client: TestClient, db: Session, user: User, part: str, with_client_id: bool
+) -> None:
+    """oidcc-rp-initiated-logout-modified-id-token-hint: no logout, no redirect."""
+    app, b = registered_app(db), browser(client)
+    tokens = signed_in(client, b, app, user)
+    params = {
+        "id_token_hint": modified(tokens["id_token"], part),
+        "post_logout_redirect_uri": AFTER_LOGOUT,
+        "state": "s-3",
+    }
+    if with_client_id:
+        params["client_id"] = app.client_id
+    for answer in (
+        b.get(end_session_endpoint(client), params=params),
+        b.post(end_session_endpoint(client), data=params),
+        browser(client).get(end_session_endpoint(client), params=params),
+    ):
+        assert answer.status_code == 400 and "location" not in answer.headers
+        assert "Sign out?" not in answer.text
+        assert "authsvc_session" not in answer.headers.get("set-cookie", "")
+    assert live(client, app, tokens) and has_browser_session(client, b, app)
+    assert events("auth.logout") == []
+
+
+LOGOUT_WITH_QUERY = "https://app.example.com/signed-out?from=op"
+
+
+@pytest.mark.parametrize(
+    ("params", "location"),
+    [
+        # oidcc-rp-initiated-logout: the same browser's hint, a registered URI and state
+        ({"post_logout_redirect_uri": AFTER_LOGOUT, "state": "s"}, AFTER_LOGOUT + "?state=s"),
+        # -no-state
+        ({"post_logout_redirect_uri": AFTER_LOGOUT}, AFTER_LOGOUT),
+        # -query-added-to-post-logout-redirect-uri, registered with its query
+        (
+            {"post_logout_redirect_uri": LOGOUT_WITH_QUERY, "state": "s"},
+            LOGOUT_WITH_QUERY + "&state=s",
+        ),
+        # -no-post-logout-redirect-uri: signed out, our page
+        ({"state": "s"}, None),
+        # -bad-post-logout-redirect-uri (more in the test above): no redirect
+        ({"post_logout_redirect_uri": "https://app.example.com/elsewhere", "state": "s"}, None),
+    ],
+)
+def test_a_hint_of_this_browsers_session_logs_out_at_once(
+    client: TestClient, db: Session, user: User, params: dict[str, str], location: str | None
+) -> None:
+    app = make_client(
+        db, first_party=True, post_logout_redirect_uris=[AFTER_LOGOUT, LOGOUT_WITH_QUERY]
     )
-    assert answer.status_code == 200
-    assert "set-cookie" not in answer.headers or "authsvc_session" not in answer.headers.get(
-        "set-cookie", ""
+    b = browser(client)
+    tokens = signed_in(client, b, app, user)
+    answer = b.get(
+        end_session_endpoint(client), params={"id_token_hint": tokens["id_token"], **params}
     )
-    assert live(client, app, my_tokens) and has_browser_session(client, mine, app)
-    assert not live(client, app, their_tokens)
+    if location is None:
+        assert answer.status_code == 200 and "location" not in answer.headers
+        assert "You are signed out" in answer.text
+    else:
+        assert answer.status_code == 302 and answer.headers["location"] == location
+    assert "max-age=0" in answer.headers["set-cookie"].lower()
+    assert not live(client, app, tokens) and not has_browser_session(client, b, app)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # oidcc-rp-initiated-logout-no-params
+        # -no-id-token-hint: without a hint or client_id the URI cannot be checked: no redirect
+        {"post_logout_redirect_uri": AFTER_LOGOUT, "state": "s"},
+    ],
+)
+def test_without_a_hint_or_client_id_the_user_confirms_and_stays_here(
+    client: TestClient, db: Session, user: User, params: dict[str, str]
+) -> None:
+    app, b = registered_app(db), browser(client)
+    tokens = signed_in(client, b, app, user)
+    page = b.get(end_session_endpoint(client), params=params)
+    assert page.status_code == 200 and "Sign out?" in page.text
+    assert live(client, app, tokens)
+    confirmed = b.post(end_session_endpoint(client), data=form_fields(page.text))
+    assert confirmed.status_code == 200 and "location" not in confirmed.headers
+    assert "You are signed out" in confirmed.text
+    assert not live(client, app, tokens) and not has_browser_session(client, b, app)

@@ -18,6 +18,7 @@ from app.db import get_engine
 from app.models.common import utcnow
 from app.models.session import AuthSession
 from app.models.user import User
+from tests.test_mfa import code_at, enable_totp
 from tests.utils import PASSWORD, api, auth_header, login
 from tests.utils.account import all_event_text, events
 from tests.utils.webauthn import SoftAuthenticator, b64url
@@ -319,3 +320,35 @@ def test_an_inactive_users_passkey_is_403(
         session.exec(update(User).where(col(User.id) == user.id).values(is_active=False))
         session.commit()
     assert sign_in(client, device).status_code == 403
+
+
+def test_the_totp_step_after_a_passkey_without_uv_signs_in_until_the_password_changes(
+    client: TestClient,
+    user: User,
+    user_headers: dict[str, str],
+    registered: dict[str, Any],
+    device: SoftAuthenticator,
+) -> None:
+    """The API path: /auth/passkey/login (no UV), then /auth/login/mfa with a code; a
+    password change in between spends the challenge, as it does after a password."""
+    secret, _ = enable_totp(client, user_headers)
+    device.user_verification = False
+    spent = sign_in(client, device).json()["mfa_token"]
+    mfa_token = sign_in(client, device).json()["mfa_token"]
+    answer = client.post(
+        api("/auth/login/mfa"), json={"mfa_token": mfa_token, "code": code_at(secret, 1)}
+    )
+    assert answer.status_code == 200 and "access_token" in answer.json(), answer.text
+    me = client.get(api("/users/me"), headers=auth_header(answer.json()))
+    assert me.status_code == 200 and me.json()["email"] == user.email
+
+    changed = client.post(
+        api("/users/me/password"),
+        headers=user_headers,
+        json={"current_password": PASSWORD, "new_password": "a-brand-new-password"},
+    )
+    assert changed.status_code == 204
+    refused = client.post(
+        api("/auth/login/mfa"), json={"mfa_token": spent, "code": code_at(secret, 2)}
+    )
+    assert refused.status_code == 401

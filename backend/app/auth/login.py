@@ -31,7 +31,7 @@ from app.errors import (
     MfaFailed,
     RegistrationClosed,
 )
-from app.models.action_token import TokenPurpose
+from app.models.action_token import MFA_CHALLENGES
 from app.models.user import User, UserCreate, is_address, normalize_email
 
 
@@ -90,6 +90,9 @@ def _find(session: Session, email: str, actor: Actor) -> Attempt:
 # Opens the session of a completed login: the service's own token pair (start_session), or
 # the hosted login page's browser session (web/sessions.py).
 Start = Callable[..., Any]
+# What opens the session of a login given its RFC 8176 methods (amr): the hosted login
+# page's browser session (web/sessions.opener); without one, the API's token pair.
+Opener = Callable[[tuple[str, ...]], Start]
 
 
 async def login(
@@ -160,13 +163,14 @@ def ensure_may_log_in(user: User) -> None:
 
 @retry_conflicts
 def login_mfa(
-    session: Session, *, mfa_token: str, code: str, actor: Actor, start: Start = start_session
+    session: Session, *, mfa_token: str, code: str, actor: Actor, opener: Opener | None = None
 ) -> Any:
     """The second step of a login: an mfa_token and a TOTP or recovery code -> a session, if
-    the credentials its password was checked under are still current."""
+    the credentials its first factor was checked under are still current. The session's amr
+    names that first factor (the challenge's purpose) and `otp`."""
     claims = decode_token(mfa_token, TokenType.MFA)
     digest = token_digest(claims.jti)
-    row = action_tokens.find_live(session, digest=digest, purposes=[TokenPurpose.MFA_LOGIN])
+    row = action_tokens.find_live(session, digest=digest, purposes=MFA_CHALLENGES)
     if (
         row is None
         or row.user_id != claims.sub
@@ -179,7 +183,7 @@ def login_mfa(
             session,
             digest=digest,
             user_id=claims.sub,
-            purpose=TokenPurpose.MFA_LOGIN,
+            purpose=row.purpose,
             max_attempts=mfa.MAX_MFA_ATTEMPTS,
         )
     ):
@@ -202,6 +206,7 @@ def login_mfa(
         except InvalidCredentials:
             raise MfaFailed() from None
     action_tokens.mark_used(session, digest=digest)
+    start = opener((MFA_CHALLENGES[row.purpose], "otp")) if opener else start_session
     return complete(session, user=user, email=user.email, actor=actor, start=start, mfa=method)
 
 

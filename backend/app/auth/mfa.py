@@ -37,6 +37,7 @@ from app.errors import (
     MfaAlreadyEnabled,
     MfaNotStarted,
 )
+from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.token import MfaChallenge
 from app.models.user import User
@@ -178,10 +179,17 @@ def _disable_with_code(session: Session, user: User, code: str, actor: Actor) ->
     reset(session, user=user, actor=actor)
 
 
-def challenge(session: Session, *, user: User, version: int) -> MfaChallenge:
-    """After a correct password (checked under credentials `version`): a short-lived token
-    usable only at /auth/login/mfa, only MAX_MFA_ATTEMPTS times, and only while the
-    credentials stay at that version. The caller commits."""
+def challenge(
+    session: Session,
+    *,
+    user: User,
+    version: int,
+    purpose: TokenPurpose = TokenPurpose.MFA_LOGIN,
+) -> MfaChallenge:
+    """After a correct password (or a passkey without user verification: `purpose` says
+    which), checked under credentials `version`: a short-lived token usable only at
+    /auth/login/mfa, only MAX_MFA_ATTEMPTS times, and only while the credentials stay at
+    that version. The caller commits."""
     jti = new_jti()
     row = action_tokens.add_challenge(
         session,
@@ -189,6 +197,7 @@ def challenge(session: Session, *, user: User, version: int) -> MfaChallenge:
         digest=token_digest(jti),
         expires_at=mfa_expiry(),
         credentials_version=version,
+        purpose=purpose,
     )
     issued = create_token(
         subject=user.id,

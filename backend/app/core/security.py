@@ -556,6 +556,7 @@ class IdTokenHint:
     sub: str
     aud: str
     sid: str | None
+    exp: int
 
 
 def decode_id_token_hint(token: str) -> IdTokenHint:
@@ -567,7 +568,7 @@ def decode_id_token_hint(token: str) -> IdTokenHint:
         key = oidc_key()
         header = jwt.get_unverified_header(token)
         payload = json.loads(jws.verify(token, key.verifier, [key.algorithm]))
-        sub, aud, sid = payload["sub"], payload["aud"], payload.get("sid")
+        sub, aud, sid, exp = payload["sub"], payload["aud"], payload.get("sid"), payload["exp"]
     except (JOSEError, SettingsError, KeyError, TypeError, ValueError, AttributeError):
         raise InvalidToken() from None
     if (
@@ -577,9 +578,10 @@ def decode_id_token_hint(token: str) -> IdTokenHint:
         or type(sub) is not str
         or type(aud) is not str
         or (sid is not None and type(sid) is not str)
+        or type(exp) is not int
     ):
         raise InvalidToken()
-    return IdTokenHint(sub=sub, aud=aud, sid=sid)
+    return IdTokenHint(sub=sub, aud=aud, sid=sid, exp=exp)
 
 
 def decode_access_token(token: str) -> TokenClaims:

@@ -115,13 +115,15 @@ def add_challenge(
     digest: str,
     expires_at: datetime,
     credentials_version: int,
+    purpose: TokenPurpose = TokenPurpose.MFA_LOGIN,
 ) -> ActionToken:
     """Track an MFA login challenge by its token's jti digest, with the credentials version
-    its password was checked under. The caller commits."""
+    its first factor was checked under, and (by its purpose) which factor that was. The
+    caller commits."""
     _purge_expired(session, user_id)
     row = ActionToken(
         user_id=user_id,
-        purpose=TokenPurpose.MFA_LOGIN,
+        purpose=purpose,
         token_hash=digest,
         expires_at=expires_at,
         credentials_version=credentials_version,

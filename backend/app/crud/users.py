@@ -28,7 +28,7 @@ from app.crud import action_tokens, audit, sessions
 from app.crud.audit import Actor
 from app.db import PreparedRead
 from app.errors import EmailTaken, LastAdmin, NotFound
-from app.models.action_token import TokenPurpose
+from app.models.action_token import MFA_CHALLENGES, TokenPurpose
 from app.models.common import PageCursor, UTCDateTime, utcnow
 from app.models.user import (
     ROLE_TYPE,
@@ -370,7 +370,7 @@ def end_credentials(session: Session, *, user_id: uuid.UUID, keep: uuid.UUID | N
     challenge. The number of sessions ended. The caller commits."""
     ended = sessions.revoke_all(session, user_id, keep=keep)
     action_tokens.spend_all(
-        session, user_id=user_id, purposes=[TokenPurpose.RESET_PASSWORD, TokenPurpose.MFA_LOGIN]
+        session, user_id=user_id, purposes=[TokenPurpose.RESET_PASSWORD, *MFA_CHALLENGES]
     )
     return ended
 

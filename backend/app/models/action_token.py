@@ -17,7 +17,12 @@ class TokenPurpose(StrEnum):
     RESET_PASSWORD = "reset_password"
     VERIFY_EMAIL = "verify_email"
     CHANGE_EMAIL = "change_email"  # confirms a pending address, mailed to it
-    MFA_LOGIN = "mfa_login"
+    MFA_LOGIN = "mfa_login"  # an MFA challenge after a password
+    MFA_LOGIN_PASSKEY = "mfa_login_passkey"  # after a passkey without user verification
+
+
+# The first factor an MFA challenge follows (its RFC 8176 amr value), by its purpose.
+MFA_CHALLENGES = {TokenPurpose.MFA_LOGIN: "pwd", TokenPurpose.MFA_LOGIN_PASSKEY: "hwk"}
 
 
 PURPOSE_TYPE = sa.Enum(

@@ -1,19 +1,24 @@
 """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): which client asks, where
 to send the browser afterwards (a registered post_logout_redirect_uri, exactly, or
-nowhere), and the end of the browser session and of the OAuth sessions it approved."""
+nowhere), whether the user confirms first, and the end of the browser's own session and of
+the OAuth sessions it approved.
 
-import uuid
+A logout ends only the session of the browser that asks: an id_token_hint decides whether
+to ask first (not when its `sid` is this browser's session), never which session ends, so
+an ID token shown from another browser signs nobody out (OIDC.md revision 2)."""
+
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from sqlmodel import Session
 
+from app.core.config import get_settings
 from app.core.security import IdTokenHint, decode_id_token_hint
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
 from app.errors import InvalidToken
-from app.models.session import AuthSession, SessionKind
 from app.oauth.authorize import Login
 from app.oauth.errors import BadAuthorizationRequest
 
@@ -22,20 +27,23 @@ PARAMS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui
 
 @dataclass(frozen=True, slots=True)
 class LogoutRequest:
-    hint: IdTokenHint | None  # a valid id_token_hint: log out without asking
+    hint: IdTokenHint | None  # a valid id_token_hint, not expired longer than a session lives
     client_id: str | None
     redirect_uri: str | None  # registered for the client, exactly; else None: no redirect
     state: str | None
 
 
 def parse(session: Session, params: Mapping[str, str]) -> LogoutRequest:
-    """The request's parameters; a client_id that is not the hint's audience is refused
-    (§2: the OP must check they match), an invalid hint only means asking the user."""
+    """The request's parameters. A hint that is not a valid ID token of ours (a modified
+    one) is refused, and so is a client_id that is not the hint's audience (§2: the OP
+    must check they match); a hint expired longer than a browser session lives is ignored."""
     hint: IdTokenHint | None = None
     if params.get("id_token_hint"):
         try:
             hint = decode_id_token_hint(params["id_token_hint"])
         except InvalidToken:
+            raise BadAuthorizationRequest("The id_token_hint is not valid.") from None
+        if not _recent(hint):
             hint = None
     client_id = params.get("client_id") or None
     if hint is not None and client_id is not None and client_id != hint.aud:
@@ -55,46 +63,42 @@ def parse(session: Session, params: Mapping[str, str]) -> LogoutRequest:
     )
 
 
-def _hinted_browser_session(session: Session, hint: IdTokenHint) -> uuid.UUID | None:
-    """The browser session the hint's `sid` names, if it is one of the hint's user."""
-    try:
-        sid = uuid.UUID(hint.sid or "")
-    except ValueError:
-        return None
-    row = session.get(AuthSession, sid, populate_existing=True)
-    if row is None or row.kind is not SessionKind.BROWSER or str(row.user_id) != hint.sub:
-        return None
-    return row.id
+def _recent(hint: IdTokenHint) -> bool:
+    """Expired at most a browser session's lifetime ago (web/sessions.opener opens one for
+    REFRESH_TOKEN_EXPIRE_DAYS): an older hint cannot name a session that is still alive."""
+    lifetime = get_settings().REFRESH_TOKEN_EXPIRE_DAYS * 86400
+    return hint.exp + lifetime >= time.time()
+
+
+def asks_first(request: LogoutRequest, login: Login | None) -> bool:
+    """Whether the user confirms before anything ends: unless the hint names this browser's
+    own session; without a hint, whenever this browser has a session to end."""
+    if request.hint is None:
+        return login is not None
+    return not (
+        login is not None
+        and request.hint.sid == str(login.session_id)
+        and request.hint.sub == str(login.user_id)
+    )
 
 
 def end(session: Session, request: LogoutRequest, login: Login | None, *, actor: Actor) -> bool:
-    """End what the logout names: the browser's own session (with a hint: only if it is the
-    hint's user), and the browser session the hint names; each with the OAuth sessions it
-    approved. True if the browser's own session ended (its cookie is then cleared)."""
-    targets: set[uuid.UUID] = set()
-    subject: uuid.UUID | None = None
-    own = login is not None and (request.hint is None or str(login.user_id) == request.hint.sub)
-    if login is not None and own:
-        targets.add(login.session_id)
-        subject = login.user_id
-    if request.hint is not None:
-        hinted = _hinted_browser_session(session, request.hint)
-        if hinted is not None:
-            targets.add(hinted)
-            subject = uuid.UUID(request.hint.sub)  # checked against the row's user
-    ended = sum(sessions.revoke_browser(session, target) for target in sorted(targets))
-    if subject is not None:
-        audit.record(
-            session,
-            "auth.logout",
-            actor=Actor(user_id=subject, ip=actor.ip, user_agent=actor.user_agent),
-            subject_id=subject,
-            scope="end_session",
-            client_id=request.client_id,
-            sessions=ended,
-        )
+    """End this browser's own session, if it has one, with the OAuth sessions it approved.
+    True if it had one (its cookie is then cleared)."""
+    if login is None:
+        return False
+    ended = sessions.revoke_browser(session, login.session_id)
+    audit.record(
+        session,
+        "auth.logout",
+        actor=Actor(user_id=login.user_id, ip=actor.ip, user_agent=actor.user_agent),
+        subject_id=login.user_id,
+        scope="end_session",
+        client_id=request.client_id,
+        sessions=ended,
+    )
     session.commit()
-    return own
+    return True
 
 
 def redirect_url(request: LogoutRequest) -> str | None:

@@ -7,7 +7,6 @@ ceremony and user), the sign counter rule, and the login rules shared with passw
 
 import hashlib
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -40,7 +39,7 @@ from webauthn.helpers.structs import (
 
 from app.auth import lockout, mfa
 from app.auth.credentials import confirm_password
-from app.auth.login import complete, ensure_may_log_in
+from app.auth.login import Opener, complete, ensure_may_log_in
 from app.auth.tokens import start_session
 from app.core import metrics, ratelimit
 from app.core.config import get_settings
@@ -49,6 +48,7 @@ from app.crud import passkeys as crud
 from app.crud.audit import Actor
 from app.db import retry_conflicts
 from app.errors import DomainError, IncorrectPassword, PasskeyLoginFailed, PasskeyRefused
+from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.passkey import CeremonyKind, Passkey, PasskeyOptions
 from app.models.session import AuthSession, SessionKind
@@ -216,11 +216,6 @@ def login_options(session: Session, *, email: str | None, actor: Actor) -> Passk
     return PasskeyOptions(flow_id=row.id, options=dict(options_to_json_dict(options)))
 
 
-# What opens the session of a passkey sign-in, given its RFC 8176 methods (amr): the hosted
-# login page's browser session (web/sessions.opener); by default the API's token pair.
-Opener = Callable[[tuple[str, ...]], Callable[..., Any]]
-
-
 @retry_conflicts
 def login(
     session: Session,
@@ -275,7 +270,12 @@ def login(
         session.rollback()
         raise
     if not verified.user_verified and user.mfa_enabled:
-        challenge_token = mfa.challenge(session, user=user, version=user.credentials_version)
+        challenge_token = mfa.challenge(
+            session,
+            user=user,
+            version=user.credentials_version,
+            purpose=TokenPurpose.MFA_LOGIN_PASSKEY,  # the code's session says `hwk otp`
+        )
         session.commit()
         return challenge_token
     amr = ("hwk", "user") if verified.user_verified else ("hwk",)

@@ -1,6 +1,7 @@
 """The end_session endpoint (RP-initiated logout), GET and POST: with a valid
-id_token_hint it logs out at once; otherwise the browser's user confirms on a page whose
-form carries a csrf_token bound to the browser. The rules live in oauth/logout.py."""
+id_token_hint naming this browser's session it logs out at once; otherwise the browser's
+user confirms on a page whose form carries a csrf_token bound to the browser, and only this
+browser's session ends. The rules live in oauth/logout.py."""
 
 from urllib.parse import parse_qsl
 
@@ -12,6 +13,7 @@ from app.api.deps import SessionDep, client_actor
 from app.crud import clients
 from app.models.user import User
 from app.oauth import logout
+from app.oauth.authorize import Login
 from app.oauth.discovery import END_SESSION_PATH
 from app.oauth.errors import BadAuthorizationRequest
 from app.web.cookies import SESSION_COOKIE, clear_cookie, csrf_valid, read_cookie
@@ -63,14 +65,14 @@ def _end_session(
     except BadAuthorizationRequest as error:
         return error_page(request, error.description)
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
-    if parsed.hint is None and login is not None and not confirmed:
-        return _confirmation(request, session, parsed, params, login.user_id)
+    if not confirmed and logout.asks_first(parsed, login):
+        return _confirmation(request, session, parsed, params, login)
     signed_out = logout.end(session, parsed, login, actor=client_actor(request))
     url = logout.redirect_url(parsed)
     response: Response = (
         RedirectResponse(url, status_code=303 if request.method == "POST" else 302)
         if url is not None
-        else render(request, "logged_out.html", signed_out=signed_out or parsed.hint is not None)
+        else render(request, "logged_out.html", signed_out=signed_out)
     )
     if signed_out:
         clear_cookie(response, SESSION_COOKIE)
@@ -82,12 +84,16 @@ def _confirmation(
     session: SessionDep,
     parsed: logout.LogoutRequest,
     params: dict[str, str],
-    user_id: object,
+    login: Login | None,
 ) -> Response:
+    """The page that asks; its form carries the request without the hint (confirming ends
+    this browser's session whatever the hint named) but with the client the hint named."""
     client = clients.get_client(session, parsed.client_id) if parsed.client_id else None
-    user = session.get(User, user_id)
+    user = session.get(User, login.user_id) if login is not None else None
     session.commit()
     carried = {k: v for k, v in params.items() if k != "id_token_hint"}
+    if parsed.client_id is not None:
+        carried["client_id"] = parsed.client_id
     return render(
         request,
         "logout.html",

@@ -293,7 +293,7 @@ async def mfa_form(request: Request, session: SessionDep) -> Response:
                 mfa_token=mfa_token,
                 code=_field(form, "code")[:64],
                 actor=client_actor(request),
-                start=opener(("pwd", "otp")),
+                opener=opener,
             )
         )
     except (MfaFailed, RateLimited) as error:
