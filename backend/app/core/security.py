@@ -124,17 +124,28 @@ def _b64url(data: bytes) -> str:
 
 def _b64url_decode(segment: str) -> bytes:
     """A base64url segment without padding (RFC 7515 §2), strictly: any other character,
-    padding, or non-zero bits after the last whole byte (which decoders drop, so `...Q` and
-    `...R` would be one value) is a ValueError: each value has one encoding only."""
-    if not _B64URL_SEGMENT.fullmatch(segment):
-        raise ValueError("not a base64url segment")
-    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    if _b64url(data) != segment:
-        raise ValueError("not the canonical base64url of its bytes")
-    return data
+    padding, or non-zero bits after the last whole byte is a ValueError (_canonical)."""
+    if not _B64URL_SEGMENT.fullmatch(segment) or not _canonical(segment):
+        raise ValueError("not a canonical base64url segment")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _canonical(segment: str) -> bool:
+    """Whether a segment of base64url characters is the one encoding of its bytes: a length
+    that whole bytes give, and the bits after the last whole byte zero (decoders drop them,
+    so `...Q` and `...R` would be one value). Looks at the length and last character only."""
+    rest = len(segment) % 4
+    return (
+        rest == 0
+        or (rest == 2 and segment[-1] in _LAST_OF_ONE_BYTE)
+        or (rest == 3 and segment[-1] in _LAST_OF_TWO_BYTES)
+    )
 
 
 _B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+_COMPACT = re.compile(r"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
+_LAST_OF_ONE_BYTE = "AQgw"  # 2 bits of data, 4 zero bits
+_LAST_OF_TWO_BYTES = "AEIMQUYcgkosw048"  # 4 bits of data, 2 zero bits
 
 
 def _b64url_uint(value: int, size: int | None = None) -> str:
@@ -268,12 +279,11 @@ def _check_compact(token: str, algorithm: str) -> None:
     three canonical base64url segments (_b64url_decode) and, for ES256, a low-S signature.
     python-jose accepts padding, stray trailing bits and either S: each a second string
     that would verify with the same claims."""
-    header_segment, payload_segment, signature_segment = token.split(".")  # else ValueError
-    _b64url_decode(header_segment)
-    _b64url_decode(payload_segment)
-    signature = _b64url_decode(signature_segment)
+    compact = _COMPACT.fullmatch(token)
+    if compact is None or not all(_canonical(segment) for segment in compact.groups()):
+        raise ValueError("not a compact JWS of canonical base64url segments")
     if algorithm == "ES256":
-        _es256_r_s(signature)
+        _es256_r_s(_b64url_decode(compact.group(3)))
 
 
 def _sign(
