@@ -124,14 +124,29 @@ def _b64url(data: bytes) -> str:
 
 
 def _b64url_decode(segment: str) -> bytes:
-    """A base64url segment without padding (RFC 7515 §2), strictly: any other character, or
-    padding, is a ValueError, where base64.urlsafe_b64decode would drop it silently."""
-    if not _B64URL_SEGMENT.fullmatch(segment):
-        raise ValueError("not a base64url segment")
+    """A base64url segment without padding (RFC 7515 §2), strictly: any other character,
+    padding, or non-zero bits after the last whole byte is a ValueError (_canonical)."""
+    if not _B64URL_SEGMENT.fullmatch(segment) or not _canonical(segment):
+        raise ValueError("not a canonical base64url segment")
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
+def _canonical(segment: str) -> bool:
+    """Whether a segment of base64url characters is the one encoding of its bytes: a length
+    that whole bytes give, and the bits after the last whole byte zero (decoders drop them,
+    so `...Q` and `...R` would be one value). Looks at the length and last character only."""
+    rest = len(segment) % 4
+    return (
+        rest == 0
+        or (rest == 2 and segment[-1] in _LAST_OF_ONE_BYTE)
+        or (rest == 3 and segment[-1] in _LAST_OF_TWO_BYTES)
+    )
+
+
 _B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+_COMPACT = re.compile(r"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
+_LAST_OF_ONE_BYTE = "AQgw"  # 2 bits of data, 4 zero bits
+_LAST_OF_TWO_BYTES = "AEIMQUYcgkosw048"  # 4 bits of data, 2 zero bits
 
 
 def _b64url_uint(value: int, size: int | None = None) -> str:
@@ -242,6 +257,54 @@ def _load_public_key(path: Path, algorithm: str) -> PublicKey:
     return _check_key_type(setting, path, key, algorithm)
 
 
+# --- Strict token parsing (OIDC.md, revision 2): one token string for the same claims ----
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _es256_r_s(signature: bytes) -> tuple[int, int]:
+    """R and S of a raw ES256 signature (RFC 7518 §3.4: 32 bytes each), S low only: (R, S)
+    and (R, n - S) both verify under ECDSA, so only S <= n/2 is accepted, and _sign writes
+    that one. Anything else is a ValueError."""
+    if len(signature) != ES256_SIGNATURE_BYTES:
+        raise ValueError("not an ES256 signature")
+    half = ES256_SIGNATURE_BYTES // 2
+    r, s = int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
+    if s > P256_ORDER // 2:
+        raise ValueError("high-S ES256 signature")
+    return r, s
+
+
+def _check_compact(token: str, algorithm: str) -> None:
+    """ValueError unless `token` is in its one accepted form, checked before the signature:
+    three canonical base64url segments (_b64url_decode) and, for ES256, a low-S signature.
+    python-jose accepts padding, stray trailing bits and either S: each a second string
+    that would verify with the same claims."""
+    compact = _COMPACT.fullmatch(token)
+    if compact is None or not all(_canonical(segment) for segment in compact.groups()):
+        raise ValueError("not a compact JWS of canonical base64url segments")
+    if algorithm == "ES256":
+        _es256_r_s(_b64url_decode(compact.group(3)))
+
+
+def _sign(
+    claims: dict[str, Any], key: str | PrivateKey, algorithm: str, headers: dict[str, str]
+) -> str:
+    """python-jose's compact JWS (header JSON compact and sorted, as header_segment and
+    _oauth_header_segment expect), with an ES256 signature's S made low: ECDSA gives a
+    random one of S and n - S, _check_compact accepts the low one only."""
+    token = jwt.encode(claims, key, algorithm=algorithm, headers=headers)
+    if algorithm != "ES256":
+        return token
+    signing_input, _, signature_segment = token.rpartition(".")
+    signature = _b64url_decode(signature_segment)
+    half = ES256_SIGNATURE_BYTES // 2
+    s = int.from_bytes(signature[half:], "big")
+    if s > P256_ORDER // 2:
+        signature = signature[:half] + (P256_ORDER - s).to_bytes(half, "big")
+    return f"{signing_input}.{_b64url(signature)}"
+
+
 def new_jti() -> str:
     return secrets.token_urlsafe(16)
 
@@ -273,9 +336,7 @@ def create_token(
         claims["iss"] = settings.JWT_ISSUER
     if settings.JWT_AUDIENCE:
         claims["aud"] = settings.JWT_AUDIENCE
-    token = jwt.encode(
-        claims, keys.signing_key, algorithm=keys.algorithm, headers={"kid": keys.kid}
-    )
+    token = _sign(claims, keys.signing_key, keys.algorithm, {"kid": keys.kid})
     return IssuedToken(token=token, jti=jti, expires_at=datetime.fromtimestamp(claims["exp"], UTC))
 
 
@@ -297,7 +358,8 @@ def mfa_expiry() -> datetime:
 def decode_token(token: str, expected: TokenType) -> TokenClaims:
     """A token of this service, of the expected type, unexpired; else InvalidToken.
 
-    python-jose verifies the signature and the algorithm (one in the list: the key set's).
+    The token must be in its one accepted form (_check_compact); python-jose then verifies
+    the signature and the algorithm (one in the list: the key set's).
     The claims are then checked here, against the format create_token writes, rather than
     by jwt.decode, which parses the header a second time and runs nine generic checks: on
     every request that is a fifth of the token's cost. Issuer and audience are checked
@@ -308,6 +370,7 @@ def decode_token(token: str, expected: TokenType) -> TokenClaims:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken()
     try:
+        _check_compact(token, keys.algorithm)
         payload = json.loads(jws.verify(token, keys.verifier(token), [keys.algorithm]))
         exp, iat, jti, nbf = payload["exp"], payload["iat"], payload["jti"], payload.get("nbf")
         claims = TokenClaims(
@@ -367,10 +430,7 @@ class SigningKey:
         message = signing_input.encode("ascii")
         key = self.public_key
         if self.algorithm == "ES256" and isinstance(key, ec.EllipticCurvePublicKey):
-            if len(signature) != ES256_SIGNATURE_BYTES:  # R and S, 32 bytes each (RFC 7518)
-                raise InvalidSignature()
-            half = ES256_SIGNATURE_BYTES // 2
-            r, s = int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
+            r, s = _es256_r_s(signature)  # low S only (_check_compact)
             key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
         elif self.algorithm == "RS256" and isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
@@ -488,9 +548,7 @@ def oauth_access_header() -> str | None:
 def sign_oidc_jwt(claims: dict[str, Any], *, typ: str) -> str:
     """Sign ID token (typ JWT) or OAuth access token (typ at+jwt) claims with the OIDC key."""
     key = oidc_signing_key()
-    return jwt.encode(
-        claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, "typ": typ}
-    )
+    return _sign(claims, key.private_key, key.algorithm, {"kid": key.kid, "typ": typ})
 
 
 def decode_oauth_access_token(token: str) -> OAuthAccessClaims:
@@ -566,6 +624,7 @@ def decode_id_token_hint(token: str) -> IdTokenHint:
         raise InvalidToken()
     try:
         key = oidc_key()
+        _check_compact(token, key.algorithm)
         header = jwt.get_unverified_header(token)
         payload = json.loads(jws.verify(token, key.verifier, [key.algorithm]))
         sub, aud, sid, exp = payload["sub"], payload["aud"], payload.get("sid"), payload["exp"]

@@ -6,9 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from ipaddress import ip_address
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import sqlalchemy as sa
+from ada_url import URL
 from pydantic import AfterValidator, BaseModel, WithJsonSchema, model_validator
 from sqlmodel import Field, SQLModel
 
@@ -58,13 +59,51 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _control(ch: str) -> bool:
+    return ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F
+
+
+def _read_alike(value: str, parts: SplitResult) -> bool:
+    """Whether a browser (the WHATWG URL parser, ada-url) reads `value` with the scheme, host
+    and port Python's urlsplit reads, and no user name or password. Browsers decode a
+    percent-encoded host, map full-width and other Unicode forms, turn `127.1` or
+    `0x7f.0.0.1` into `127.0.0.1`: the host Python checks would not be where they go."""
+    try:
+        url = URL(value)
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address, as WHATWG writes it
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return (
+        url.protocol == f"{parts.scheme}:"
+        and url.hostname == host
+        and (int(url.port) if url.port else default_port)
+        == (default_port if parts.port is None else parts.port)
+        and not url.username
+        and not url.password
+    )
+
+
 def check_redirect_uri(value: str) -> str:
-    """Absolute, no fragment, https except on loopback and localhost (RFC 9700 §4.1)."""
-    if len(value) > MAX_URI_LENGTH or any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+    """Absolute, no fragment, https except on loopback and localhost (RFC 9700 §4.1), and
+    read alike by Python and by browsers (OIDC.md revision 2): no backslash (a browser reads
+    `http://evil\\@127.0.0.1/` as host `evil`), no user name or password, one host."""
+    if len(value) > MAX_URI_LENGTH or any(_control(ch) for ch in value):
         raise ValueError("must be a URI of at most 2048 characters, without spaces")
+    if "\\" in value:
+        raise ValueError("must not contain a backslash")
     parts = urlsplit(value)
     if "#" in value or not parts.netloc or not parts.hostname:
         raise ValueError("must be an absolute URI without a fragment")
+    if "@" in parts.netloc:
+        raise ValueError("must not contain a user name or password")
+    if not _read_alike(value, parts):
+        raise ValueError(
+            "must name its host as browsers read it: ASCII (xn-- for international names),"
+            " no percent-encoding, IP addresses in their usual form"
+        )
     if parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname)):
         return value
     raise ValueError("must use https (http only for loopback and localhost)")
