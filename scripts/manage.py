@@ -407,7 +407,9 @@ def main() -> None:
     try:
         cli()
     except OperationalError as error:
-        typer.echo(f"Error: database unreachable ({type(error.orig).__name__})", err=True)
+        from app.db_diagnosis import unreachable
+
+        typer.echo(f"Error: {unreachable(error, get_settings().DATABASE_URL)}", err=True)
         sys.exit(1)
 
 
