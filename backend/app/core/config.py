@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import limits
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
@@ -140,8 +140,29 @@ class Settings(BaseSettings):
 
     @field_validator("BACKEND_CORS_ORIGINS", "WEBAUTHN_ORIGINS")
     @classmethod
-    def _strip_slash(cls, value: list[str]) -> list[str]:
-        return [origin.rstrip("/") for origin in value]
+    def _origins(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """Origins as browsers send them: scheme://host[:port], nothing else (a wildcard is
+        refused: credentials travel with these). WebAuthn also takes Android apps' origins."""
+        origins = [origin.rstrip("/") for origin in value]
+        for origin in origins:
+            if info.field_name == "WEBAUTHN_ORIGINS" and origin.startswith("android:apk-key-hash:"):
+                continue
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.username is not None
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or any(ch.isspace() for ch in origin)
+            ):
+                raise ValueError(f"{origin[:64]!r} is not an origin (scheme://host[:port])")
+            try:
+                parts.port  # noqa: B018  (a port out of range raises here)
+            except ValueError:
+                raise ValueError(f"{origin[:64]!r} has a bad port") from None
+        return origins
 
     @field_validator(
         "RATE_LIMIT_LOGIN",
