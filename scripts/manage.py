@@ -26,7 +26,10 @@ from app.errors import DomainError
 from app.models.client import GrantType
 from app.models.user import User
 
-cli = typer.Typer(help="Administer the authentication service.", no_args_is_help=True)
+# Plain help (click's), which wraps long option names where rich's panels cut them at 80 columns.
+cli = typer.Typer(
+    help="Administer the authentication service.", no_args_is_help=True, rich_markup_mode=None
+)
 CLI_ACTOR = Actor(user_agent="manage")
 
 
@@ -243,7 +246,9 @@ def _ensure_oidc_key(session: Session) -> None:
             fail(str(error).removeprefix("Invalid setting "))
 
 
-client_cli = typer.Typer(help="Register and manage OAuth / OpenID Connect clients.")
+client_cli = typer.Typer(
+    help="Register and manage OAuth / OpenID Connect clients.", rich_markup_mode=None
+)
 cli.add_typer(client_cli, name="client")
 
 

@@ -142,3 +142,21 @@ def test_migrate_on_an_up_to_date_database_succeeds(tmp_path: Path) -> None:
     result = manage("migrate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "latest migration" in result.stdout
+
+
+def test_help_shows_every_option_whole_at_80_columns(tmp_path: Path) -> None:
+    """Rich's help panels cut long option names at 80 columns; the plain help wraps them."""
+    result = subprocess.run(
+        [str(MANAGE), "client", "create", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80", "TERM": "xterm"},
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for option in ("--redirect-uri", "--post-logout-redirect-uri", "--first-party", "--scope"):
+        assert option in result.stdout
+    assert "…" not in result.stdout
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
