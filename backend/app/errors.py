@@ -1,35 +1,53 @@
-"""Typed domain errors. Domain code raises these; `api/errors.py` maps them to HTTP answers."""
+"""Typed domain errors. Domain code raises these; each carries its HTTP answer (status,
+headers, `{"detail"}` body), which the one handler in `api/errors.py` writes."""
+
+from app.core.http_auth import bearer_challenge
+
+RETRY_UNAVAILABLE_S = 5  # Retry-After of a 503: a dependency is away, try again soon
 
 
 class DomainError(Exception):
     """Base of every refusal the domain can express."""
 
     detail: str = "Request refused"
+    status: int = 400
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.detail)
         self.detail = detail or self.detail
 
+    def headers(self) -> dict[str, str]:
+        # RFC 7235 §3.1: a 401 names its scheme; the API's is the bearer token.
+        return {"WWW-Authenticate": bearer_challenge()} if self.status == 401 else {}
+
+    def body(self) -> dict[str, str]:
+        return {"detail": self.detail}
+
 
 class BadRequest(DomainError):
     """A request the domain refuses as malformed for what it asks (answered 400)."""
 
+    status = 400
     detail = "Bad request"
 
 
 class InvalidToken(DomainError):
+    status = 401
     detail = "Could not validate credentials"
 
 
 class InvalidCredentials(DomainError):
+    status = 401
     detail = "Incorrect email or password"
 
 
 class InactiveUser(DomainError):
+    status = 403
     detail = "Inactive user"
 
 
 class Forbidden(DomainError):
+    status = 403
     detail = "Not enough permissions"
 
 
@@ -43,6 +61,9 @@ class InsufficientScope(Forbidden):
         super().__init__()
         self.scope = " ".join(sorted(needed))
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": bearer_challenge("insufficient_scope", scope=self.scope)}
+
 
 class FreshLoginRequired(Forbidden):
     """A credential change (password, email, TOTP, passkey) from a session that may not make
@@ -55,29 +76,37 @@ class FreshLoginRequired(Forbidden):
 
 
 class RegistrationClosed(DomainError):
+    status = 403
     detail = "Registration is closed"
 
 
 class NotFound(DomainError):
+    status = 404
     detail = "Not found"
 
 
 class EmailTaken(DomainError):
+    status = 409
     detail = "A user with this email already exists"
 
 
 class LastAdmin(DomainError):
+    status = 409
     detail = "The last active admin cannot be demoted, deactivated or deleted"
 
 
 class RateLimited(DomainError):
     """Too many attempts, or an account locked out: answered 429 with Retry-After."""
 
+    status = 429
     detail = "Too many attempts, try again later"
 
     def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class AccountLocked(RateLimited):
@@ -85,7 +114,11 @@ class AccountLocked(RateLimited):
 
 
 class ServiceUnavailable(DomainError):
+    status = 503
     detail = "Service temporarily unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_UNAVAILABLE_S)}
 
 
 class HashQueueFull(ServiceUnavailable):
@@ -95,38 +128,45 @@ class HashQueueFull(ServiceUnavailable):
 
 
 class Conflict(DomainError):
+    status = 409
     detail = "Conflict"
 
 
 class BadToken(DomainError):
     """A mailed token (reset, verification) that is unknown, expired or already used."""
 
+    status = 400
     detail = "Invalid or expired token"
 
 
 class EmailNotVerified(DomainError):
+    status = 403
     detail = "Email not verified"
 
 
 class IncorrectPassword(DomainError):
     """The caller's own password, asked again before a sensitive change, is wrong."""
 
+    status = 400
     detail = "Incorrect password"
 
 
 class InvalidCode(DomainError):
     """A wrong one-time code while setting up MFA."""
 
+    status = 400
     detail = "Invalid authentication code"
 
 
 class MfaFailed(DomainError):
     """The second step of a login refused: wrong, replayed or spent code."""
 
+    status = 401
     detail = "Invalid authentication code"
 
 
 class MfaNotStarted(DomainError):
+    status = 400
     detail = "No TOTP set-up in progress: start one first"
 
 
@@ -143,4 +183,5 @@ class PasskeyRefused(BadRequest):
 class PasskeyLoginFailed(DomainError):
     """A passkey sign-in refused, whatever the reason (answered 401)."""
 
+    status = 401
     detail = "Passkey sign-in failed"

@@ -86,7 +86,6 @@ def test_start_with_a_bad_value_exits_with_one_line_naming_it(
         ("REDIS_URL", "http://localhost:6379"),
         ("BACKEND_CORS_ORIGINS", "[not json"),
         ("BACKEND_CORS_ORIGINS", "javascript:alert(1)"),
-        ("BACKEND_CORS_ORIGINS", "*"),
         ("BACKEND_CORS_ORIGINS", "https://app.example.com/path"),
         ("BACKEND_CORS_ORIGINS", "https://user@app.example.com"),
         ("WEBAUTHN_ORIGINS", "https://app.example.com:99999"),

@@ -16,53 +16,12 @@ from starlette.routing import Match, Route
 from app import errors
 
 logger = logging.getLogger(__name__)
-RETRY_UNAVAILABLE_S = "5"  # Retry-After of a 503: a dependency is away, try again soon
-
-STATUS: dict[type[errors.DomainError], int] = {
-    errors.InvalidToken: 401,
-    errors.InvalidCredentials: 401,
-    errors.MfaFailed: 401,
-    errors.PasskeyLoginFailed: 401,
-    errors.BadRequest: 400,
-    errors.BadToken: 400,
-    errors.IncorrectPassword: 400,
-    errors.InvalidCode: 400,
-    errors.MfaNotStarted: 400,
-    errors.EmailNotVerified: 403,
-    errors.InactiveUser: 403,
-    errors.Forbidden: 403,
-    errors.RegistrationClosed: 403,
-    errors.NotFound: 404,
-    errors.EmailTaken: 409,
-    errors.LastAdmin: 409,
-    errors.Conflict: 409,
-    errors.RateLimited: 429,
-    errors.ServiceUnavailable: 503,
-}
-
-
-def _status(error: errors.DomainError) -> int:
-    for cls in type(error).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 400
 
 
 async def domain_error(_request: Request, error: Exception) -> JSONResponse:
+    """Every domain error's answer, as the error says it (status, headers, body)."""
     assert isinstance(error, errors.DomainError)
-    status = _status(error)
-    headers: dict[str, str] = {}
-    if status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(error, errors.InsufficientScope):
-        headers["WWW-Authenticate"] = (
-            f'Bearer error="insufficient_scope", scope="{error.scope}"'  # names: no quote
-        )
-    if isinstance(error, errors.RateLimited):
-        headers["Retry-After"] = str(error.retry_after)
-    if status == 503:
-        headers["Retry-After"] = RETRY_UNAVAILABLE_S
-    return JSONResponse({"detail": error.detail}, status_code=status, headers=headers)
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers())
 
 
 async def database_unavailable(_request: Request, error: Exception) -> JSONResponse:
@@ -70,7 +29,7 @@ async def database_unavailable(_request: Request, error: Exception) -> JSONRespo
     return JSONResponse(
         {"detail": "Service temporarily unavailable"},
         status_code=503,
-        headers={"Retry-After": RETRY_UNAVAILABLE_S},
+        headers={"Retry-After": str(errors.RETRY_UNAVAILABLE_S)},
     )
 
 

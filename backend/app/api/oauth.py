@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from app.api.deps import SessionDep, client_actor
 from app.oauth import discovery, grants, introspection, revocation
 from app.oauth.client_auth import parse_basic
-from app.oauth.errors import InvalidBearer, InvalidClient, InvalidRequest, OAuthError
+from app.oauth.errors import InvalidRequest, OAuthError
 from app.oauth.userinfo import userinfo
 
 router = APIRouter(tags=["oauth"])
@@ -156,18 +156,11 @@ def authorization_server_metadata() -> JSONResponse:
 
 
 async def oauth_error(_request: Request, error: Exception) -> JSONResponse:
+    """Every protocol error's answer, as the error says it; never stored (RFC 6749 §5.1)."""
     assert isinstance(error, OAuthError)
-    body: dict[str, Any] = {"error": error.error, "error_description": error.description}
-    headers = dict(NO_STORE)
-    if isinstance(error, InvalidClient) and error.basic:
-        headers["WWW-Authenticate"] = 'Basic realm="oauth"'
-    elif error.status in (401, 403):
-        headers["WWW-Authenticate"] = (
-            f'Bearer error="{error.error}", error_description="{error.description}"'
-        )
-    if isinstance(error, InvalidBearer) and error.description.startswith("A bearer"):
-        headers["WWW-Authenticate"] = "Bearer"  # no token at all: no error code (RFC 6750 §3.1)
-    return JSONResponse(body, status_code=error.status, headers=headers)
+    return JSONResponse(
+        error.body(), status_code=error.status, headers={**NO_STORE, **error.headers()}
+    )
 
 
 def install(app: FastAPI) -> None:

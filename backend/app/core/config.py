@@ -141,12 +141,14 @@ class Settings(BaseSettings):
     @field_validator("BACKEND_CORS_ORIGINS", "WEBAUTHN_ORIGINS")
     @classmethod
     def _origins(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        """Origins as browsers send them: scheme://host[:port], nothing else (a wildcard is
-        refused: credentials travel with these). WebAuthn also takes Android apps' origins."""
+        """Origins as browsers send them: scheme://host[:port], nothing else. CORS also takes
+        `*` (refused in production), WebAuthn Android apps' origins."""
         origins = [origin.rstrip("/") for origin in value]
         for origin in origins:
             if info.field_name == "WEBAUTHN_ORIGINS" and origin.startswith("android:apk-key-hash:"):
                 continue
+            if info.field_name == "BACKEND_CORS_ORIGINS" and origin == "*":
+                continue  # any origin, without credentials: development only (see below)
             parts = urlsplit(origin)
             if (
                 parts.scheme not in ("http", "https")

@@ -1,5 +1,8 @@
-"""The protocol's errors, typed by their RFC 6749 `error` code. api/oauth.py turns them into
-JSON answers (token, userinfo); the hosted pages into redirects to the client."""
+"""The protocol's errors, typed by their RFC 6749 `error` code, each carrying its answer:
+api/oauth.py writes them as JSON (token, userinfo, introspection, revocation); the hosted
+pages as redirects to the client."""
+
+from app.core.http_auth import bearer_challenge
 
 
 class OAuthError(Exception):
@@ -11,6 +14,12 @@ class OAuthError(Exception):
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
 
 
 class InvalidRequest(OAuthError):
@@ -26,6 +35,10 @@ class InvalidClient(OAuthError):
     def __init__(self, description: str = "Client authentication failed", *, basic: bool = False):
         super().__init__(description)
         self.basic = basic
+
+    def headers(self) -> dict[str, str]:
+        # RFC 6749 §5.2: the scheme the client used, when it used HTTP authentication.
+        return {"WWW-Authenticate": 'Basic realm="oauth"'} if self.basic else {}
 
 
 class InvalidGrant(OAuthError):
@@ -72,14 +85,28 @@ class ConsentRequired(OAuthError):
     error = "consent_required"
 
 
-class InvalidBearer(OAuthError):
-    """RFC 6750 §3.1: a missing, revoked, expired or wrong access token."""
+class BearerError(OAuthError):
+    """An error of a resource request (RFC 6750 §3.1): its challenge names it."""
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": bearer_challenge(self.error, description=self.description)}
+
+
+class InvalidBearer(BearerError):
+    """A revoked, expired or wrong access token."""
 
     error = "invalid_token"
     status = 401
 
 
-class InsufficientScope(OAuthError):
+class MissingBearer(InvalidBearer):
+    """No access token at all: the challenge carries no error code (RFC 6750 §3.1)."""
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": bearer_challenge()}
+
+
+class InsufficientScope(BearerError):
     error = "insufficient_scope"
     status = 403
 

@@ -6,13 +6,13 @@ from typing import Any
 from app.auth.tokens import authenticate
 from app.core.security import decode_oauth_access_token
 from app.errors import InvalidToken
-from app.oauth.errors import InsufficientScope, InvalidBearer
+from app.oauth.errors import InsufficientScope, InvalidBearer, MissingBearer
 from app.oauth.tokens import user_claims
 
 
 async def userinfo(token: str | None) -> dict[str, Any]:
     if not token:
-        raise InvalidBearer("A bearer access token is required")
+        raise MissingBearer("A bearer access token is required")
     try:
         claims = decode_oauth_access_token(token)
         caller = await authenticate(token)
