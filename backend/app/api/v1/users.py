@@ -24,10 +24,11 @@ from app.core.config import get_settings
 from app.core.passwords import hash_password
 from app.core.permissions import Permission, Role, can_read_user, can_update_user
 from app.crud import users
-from app.db import get_engine, read_connection
+from app.db import get_engine
 from app.errors import BadRequest, Forbidden
 from app.models.common import CursorPage, PageCursor, parse_cursor
 from app.models.user import UserRead, UserUpdate, UserUpdateMe
+from app.reads import read_connection
 
 router = APIRouter(prefix="/users", tags=["users"])
 # GET and PATCH /users/me, in a router of their own: it comes first in the app, then the OAuth
