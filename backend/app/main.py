@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
 
-from app import db
+from app import reads
 from app.api import docs, errors, oauth, ops
 from app.api.middleware import EdgeMiddleware
 from app.api.v1 import account, audit, auth, clients, me, passkeys, users
@@ -35,8 +35,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # request waiting on the event loop then waits too. 1 ms bounds that wait.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     yield
-    db.close_readers()
-    await db.close_async_reads()
+    reads.close_readers()
+    await reads.close_async_reads()
 
 
 GIL_SWITCH_INTERVAL_S = 0.001

@@ -36,13 +36,13 @@ from app.core.security import (
     oidc_key,
     sign_oidc_jwt,
 )
-from app.db import AsyncReadPool, PreparedRead
 from app.errors import InvalidToken
 from app.models.client import ClientCreated, ClientToken
 from app.models.common import utcnow
 from app.models.session import AuthSession, SessionKind
 from app.models.user import User
 from app.oauth.tokens import client_access_token
+from app.reads import AsyncReadPool, PreparedRead
 from tests.test_request_path import statements, thread_hops
 from tests.utils import api, make_user
 from tests.utils.oidc import ISSUER, fresh_keys, make_client, oauth_tokens

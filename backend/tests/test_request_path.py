@@ -15,26 +15,27 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import column, create_engine, event, table, text, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
-from app import db
+from app import db, reads
 from app.auth.tokens import CALLER
 from app.core.config import get_settings
 from app.core.permissions import Role
-from app.db import (
+from app.crud.clients import CLIENT_AUTH
+from app.db import get_engine
+from app.models.session import AuthSession
+from app.models.user import USER_READ_FIELDS, User
+from app.reads import (
     AsyncReadPool,
     PreparedRead,
     close_async_reads,
-    get_engine,
     prepared,
     read_connection,
     read_first,
 )
-from app.models.session import AuthSession
-from app.models.user import USER_READ_FIELDS, User
 from tests.utils import PASSWORD, api, assert_unauthorized, auth_header, login
 from tests.utils.server import free_port
 
@@ -215,9 +216,9 @@ def test_a_driver_error_on_the_loop_is_sqlalchemys_and_keeps_the_connection() ->
 def test_reads_asked_together_share_one_pipeline_and_each_gets_its_own_answer(
     client: TestClient, user: User, db: Session
 ) -> None:
-    """Forty requests' reads at once, on a pool of one connection: one or two pipelines, every
-    read its own row (or None), a failing statement among them fails only the reads of its
-    batch that come after it, and the connection stays."""
+    """Forty requests' reads at once, on a pool of one connection: one pipeline, every read
+    its own row (or None); a failing statement among them fails that read alone (each read is
+    isolated: OIDC.md, revision 2), and the connection stays."""
     login(client, user.email, PASSWORD)
     session_id = db.exec(select(AuthSession.id).where(AuthSession.user_id == user.id)).one()
     mine = {"sid": session_id, "sub": user.id}
@@ -251,9 +252,43 @@ def test_reads_asked_together_share_one_pipeline_and_each_gets_its_own_answer(
         assert answers[0] is not None and answers[0][USER_READ_FIELDS.index("id")] == user.id
         assert isinstance(answers[1], DBAPIError)
         assert isinstance(answers[1].orig, psycopg.errors.UndefinedTable)
-        assert isinstance(answers[2], DBAPIError)  # aborted with its pipeline: a 503 too
+        assert answers[2] is not None and answers[2][USER_READ_FIELDS.index("id")] == user.id
         assert pool.idle == 1
         assert await pool.first(prepared(CALLER), mine) is not None  # prepared again
+        await pool.discard_idle()
+
+    asyncio.run(run())
+
+
+@needs_postgresql
+def test_a_read_with_a_value_the_driver_refuses_fails_alone(
+    client: TestClient, user: User, db: Session
+) -> None:
+    """Issue 19, finding 3: a NUL byte or a lone surrogate in one read's values (a client_id,
+    say) is that read's own DataError (a 400), sent in the same batch as good reads, which
+    each get their own row; and the connection stays in the pool."""
+    login(client, user.email, PASSWORD)
+    session_id = db.exec(select(AuthSession.id).where(AuthSession.user_id == user.id)).one()
+    mine = {"sid": session_id, "sub": user.id}
+    client_read = prepared(CLIENT_AUTH)
+    bad_values = ["a\x00b", "\ud800", "\x00" * 300]
+
+    async def run() -> None:
+        pool = read_pool(size=1)
+        for bad in bad_values:
+            for first in (True, False):  # before the statement is prepared, and after
+                reads = [pool.first(prepared(CALLER), mine) for _ in range(5)]
+                hostile = pool.first(client_read, {"client_id": bad})
+                reads.insert(0 if first else 3, hostile)
+                answers = await asyncio.gather(*reads, return_exceptions=True)
+                refused = answers.pop(0 if first else 3)
+                assert isinstance(refused, DataError), refused
+                for row in answers:
+                    assert not isinstance(row, BaseException), row
+                    assert row is not None and row[USER_READ_FIELDS.index("id")] == user.id
+                assert pool.idle == 1
+                await pool.discard_idle()  # next round: a new connection, nothing prepared
+        assert await pool.first(client_read, {"client_id": "no-such-client"}) is None
         await pool.discard_idle()
 
     asyncio.run(run())
@@ -353,7 +388,7 @@ def test_a_read_connection_dropped_in_use_leaves_the_pool(
         assert set(statuses) == {200}
 
     async def two_connections() -> int:
-        pool = db.async_read_pool()  # the app loop's
+        pool = reads.async_read_pool()  # the app loop's
         async with pool.connection(), pool.connection():
             pass
         return pool.idle

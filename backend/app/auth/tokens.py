@@ -25,12 +25,12 @@ from app.core.security import (
 )
 from app.crud import audit, sessions
 from app.crud.audit import Actor
-from app.db import prepared, read_first
 from app.errors import InvalidToken
 from app.models.common import utcnow
 from app.models.session import AuthSession, SessionKind
 from app.models.token import TokenPair
 from app.models.user import USER_READ_COLUMNS, User, UserRead, user_read
+from app.reads import prepared, read_first
 
 
 def current_refresh_token(row: AuthSession) -> str:
@@ -140,7 +140,7 @@ async def authenticate(token: str) -> Caller:
     """The per-request check: a valid access token of a live session of an active user.
 
     The token is verified on the event loop (CPU only). The user and session rows are read on
-    every request, never cached, on the event loop too (db.read_first). Nothing is written."""
+    every request, never cached, on the event loop too (reads.read_first). Nothing is written."""
     claims = decode_access_token(token)
     return await _read_caller(claims)
 

@@ -14,7 +14,6 @@ from sqlmodel import Session, col, select
 from app.core.security import constant_time_equals, token_digest
 from app.crud import audit, sessions
 from app.crud.audit import Actor
-from app.db import prepared, read_first
 from app.errors import BadRequest, NotFound
 from app.models.client import (
     AuthorizationCode,
@@ -29,6 +28,7 @@ from app.models.client import (
 )
 from app.models.client_version import CLIENTS_VERSION_ID, ClientsVersion
 from app.models.common import utcnow
+from app.reads import prepared, read_first
 
 CLIENT_ID_BYTES = 18
 CLIENT_SECRET_BYTES = 32  # 256 bits: a SHA-256 digest of it cannot be brute-forced
@@ -113,7 +113,7 @@ class ClientAuthRow:
 
 # Read by every introspection and revocation request, with the row of the token presented
 # (the session of a user's token, the client token of a client's own): one SELECT of plain
-# columns on the event loop (db.read_first), not ORM objects in a worker thread. The token's
+# columns on the event loop (reads.read_first), not ORM objects in a worker thread. The token's
 # row is outer-joined: missing, its columns are NULL.
 CLIENT_AUTH = select_columns(col(OAuthClient.public), col(OAuthClient.secret_digest)).where(
     col(OAuthClient.client_id) == bindparam("client_id")

@@ -168,7 +168,7 @@ AnySelect = Select[*tuple[Any, ...]]  # a SELECT of any columns
 
 # A session and its user, as columns to join to another read (crud.clients reads them with
 # the client of an introspection or revocation): plain columns on the event loop
-# (db.read_first). Outer joins, so that a session whose user row is missing still reads as
+# (reads.read_first). Outer joins, so that a session whose user row is missing still reads as
 # that (inactive), and a missing session as NULLs.
 SESSION_STATE_COLUMNS = (
     col(AuthSession.kind),

@@ -26,7 +26,6 @@ from sqlmodel import Session, col, select
 from app.core.permissions import Role
 from app.crud import action_tokens, audit, sessions
 from app.crud.audit import Actor
-from app.db import PreparedRead
 from app.errors import EmailTaken, LastAdmin, NotFound
 from app.models.action_token import MFA_CHALLENGES, TokenPurpose
 from app.models.common import PageCursor, UTCDateTime, utcnow
@@ -37,6 +36,7 @@ from app.models.user import (
     User,
     normalize_email,
 )
+from app.reads import PreparedRead
 
 
 def get_user(session: Session, user_id: uuid.UUID) -> User:
@@ -104,7 +104,7 @@ def list_users(
 
     Each user is a dict of UserRead's fields, with the values SQLAlchemy's types give (UUID,
     Role, aware datetimes), read through statements compiled once per combination of filters
-    (db.PreparedRead): no ORM object and no model per row, since a page serializes them
+    (reads.PreparedRead): no ORM object and no model per row, since a page serializes them
     straight to JSON (api.v1.users)."""
     return read_user_page(
         session.connection().connection,
@@ -129,7 +129,7 @@ def read_user_page(
     q: str | None = None,
     after: PageCursor | None = None,
 ) -> UserPage:
-    """list_users on a driver connection of `bind`'s database (db.read_connection's, say)."""
+    """list_users on a driver connection of `bind`'s database (reads.read_connection's, say)."""
     count, page = _user_list_statements(
         bind, role is not None, is_active is not None, bool(q), after is not None
     )

@@ -32,7 +32,8 @@ class Credentials:
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
-    """`Authorization: Basic` credentials, form-urlencoded inside as RFC 6749 §2.3.1 says."""
+    """`Authorization: Basic` credentials, form-urlencoded inside as RFC 6749 §2.3.1 says;
+    ones that are not UTF-8 text without NUL are malformed (invalid_client)."""
     if not header:
         return None
     scheme, _, value = header.partition(" ")
@@ -45,7 +46,13 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     client_id, sep, secret = decoded.partition(":")
     if not sep:
         raise InvalidClient("Malformed Basic credentials", basic=True)
-    return unquote(client_id), unquote(secret)
+    try:
+        credentials = unquote(client_id, errors="strict"), unquote(secret, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidClient("Malformed Basic credentials", basic=True) from None
+    if "\x00" in credentials[0] or "\x00" in credentials[1]:
+        raise InvalidClient("Malformed Basic credentials", basic=True)
+    return credentials
 
 
 def claimed_client_id(credentials: Credentials) -> str:

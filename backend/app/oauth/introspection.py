@@ -7,7 +7,7 @@ token (a readable JWT) does not, except whether it is still live.
 
 Resource servers introspect on every request they serve, so this runs like the service's
 own per-request check (auth.tokens.authenticate): the signature verified on the event loop,
-then one read of the client and the token's row together (db.read_first), never cached, on
+then one read of the client and the token's row together (reads.read_first), never cached, on
 the event loop too; no ORM session, no worker thread, nothing written."""
 
 import uuid

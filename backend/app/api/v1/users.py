@@ -35,10 +35,11 @@ from app.core.permissions import (
     needed_to_update,
 )
 from app.crud import users
-from app.db import get_engine, read_connection
+from app.db import get_engine
 from app.errors import BadRequest
 from app.models.common import CursorPage, PageCursor, parse_cursor
 from app.models.user import UserRead, UserUpdate, UserUpdateMe
+from app.reads import read_connection
 
 router = APIRouter(prefix="/users", tags=["users"])
 # GET and PATCH /users/me, in a router of their own: it comes first in the app, then the OAuth
