@@ -6,6 +6,9 @@ database is checked for anything lost, doubled or half-written.
     python bench/soak.py --seconds 10 --clients 4
     python bench/soak.py --database-url postgresql://postgres@127.0.0.1:5432/my_soak
 
+Needs the test extras, `pip install -e '.[test]'` (httpx drives the load), a PostgreSQL server
+it may create a database on, and Redis.
+
 It starts two `manage serve --workers 2` on free loopback ports (same SECRET_KEY, same
 database, same Redis), then client threads register, log in (and fail to), refresh, read
 /users/me, log out, race two refreshes of one token at both instances, race two

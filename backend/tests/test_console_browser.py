@@ -1,7 +1,8 @@
 """A real browser runs the admin console: Chromium signs in as the admin on the hosted login
 of a fresh `manage serve`, searches a user, promotes them to moderator, revokes one of their
 sessions and deactivates them; the API confirms each change. The test saves the users and
-user pages as the README's screenshots (docs/console-users.png, docs/console-user.png).
+user pages as the screenshots of docs/admin-console.md (docs/console-users.png,
+docs/console-user.png).
 
 Needs Chromium at /usr/bin/chromium and the `browser` extra (Playwright); `.ci/browser`
 installs both. Run with `pytest -m browser`. Deselected by default.

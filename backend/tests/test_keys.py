@@ -154,7 +154,7 @@ def test_asymmetric_tokens_work_end_to_end_and_verify_against_the_jwks(
     published = pyjwt.PyJWKSet.from_dict(jwks)
     for token in (tokens["access_token"], refreshed.json()["refresh_token"]):
         verifying = published[pyjwt.get_unverified_header(token)["kid"]]
-        assert verifying.algorithm_name == algorithm  # what the README's snippet passes
+        assert verifying.algorithm_name == algorithm  # what the docs' snippet passes
         claims = pyjwt.decode(token, verifying.key, algorithms=[verifying.algorithm_name])
         assert claims["sub"] == str(user.id)
 

@@ -2,7 +2,7 @@
 
 Chromium follows an authorization URL, fills the login form, allows the third-party client
 and lands on the client's redirect URI with a code, which Authlib's client exchanges; and a
-single-page app built on oidc-client-ts (the README's example) signs in, exchanges its code
+single-page app built on oidc-client-ts (docs/oidc.md's example) signs in, exchanges its code
 across origins (CORS of the token endpoint for public clients) and calls userinfo.
 
 Needs Chromium at /usr/bin/chromium, the `browser` extra (Playwright) and oidc-client-ts

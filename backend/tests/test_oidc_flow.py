@@ -173,7 +173,7 @@ def test_a_resource_server_verifies_access_tokens_with_the_jwks_for_rs256_and_es
     setting: str,
     algorithm: str,
 ) -> None:
-    """The README's PyJWT recipe, as a resource server would run it."""
+    """The PyJWT recipe of docs/resource-servers.md, as a resource server would run it."""
     pem, kid = generate_private_key(algorithm)
     key_file = tmp_path / "key.pem"
     key_file.write_bytes(pem)

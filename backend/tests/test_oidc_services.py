@@ -125,7 +125,7 @@ def test_a_resource_server_verifies_a_client_token_with_the_jwks_for_rs256_and_e
     resource_server: Callable[[str], dict[str, Any]],
     algorithm: str,
 ) -> None:
-    """The README's PyJWT recipe (Protecting another service) on a worker's token."""
+    """The PyJWT recipe of docs/resource-servers.md on a worker's token."""
     pem, kid = generate_private_key(algorithm)
     (tmp_path / "oidc.pem").write_bytes(pem)
     settings(OIDC_SIGNING_KEY_FILE=tmp_path / "oidc.pem")

@@ -1,4 +1,5 @@
-"""The permission matrix: the README's table, held against ROLE_PERMISSIONS and against the API.
+"""The permission matrix: docs/roles-and-permissions.md's table, held against ROLE_PERMISSIONS
+and against the API.
 
 Every action is run as each of the three roles; the table says whether it must succeed or be
 refused with 403, and a refused action must leave the data as it was.
@@ -18,7 +19,7 @@ from app.db import get_engine
 from app.models.user import User
 from tests.utils import PASSWORD, api
 
-# The README's permission table (also in API.md), copied literally.
+# The permission table of docs/roles-and-permissions.md, copied literally.
 README_TABLE = """
 | action | user | moderator | admin |
 |---|---|---|---|
