@@ -10,19 +10,27 @@ from urllib.parse import urlencode
 
 import jwt as pyjwt
 import pytest
+from authlib.integrations.httpx_client import OAuth2Client
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.core.config import Settings
+from app.db import get_engine
+from app.models.client import ClientCreated, OAuthClient
 from app.models.user import User
+from tests.test_oidc_flow import validate_id_token
 from tests.utils import PASSWORD
 from tests.utils.oidc import (
     AUTHORIZE,
     ISSUER,
     REDIRECT_URI,
+    TOKEN,
     USERINFO,
     browser,
     exchange,
+    get_code,
+    is_login_page,
     make_client,
     oauth_client,
     redirect_params,
@@ -36,8 +44,9 @@ def issuer(settings: Callable[..., Settings]) -> None:
     settings(PUBLIC_URL=ISSUER)
 
 
-def _authorize(client_id: str, **extra: str) -> str:
-    params = {
+def _authorize(client_id: str, **extra: str | None) -> str:
+    """An authorization request URL; an `extra` of None leaves that parameter out."""
+    params: dict[str, str | None] = {
         "response_type": "code",
         "client_id": client_id,
         "redirect_uri": REDIRECT_URI,
@@ -48,7 +57,7 @@ def _authorize(client_id: str, **extra: str) -> str:
         "code_challenge_method": "S256",
         **extra,
     }
-    return f"{AUTHORIZE}?{urlencode(params)}"
+    return f"{AUTHORIZE}?{urlencode({k: v for k, v in params.items() if v is not None})}"
 
 
 def _tokens(client: TestClient, db: Session, user: User, scope: str) -> dict[str, str]:
@@ -155,3 +164,91 @@ def test_userinfo_refuses_a_token_sent_two_ways_or_a_bad_one_in_the_body(
     assert 'error="invalid_token"' in bad.headers["www-authenticate"]
     nul = client.post(USERINFO, data={"access_token": "a\x00b"})
     assert nul.status_code == 401
+
+
+# --- the Basic OP plan without PKCE: a confidential client registered with require_pkce false
+
+
+def _basic_rp(client: TestClient, registered: ClientCreated) -> OAuth2Client:
+    """Authlib as the suite's Basic OP plan runs: client_secret_basic, no PKCE."""
+    return OAuth2Client(
+        client_id=registered.client_id,
+        client_secret=registered.client_secret,
+        token_endpoint_auth_method="client_secret_basic",
+        redirect_uri=REDIRECT_URI,
+        scope="openid email",
+        transport=client._transport,
+    )
+
+
+def test_oidcc_server_without_pkce_for_a_client_registered_without_it(
+    client: TestClient, db: Session, user: User
+) -> None:
+    registered = make_client(db, first_party=True, require_pkce=False)
+    rp = _basic_rp(client, registered)
+    url, _ = rp.create_authorization_url(AUTHORIZE, nonce="n-0S6_WzA2Mj", state="st")
+    assert "code_challenge" not in url
+    answer = sign_in(browser(client), url, user.email, PASSWORD)
+    assert "code" in redirect_params(answer), answer.headers.get("location")
+    tokens = rp.fetch_token(TOKEN, authorization_response=answer.headers["location"])
+    claims = validate_id_token(client, tokens["id_token"], audience=registered.client_id)
+    assert claims["nonce"] == "n-0S6_WzA2Mj" and claims["sub"] == str(user.id)
+    info = client.get(USERINFO, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert info.status_code == 200 and info.json()["email"] == user.email
+
+
+def test_a_code_verifier_for_a_code_issued_without_a_challenge_is_invalid_grant(
+    client: TestClient, db: Session, user: User
+) -> None:
+    """The PKCE downgrade (RFC 9700 §2.1.1): a verifier for a code that binds none."""
+    registered = make_client(db, first_party=True, require_pkce=False)
+    url = _authorize(registered.client_id, code_challenge=None, code_challenge_method=None)
+    code = redirect_params(sign_in(browser(client), url, user.email, PASSWORD))["code"]
+    refused = exchange(client, registered, code, "v" * 43)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+
+
+def test_a_client_without_require_pkce_that_sends_a_challenge_is_held_to_it(
+    client: TestClient, db: Session, user: User
+) -> None:
+    registered = make_client(db, first_party=True, require_pkce=False)
+    code, started = get_code(client, registered, user)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+    auth = (registered.client_id, str(registered.client_secret))
+    missing = client.post(TOKEN, data=form, auth=auth)
+    assert missing.status_code == 400 and missing.json()["error"] == "invalid_grant"
+    assert exchange(client, registered, code, started.verifier).status_code == 200
+
+
+NO_PKCE = {"code_challenge": None, "code_challenge_method": None}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{**NO_PKCE, "nonce": None}, {**NO_PKCE, "scope": "email"}, {"code_challenge_method": None}],
+    ids=["no-nonce", "no-openid", "challenge-without-s256"],
+)
+def test_without_pkce_a_request_needs_openid_and_a_nonce(
+    client: TestClient, db: Session, extra: dict[str, str | None]
+) -> None:
+    registered = make_client(db, require_pkce=False)
+    assert is_login_page(browser(client).get(_authorize(registered.client_id, **NO_PKCE)))
+    params = redirect_params(browser(client).get(_authorize(registered.client_id, **extra)))
+    assert params["error"] == "invalid_request" and params["state"] == "st"
+
+
+def test_a_public_client_needs_pkce_whatever_its_row_says(client: TestClient, db: Session) -> None:
+    registered = make_client(db, public=True)
+    with Session(get_engine()) as session:
+        row = session.get(OAuthClient, registered.client_id)
+        assert row is not None
+        row.require_pkce = False  # registration refuses it; the endpoint does not trust it
+        session.add(row)
+        session.commit()
+    params = redirect_params(browser(client).get(_authorize(registered.client_id, **NO_PKCE)))
+    assert params["error"] == "invalid_request"
+
+
+def test_a_public_client_cannot_be_registered_without_pkce(db: Session) -> None:
+    with pytest.raises(ValidationError, match="PKCE"):
+        make_client(db, public=True, require_pkce=False)

@@ -2,7 +2,6 @@
 or a consent, and issue a code (60 s, single-use, bound to client, redirect URI, PKCE
 challenge and nonce)."""
 
-import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from app.crud import audit, clients
 from app.crud.audit import Actor
 from app.models.client import CLIENT_SCOPES, AuthorizationCode, GrantType, OAuthClient
 from app.models.common import utcnow
+from app.oauth import pkce
 from app.oauth.discovery import issuer
 from app.oauth.errors import (
     BadAuthorizationRequest,
@@ -37,7 +37,6 @@ from app.oauth.errors import (
 CODE_LIFETIME = timedelta(seconds=60)
 CODE_KEPT_FOR = timedelta(days=1)  # after expiry: a replay still finds (and revokes) it
 CODE_BYTES = 32
-PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 PROMPTS = frozenset({"none", "login", "consent"})
 MAX_LENGTHS = {"state": 2048, "nonce": 255, "login_hint": 320, "scope": 255, "max_age": 10}
 SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
@@ -52,7 +51,7 @@ class AuthorizationRequest:
     scope: tuple[str, ...]
     state: str | None
     nonce: str | None
-    code_challenge: str
+    code_challenge: str | None  # None: a client registered without require_pkce sent none
     prompt: frozenset[str]
     max_age: int | None
     login_hint: str | None
@@ -121,17 +120,18 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         raise fail(UnsupportedResponseType("Only response_type=code is supported"))
     if GrantType.AUTHORIZATION_CODE not in client.grant_types:
         raise fail(UnauthorizedClient("The client may not use the authorization code grant"))
-    if one.get("code_challenge_method") != "S256":
-        raise fail(InvalidRequest("PKCE is required: code_challenge_method=S256"))
-    challenge = one.get("code_challenge", "")
-    if not PKCE_CHALLENGE.fullmatch(challenge):
-        raise fail(InvalidRequest("code_challenge is missing or malformed"))
+    try:
+        challenge = pkce.requested_challenge(one, required=client.public or client.require_pkce)
+    except InvalidRequest as error:
+        raise fail(error) from None
     scope = tuple(dict.fromkeys(one.get("scope", "").split()))
     if not scope:
         raise fail(InvalidScope("scope is required"))
     for name in scope:
         if name not in CLIENT_SCOPES or name not in client.scopes:
             raise fail(InvalidScope(f"The client may not ask for the scope {name[:64]}"))
+    if challenge is None and ("openid" not in scope or not one.get("nonce")):
+        raise fail(InvalidRequest("Without PKCE, the request needs scope openid and a nonce"))
     prompt = frozenset(one.get("prompt", "").split())
     if not prompt <= PROMPTS:
         raise fail(InvalidRequest("prompt may hold none, login and consent"))
