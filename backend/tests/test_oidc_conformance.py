@@ -8,6 +8,7 @@ tests of the other files; docs/ lists each module and where it is checked."""
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+import httpx
 import jwt as pyjwt
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
@@ -16,8 +17,9 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.core.config import Settings
+from app.core.security import token_digest
 from app.db import get_engine
-from app.models.client import ClientCreated, OAuthClient
+from app.models.client import AuthorizationCode, ClientCreated, OAuthClient
 from app.models.user import User
 from tests.test_oidc_flow import validate_id_token
 from tests.utils import PASSWORD
@@ -29,6 +31,7 @@ from tests.utils.oidc import (
     USERINFO,
     browser,
     exchange,
+    form_fields,
     get_code,
     is_login_page,
     make_client,
@@ -36,6 +39,8 @@ from tests.utils.oidc import (
     redirect_params,
     sign_in,
     start,
+    submit,
+    submit_login,
 )
 
 
@@ -252,3 +257,119 @@ def test_a_public_client_needs_pkce_whatever_its_row_says(client: TestClient, db
 def test_a_public_client_cannot_be_registered_without_pkce(db: Session) -> None:
     with pytest.raises(ValidationError, match="PKCE"):
         make_client(db, public=True, require_pkce=False)
+
+
+# --- prompt=select_account (OIDC Core §3.1.2.1) ---------------------------------------------
+
+
+def _signed_in(client: TestClient, db: Session, user: User) -> tuple[httpx.Client, str, str]:
+    """A browser signed in as `user` through a first-party client; the browser, the
+    client's id and the ID token of that sign-in."""
+    registered = make_client(db, first_party=True)
+    b = browser(client)
+    started = start(oauth_client(client, registered, scope="openid"))
+    code = redirect_params(sign_in(b, started.url, user.email, PASSWORD))["code"]
+    tokens = exchange(client, registered, code, started.verifier).json()
+    return b, registered.client_id, tokens["id_token"]
+
+
+def _code_user(client: TestClient, db: Session, code: str) -> str:
+    with Session(get_engine()) as session:
+        row = session.get(AuthorizationCode, token_digest(code))
+        assert row is not None
+        return str(row.user_id)
+
+
+def test_oidcc_prompt_select_account_shows_the_signed_in_account(
+    client: TestClient, db: Session, user: User
+) -> None:
+    b, client_id, _ = _signed_in(client, db, user)
+    page = b.get(_authorize(client_id, prompt="select_account"))
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert f"Continue as {user.email}" in page.text
+    assert '<button type="submit" name="action" value="continue">' in page.text
+    assert 'name="action" value="another"' in page.text
+    assert form_fields(page.text)["csrf_token"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+    went_on = submit(b, page, "/oauth/authorize/account", action="continue")
+    params = redirect_params(went_on)
+    assert params["state"] == "st" and _code_user(client, db, params["code"]) == str(user.id)
+
+
+def test_select_account_use_another_account_signs_in_someone_else(
+    client: TestClient, db: Session, user: User, user_factory: Callable[..., User]
+) -> None:
+    other = user_factory(email="other@example.com")
+    b, client_id, _ = _signed_in(client, db, user)
+    page = b.get(_authorize(client_id, prompt="select_account"))
+    login_page = submit(b, page, "/oauth/authorize/account", action="another")
+    assert is_login_page(login_page) and user.email not in login_page.text
+    params = redirect_params(submit_login(b, login_page, other.email, PASSWORD))
+    assert _code_user(client, db, params["code"]) == str(other.id)
+    # the new login replaced the browser's session: SSO now answers for `other`
+    again = redirect_params(b.get(_authorize(client_id)))
+    assert _code_user(client, db, again["code"]) == str(other.id)
+
+
+def test_select_account_form_needs_its_csrf_token(
+    client: TestClient, db: Session, user: User
+) -> None:
+    b, client_id, _ = _signed_in(client, db, user)
+    page = b.get(_authorize(client_id, prompt="select_account"))
+    fields = {**form_fields(page.text), "csrf_token": "forged", "action": "continue"}
+    refused = b.post("/oauth/authorize/account", data=fields)
+    assert refused.status_code == 403 and "location" not in refused.headers
+
+
+def test_select_account_without_a_session_shows_the_login_page(
+    client: TestClient, db: Session
+) -> None:
+    registered = make_client(db, first_party=True)
+    page = browser(client).get(_authorize(registered.client_id, prompt="select_account"))
+    assert page.status_code == 200 and is_login_page(page)
+
+
+def test_oidcc_prompt_none_select_account_is_account_selection_required(
+    client: TestClient, db: Session, user: User
+) -> None:
+    b, client_id, _ = _signed_in(client, db, user)
+    params = redirect_params(b.get(_authorize(client_id, prompt="none select_account")))
+    assert params["error"] == "account_selection_required"
+    assert params["state"] == "st" and "code" not in params
+    alone = redirect_params(
+        browser(client).get(_authorize(client_id, prompt="none select_account"))
+    )
+    assert alone["error"] == "login_required"
+
+
+# --- id_token_hint (oidcc-id-token-hint; OIDC Core §3.1.2.1) ----------------------------------
+
+
+def test_oidcc_id_token_hint_of_the_signed_in_user_with_prompt_none(
+    client: TestClient, db: Session, user: User
+) -> None:
+    b, client_id, id_token = _signed_in(client, db, user)
+    params = redirect_params(b.get(_authorize(client_id, prompt="none", id_token_hint=id_token)))
+    assert _code_user(client, db, params["code"]) == str(user.id)
+
+
+def test_an_id_token_hint_for_another_user_with_prompt_none_is_login_required(
+    client: TestClient, db: Session, user: User, user_factory: Callable[..., User]
+) -> None:
+    _, client_id, other_token = _signed_in(client, db, user_factory(email="other@example.com"))
+    b, _, _ = _signed_in(client, db, user)
+    params = redirect_params(b.get(_authorize(client_id, prompt="none", id_token_hint=other_token)))
+    assert params["error"] == "login_required" and "code" not in params
+
+    page = b.get(_authorize(client_id, id_token_hint=other_token))
+    assert page.status_code == 200 and is_login_page(page)
+
+
+def test_an_id_token_hint_that_is_not_an_id_token_of_this_issuer_is_invalid_request(
+    client: TestClient, db: Session, user: User
+) -> None:
+    b, client_id, id_token = _signed_in(client, db, user)
+    for bad in ("not-a-jwt", id_token[:-6] + "AAAAAA"):
+        params = redirect_params(b.get(_authorize(client_id, id_token_hint=bad)))
+        assert params["error"] == "invalid_request" and params["state"] == "st"

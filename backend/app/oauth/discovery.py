@@ -48,7 +48,7 @@ def metadata() -> dict[str, Any]:
         "id_token_signing_alg_values_supported": [oidc_signing_key().algorithm],
         "subject_types_supported": ["public"],
         "claims_supported": CLAIMS,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -72,6 +72,10 @@ class ConsentRequired(OAuthError):
     error = "consent_required"
 
 
+class AccountSelectionRequired(OAuthError):
+    error = "account_selection_required"  # OIDC Core §3.1.2.6
+
+
 class InvalidBearer(OAuthError):
     """RFC 6750 §3.1: a missing, revoked, expired or wrong access token."""
 
