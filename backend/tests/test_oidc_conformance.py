@@ -6,6 +6,7 @@ The modules of the plans not listed here are covered by the flow, token, logout 
 tests of the other files; docs/ lists each module and where it is checked."""
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -21,6 +22,7 @@ from app.core.security import token_digest
 from app.db import get_engine
 from app.models.client import AuthorizationCode, ClientCreated, OAuthClient
 from app.models.user import User
+from tests.test_mfa import code_at, enable_totp
 from tests.test_oidc_flow import validate_id_token
 from tests.utils import PASSWORD
 from tests.utils.oidc import (
@@ -373,3 +375,57 @@ def test_an_id_token_hint_that_is_not_an_id_token_of_this_issuer_is_invalid_requ
     for bad in ("not-a-jwt", id_token[:-6] + "AAAAAA"):
         params = redirect_params(b.get(_authorize(client_id, id_token_hint=bad)))
         assert params["error"] == "invalid_request" and params["state"] == "st"
+
+
+# --- acr_values and acr (OIDC Core §3.1.2.1, §2) --------------------------------------------
+
+
+def _id_token_claims(client: TestClient, db: Session, user: User, **extra: str) -> dict[str, Any]:
+    registered = make_client(db, first_party=True)
+    started = start(oauth_client(client, registered, scope="openid"), **extra)
+    code = redirect_params(sign_in(browser(client), started.url, user.email, PASSWORD))["code"]
+    tokens = exchange(client, registered, code, started.verifier).json()
+    return validate_id_token(client, tokens["id_token"], audience=registered.client_id)
+
+
+def test_oidcc_ensure_request_with_acr_values_succeeds(
+    client: TestClient, db: Session, user: User
+) -> None:
+    claims = _id_token_claims(client, db, user, acr_values="1 2")
+    assert claims["acr"] == "1"  # a password alone: one factor, whatever was asked
+    assert "acr" not in _id_token_claims(client, db, user)
+
+
+def test_acr_is_2_after_a_multi_factor_sign_in(
+    client: TestClient, db: Session, user: User, user_headers: dict[str, str]
+) -> None:
+    secret, _ = enable_totp(client, user_headers)
+    registered = make_client(db, first_party=True)
+    started = start(oauth_client(client, registered, scope="openid"), acr_values="2")
+    b = browser(client)
+    mfa_page = sign_in(b, started.url, user.email, PASSWORD)
+    answer = submit(b, mfa_page, "/oauth/authorize/mfa", code=code_at(secret, 1))
+    code = redirect_params(answer)["code"]
+    tokens = exchange(client, registered, code, started.verifier).json()
+    claims = validate_id_token(client, tokens["id_token"], audience=registered.client_id)
+    assert claims["acr"] == "2" and claims["amr"] == ["pwd", "otp"]
+
+
+def test_acr_values_is_one_bounded_parameter(client: TestClient, db: Session) -> None:
+    registered = make_client(db)
+    too_long = redirect_params(
+        browser(client).get(_authorize(registered.client_id, acr_values="1 " * 200))
+    )
+    assert too_long["error"] == "invalid_request"
+    twice = browser(client).get(_authorize(registered.client_id) + "&acr_values=1&acr_values=2")
+    assert redirect_params(twice)["error"] == "invalid_request"
+
+
+def test_oidcc_discovery_lists_select_account_acr_values_and_the_acr_claim(
+    client: TestClient,
+) -> None:
+    metadata = client.get("/.well-known/openid-configuration").json()
+    assert "select_account" in metadata["prompt_values_supported"]
+    assert metadata["acr_values_supported"] == ["1", "2"]
+    assert "acr" in metadata["claims_supported"]
+    assert metadata["code_challenge_methods_supported"] == ["S256"]

@@ -1,4 +1,4 @@
-"""oauth_client.require_pkce; codes without a PKCE challenge
+"""oauth_client.require_pkce; codes without a PKCE challenge, and the acr_values asked
 
 Revision ID: 0009
 Revises: 0008
@@ -29,12 +29,16 @@ def upgrade() -> None:
             existing_type=sqlmodel.sql.sqltypes.AutoString(length=128),
             nullable=True,
         )
+        batch_op.add_column(
+            sa.Column("acr_values", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True)
+        )
 
 
 def downgrade() -> None:
     # Codes live 60 seconds: the ones issued without a challenge cannot go back.
     op.execute("DELETE FROM oauth_code WHERE code_challenge IS NULL")
     with op.batch_alter_table("oauth_code", schema=None) as batch_op:
+        batch_op.drop_column("acr_values")
         batch_op.alter_column(
             "code_challenge",
             existing_type=sqlmodel.sql.sqltypes.AutoString(length=128),

@@ -40,10 +40,11 @@ CODE_LIFETIME = timedelta(seconds=60)
 CODE_KEPT_FOR = timedelta(days=1)  # after expiry: a replay still finds (and revokes) it
 CODE_BYTES = 32
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
-MAX_LENGTHS = {"state": 2048, "nonce": 255, "login_hint": 320, "scope": 255, "max_age": 10}
+MAX_LENGTHS = {"state": 2048, "nonce": 255, "login_hint": 320, "scope": 255, "max_age": 10,
+               "acr_values": 255}  # fmt: skip
 SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
           "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint",
-          "response_mode", "id_token_hint")  # fmt: skip
+          "response_mode", "id_token_hint", "acr_values")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class AuthorizationRequest:
     max_age: int | None
     login_hint: str | None
     hint_subject: str | None  # the `sub` of a valid id_token_hint
+    acr_values: str | None
 
     def error(self, error: OAuthError) -> RedirectedError:
         return RedirectedError(error, redirect_uri=self.redirect_uri, state=self.state)
@@ -164,6 +166,7 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         max_age=max_age,
         login_hint=one.get("login_hint"),
         hint_subject=hint_subject,
+        acr_values=one.get("acr_values") or None,
     )
 
 
@@ -263,6 +266,7 @@ def issue_code(
             scope=" ".join(request.scope),
             nonce=request.nonce,
             code_challenge=request.code_challenge,
+            acr_values=request.acr_values,
             auth_time=login.auth_time,
             amr=" ".join(login.amr),
             created_at=now,

@@ -25,7 +25,7 @@ from app.oauth.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from app.oauth.tokens import TokenResponse, client_access_token, token_response
+from app.oauth.tokens import TokenResponse, acr_level, client_access_token, token_response
 
 SUPPORTED = (GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN, GrantType.CLIENT_CREDENTIALS)
 # Scopes of a user's sign-in: no meaning for a client acting for itself (no ID token,
@@ -187,6 +187,7 @@ def exchange_code(
         scope=scope,
         with_refresh=with_refresh,
         nonce=row.nonce,
+        acr=acr_level(row.amr.split()) if row.acr_values is not None else None,
     )
     session.commit()
     return answer
