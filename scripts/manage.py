@@ -271,6 +271,14 @@ def client_create(
     first_party: Annotated[
         bool, typer.Option("--first-party", help="Trusted: users are never asked to consent.")
     ] = False,
+    require_pkce: Annotated[
+        bool,
+        typer.Option(
+            "--require-pkce/--no-require-pkce",
+            help="--no-require-pkce: a confidential client may sign users in without PKCE,"
+            " with scope openid and a nonce (the OpenID Basic OP plan sends none).",
+        ),
+    ] = True,
     grant: Annotated[
         list[GrantType] | None,
         typer.Option("--grant", help="Default: authorization_code and refresh_token."),
@@ -297,6 +305,7 @@ def client_create(
         "post_logout_redirect_uris": post_logout_redirect_uri or [],
         "public": public,
         "first_party": first_party,
+        "require_pkce": require_pkce,
     }
     if grant:
         values["grant_types"] = grant
@@ -330,7 +339,8 @@ def client_list() -> None:
                 table.add_row(
                     item.client_id,
                     item.name,
-                    "public" if item.public else "confidential",
+                    ("public" if item.public else "confidential")
+                    + ("" if item.require_pkce else ", PKCE optional"),
                     "yes" if item.first_party else "no",
                     " ".join(item.grant_types),
                     " ".join(item.redirect_uris),

@@ -16,6 +16,7 @@ from app.crud import audit, sessions
 from app.crud.audit import Actor
 from app.errors import BadRequest, NotFound
 from app.models.client import (
+    PUBLIC_NEEDS_PKCE,
     AuthorizationCode,
     ClientCreate,
     ClientCreated,
@@ -78,6 +79,7 @@ def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> Clie
         post_logout_redirect_uris=body.post_logout_redirect_uris,
         public=body.public,
         first_party=body.first_party,
+        require_pkce=body.require_pkce,
         grant_types=[g.value for g in body.grant_types],
         scopes=list(body.scopes),
     )
@@ -224,6 +226,8 @@ def update_client(
     changes = body.model_dump(exclude_unset=True)
     if client.public and GrantType.CLIENT_CREDENTIALS in changes.get("grant_types", []):
         raise BadRequest("A public client cannot use client_credentials")
+    if client.public and changes.get("require_pkce") is False:
+        raise BadRequest(PUBLIC_NEEDS_PKCE)
     for name, value in changes.items():
         if isinstance(value, list):
             value = list(dict.fromkeys(str(item) for item in value))

@@ -115,6 +115,9 @@ DEFAULT_GRANTS = [GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN]
 DEFAULT_SCOPES = [scope.value for scope in Scope]  # the API's scopes only when asked for
 
 
+PUBLIC_NEEDS_PKCE = "A public client must use PKCE (require_pkce true)"
+
+
 def _unique(values: list[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
@@ -124,6 +127,7 @@ class ClientUpdate(BaseModel):
     redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=32)
     post_logout_redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=32)
     first_party: bool | None = None
+    require_pkce: bool | None = None
     grant_types: list[GrantType] | None = Field(default=None, min_length=1)
     scopes: list[ClientScope] | None = Field(default=None, min_length=1)
 
@@ -144,6 +148,9 @@ class ClientCreate(BaseModel):
     post_logout_redirect_uris: list[RedirectUri] = Field(default_factory=list, max_length=32)
     public: bool = False
     first_party: bool = False
+    # False: a confidential client may sign users in without PKCE, with openid and a nonce
+    # (RFC 9700 §2.1.1; the OpenID Basic OP plan sends none). Public clients always need it.
+    require_pkce: bool = True
     grant_types: list[GrantType] = Field(default_factory=lambda: list(DEFAULT_GRANTS), min_length=1)
     scopes: list[ClientScope] = Field(default_factory=lambda: list(DEFAULT_SCOPES), min_length=1)
 
@@ -151,6 +158,8 @@ class ClientCreate(BaseModel):
     def _consistent(self) -> "ClientCreate":
         if self.public and GrantType.CLIENT_CREDENTIALS in self.grant_types:
             raise ValueError("a public client cannot use client_credentials")
+        if self.public and not self.require_pkce:
+            raise ValueError(PUBLIC_NEEDS_PKCE)
         if GrantType.AUTHORIZATION_CODE in self.grant_types and not self.redirect_uris:
             raise ValueError("redirect_uris: at least one is required for authorization_code")
         self.redirect_uris = _unique(self.redirect_uris)
@@ -170,6 +179,7 @@ class OAuthClient(SQLModel, table=True):
     post_logout_redirect_uris: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     public: bool = False
     first_party: bool = False
+    require_pkce: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     grant_types: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     created_at: datetime = created_at_field()
@@ -183,6 +193,7 @@ class ClientRead(BaseModel):
     post_logout_redirect_uris: list[str]
     public: bool
     first_party: bool
+    require_pkce: bool
     grant_types: list[GrantType]
     scopes: list[str]
     created_at: datetime
@@ -223,7 +234,8 @@ class AuthorizationCode(SQLModel, table=True):
     redirect_uri: str = Field(max_length=MAX_URI_LENGTH)
     scope: str = Field(max_length=255)
     nonce: str | None = Field(default=None, max_length=255)
-    code_challenge: str = Field(max_length=128)
+    code_challenge: str | None = Field(default=None, max_length=128)  # None: issued without
+    acr_values: str | None = Field(default=None, max_length=255)  # as asked, for the `acr` claim
     auth_time: datetime = Field(sa_type=UTCDateTime)
     amr: str = Field(max_length=64)
     created_at: datetime = created_at_field()

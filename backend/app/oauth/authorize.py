@@ -1,8 +1,7 @@
-"""The authorization endpoint's rules: validate a request, decide whether it needs a login
-or a consent, and issue a code (60 s, single-use, bound to client, redirect URI, PKCE
-challenge and nonce)."""
+"""The authorization endpoint's rules: validate a request, decide whether it needs a login,
+an account choice or a consent, and issue a code (60 s, single-use, bound to client,
+redirect URI, PKCE challenge and nonce)."""
 
-import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -13,13 +12,16 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session
 
-from app.core.security import token_digest
+from app.core.security import decode_id_token_hint, token_digest
 from app.crud import audit, clients
 from app.crud.audit import Actor
+from app.errors import InvalidToken
 from app.models.client import CLIENT_SCOPES, AuthorizationCode, GrantType, OAuthClient
 from app.models.common import utcnow
+from app.oauth import pkce
 from app.oauth.discovery import issuer
 from app.oauth.errors import (
+    AccountSelectionRequired,
     BadAuthorizationRequest,
     ConsentRequired,
     InvalidRequest,
@@ -37,12 +39,12 @@ from app.oauth.errors import (
 CODE_LIFETIME = timedelta(seconds=60)
 CODE_KEPT_FOR = timedelta(days=1)  # after expiry: a replay still finds (and revokes) it
 CODE_BYTES = 32
-PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
-PROMPTS = frozenset({"none", "login", "consent"})
-MAX_LENGTHS = {"state": 2048, "nonce": 255, "login_hint": 320, "scope": 255, "max_age": 10}
+PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+MAX_LENGTHS = {"state": 2048, "nonce": 255, "login_hint": 320, "scope": 255, "max_age": 10,
+               "acr_values": 255}  # fmt: skip
 SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
           "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint",
-          "response_mode")  # fmt: skip
+          "response_mode", "id_token_hint", "acr_values")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +54,12 @@ class AuthorizationRequest:
     scope: tuple[str, ...]
     state: str | None
     nonce: str | None
-    code_challenge: str
+    code_challenge: str | None  # None: a client registered without require_pkce sent none
     prompt: frozenset[str]
     max_age: int | None
     login_hint: str | None
+    hint_subject: str | None  # the `sub` of a valid id_token_hint
+    acr_values: str | None
 
     def error(self, error: OAuthError) -> RedirectedError:
         return RedirectedError(error, redirect_uri=self.redirect_uri, state=self.state)
@@ -73,6 +77,7 @@ class Login:
 
 class Next(Enum):
     LOGIN = "login"
+    SELECT_ACCOUNT = "select_account"
     CONSENT = "consent"
     ISSUE = "issue"
 
@@ -121,22 +126,34 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         raise fail(UnsupportedResponseType("Only response_type=code is supported"))
     if GrantType.AUTHORIZATION_CODE not in client.grant_types:
         raise fail(UnauthorizedClient("The client may not use the authorization code grant"))
-    if one.get("code_challenge_method") != "S256":
-        raise fail(InvalidRequest("PKCE is required: code_challenge_method=S256"))
-    challenge = one.get("code_challenge", "")
-    if not PKCE_CHALLENGE.fullmatch(challenge):
-        raise fail(InvalidRequest("code_challenge is missing or malformed"))
+    try:
+        challenge = pkce.requested_challenge(one, required=client.public or client.require_pkce)
+    except InvalidRequest as error:
+        raise fail(error) from None
     scope = tuple(dict.fromkeys(one.get("scope", "").split()))
     if not scope:
         raise fail(InvalidScope("scope is required"))
     for name in scope:
         if name not in CLIENT_SCOPES or name not in client.scopes:
             raise fail(InvalidScope(f"The client may not ask for the scope {name[:64]}"))
+    # Without PKCE (a confidential client that opted out), an OpenID request only: the client
+    # authenticates at the token endpoint, and its nonce (when it sends one: the suite's
+    # oidcc-ensure-request-without-nonce-succeeds-for-code-flow sends none) is its own
+    # defence against code injection (RFC 9700 §2.1.1). A plain OAuth request keeps PKCE.
+    if challenge is None and "openid" not in scope:
+        raise fail(InvalidRequest("Without PKCE, the request needs scope openid"))
     prompt = frozenset(one.get("prompt", "").split())
     if not prompt <= PROMPTS:
-        raise fail(InvalidRequest("prompt may hold none, login and consent"))
-    if "none" in prompt and len(prompt) > 1:
+        raise fail(InvalidRequest("prompt may hold none, login, consent and select_account"))
+    # prompt=none with select_account is answered account_selection_required (next_step).
+    if "none" in prompt and not prompt <= {"none", "select_account"}:
         raise fail(InvalidRequest("prompt=none cannot be combined"))
+    hint_subject = None
+    if "id_token_hint" in one:  # expired is fine: RPs send the one they got at sign-in
+        try:
+            hint_subject = decode_id_token_hint(one["id_token_hint"]).sub
+        except InvalidToken:
+            raise fail(InvalidRequest("id_token_hint is not an ID token of this issuer")) from None
     max_age = None
     if "max_age" in one:
         if not one["max_age"].isdigit():
@@ -152,6 +169,8 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         prompt=prompt,
         max_age=max_age,
         login_hint=one.get("login_hint"),
+        hint_subject=hint_subject,
+        acr_values=one.get("acr_values") or None,
     )
 
 
@@ -182,15 +201,37 @@ def needs_consent(session: Session, request: AuthorizationRequest, login: Login)
     return not set(request.scope) <= allowed
 
 
+def other_user_hinted(request: AuthorizationRequest, login: Login | None, *, fresh: bool) -> bool:
+    """The id_token_hint names someone else than the user signed in (before this request:
+    a login made on its own form is the user's answer)."""
+    return (
+        login is not None
+        and not fresh
+        and request.hint_subject is not None
+        and request.hint_subject != str(login.user_id)
+    )
+
+
 def next_step(
-    session: Session, request: AuthorizationRequest, login: Login | None, *, fresh: bool = False
+    session: Session,
+    request: AuthorizationRequest,
+    login: Login | None,
+    *,
+    fresh: bool = False,
+    selected: bool = False,
 ) -> Next:
-    """What the browser sees next; prompt=none turns a page into an error redirect."""
-    if needs_login(request, login, fresh=fresh):
+    """What the browser sees next; prompt=none turns a page into an error redirect.
+    `fresh`: the user has just signed in on the form; `selected`: the user has just chosen
+    to continue with the signed-in account (prompt=select_account)."""
+    if needs_login(request, login, fresh=fresh) or other_user_hinted(request, login, fresh=fresh):
         if "none" in request.prompt:
             raise request.error(LoginRequired("The user is not signed in"))
         return Next.LOGIN
     assert login is not None
+    if "select_account" in request.prompt and not (fresh or selected):
+        if "none" in request.prompt:
+            raise request.error(AccountSelectionRequired("The user must choose an account"))
+        return Next.SELECT_ACCOUNT
     if needs_consent(session, request, login):
         if "none" in request.prompt:
             raise request.error(ConsentRequired("The user has not allowed this client"))
@@ -229,6 +270,7 @@ def issue_code(
             scope=" ".join(request.scope),
             nonce=request.nonce,
             code_challenge=request.code_challenge,
+            acr_values=request.acr_values,
             auth_time=login.auth_time,
             amr=" ".join(login.amr),
             created_at=now,

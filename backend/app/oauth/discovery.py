@@ -15,9 +15,16 @@ END_SESSION_PATH = "/oauth/logout"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 JWKS_PATH = "/.well-known/jwks.json"
 CLAIMS = [
-    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "acr",
     "email", "email_verified", "name", "updated_at", "role",
 ]  # fmt: skip
+
+# The `acr` of an ID token when the client sent acr_values (oauth/tokens.py acr_level):
+# "1" a one-factor login, "2" a multi-factor one. acr is voluntary (the claims parameter,
+# which could ask for it as essential, is not supported), so it states what the login
+# was, whatever was asked.
+ACR_ONE_FACTOR = "1"
+ACR_MULTI_FACTOR = "2"
 
 
 def issuer() -> str:
@@ -48,7 +55,8 @@ def metadata() -> dict[str, Any]:
         "id_token_signing_alg_values_supported": [oidc_signing_key().algorithm],
         "subject_types_supported": ["public"],
         "claims_supported": CLAIMS,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": [ACR_ONE_FACTOR, ACR_MULTI_FACTOR],
         "authorization_response_iss_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

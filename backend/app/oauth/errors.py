@@ -85,6 +85,10 @@ class ConsentRequired(OAuthError):
     error = "consent_required"
 
 
+class AccountSelectionRequired(OAuthError):
+    error = "account_selection_required"  # OIDC Core §3.1.2.6
+
+
 class BearerError(OAuthError):
     """An error of a resource request (RFC 6750 §3.1): its challenge names it."""
 

@@ -1,6 +1,5 @@
 """The token endpoint's grants: authorization_code, refresh_token and client_credentials."""
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -9,14 +8,7 @@ from sqlmodel import Session
 
 from app.auth import tokens as session_tokens
 from app.core.config import get_settings
-from app.core.security import (
-    TokenType,
-    constant_time_equals,
-    decode_token,
-    new_jti,
-    pkce_s256,
-    token_digest,
-)
+from app.core.security import TokenType, decode_token, new_jti, token_digest
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
 from app.errors import InvalidToken
@@ -24,7 +16,7 @@ from app.models.client import API_SCOPES, AuthorizationCode, GrantType, OAuthCli
 from app.models.common import utcnow
 from app.models.session import AuthSession, SessionKind
 from app.models.user import User
-from app.oauth import client_auth
+from app.oauth import client_auth, pkce
 from app.oauth.errors import (
     InvalidClient,
     InvalidGrant,
@@ -33,9 +25,8 @@ from app.oauth.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from app.oauth.tokens import TokenResponse, client_access_token, token_response
+from app.oauth.tokens import TokenResponse, acr_level, client_access_token, token_response
 
-PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 SUPPORTED = (GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN, GrantType.CLIENT_CREDENTIALS)
 # Scopes of a user's sign-in: no meaning for a client acting for itself (no ID token,
 # RFC 6749 §4.4.3: no refresh token, and the service's own API takes only a user's token),
@@ -98,7 +89,7 @@ def _grant(
             client=client,
             code=one.get("code", ""),
             redirect_uri=one.get("redirect_uri", ""),
-            code_verifier=one.get("code_verifier", ""),
+            code_verifier=one.get("code_verifier"),
             actor=actor,
         )
     return refresh(
@@ -116,15 +107,15 @@ def exchange_code(
     client: OAuthClient,
     code: str,
     redirect_uri: str,
-    code_verifier: str,
+    code_verifier: str | None,
     actor: Actor,
 ) -> TokenResponse:
     """Single use: the exchange completes only if its conditional UPDATE marks the code
-    used; a second exchange fails and revokes what the first issued."""
-    if not code or not redirect_uri or not code_verifier:
-        raise InvalidRequest("code, redirect_uri and code_verifier are required")
-    if not PKCE_VERIFIER.fullmatch(code_verifier):
-        raise InvalidRequest("code_verifier is malformed")
+    used; a second exchange fails and revokes what the first issued. The code_verifier
+    must fit the code's PKCE challenge, and be absent for a code issued without one."""
+    if not code or not redirect_uri:
+        raise InvalidRequest("code and redirect_uri are required")
+    pkce.check_verifier_format(code_verifier)
     digest = token_digest(code)
     row = clients.get_code(session, digest)
     now = utcnow()
@@ -136,7 +127,7 @@ def exchange_code(
     if (
         row.expires_at <= now
         or row.redirect_uri != redirect_uri
-        or not constant_time_equals(pkce_s256(code_verifier), row.code_challenge)
+        or not pkce.verifier_matches(row.code_challenge, code_verifier)
     ):
         session.commit()
         raise InvalidGrant("The code is expired, or redirect_uri or code_verifier is wrong")
@@ -196,6 +187,7 @@ def exchange_code(
         scope=scope,
         with_refresh=with_refresh,
         nonce=row.nonce,
+        acr=acr_level(row.amr.split()) if row.acr_values is not None else None,
     )
     session.commit()
     return answer

@@ -17,7 +17,7 @@ from app.core.security import (
     sign_oidc_jwt,
 )
 from app.models.session import AuthSession
-from app.oauth.discovery import issuer
+from app.oauth.discovery import ACR_MULTI_FACTOR, ACR_ONE_FACTOR, issuer
 
 ID_TOKEN_LIFETIME_S = 300  # an ID token is read once by the client, at sign-in
 
@@ -55,6 +55,14 @@ def user_claims(user: Profile, scope: set[str] | frozenset[str]) -> dict[str, An
     if "roles" in scope:
         claims["role"] = str(user.role)
     return claims
+
+
+def acr_level(amr: list[str]) -> str:
+    """A login's `acr` (answered when the client sent acr_values) from its `amr`: a TOTP, or
+    a passkey with user verification, is a second factor."""
+    if "otp" in amr or {"hwk", "user"} <= set(amr):
+        return ACR_MULTI_FACTOR
+    return ACR_ONE_FACTOR
 
 
 def access_token(row: AuthSession, scope: str) -> tuple[str, int]:
@@ -98,7 +106,13 @@ def client_access_token(client_id: str, scope: str) -> tuple[str, str, int, int]
 
 
 def id_token(
-    row: AuthSession, user: Profile, *, scope: set[str], nonce: str | None, access: str
+    row: AuthSession,
+    user: Profile,
+    *,
+    scope: set[str],
+    nonce: str | None,
+    access: str,
+    acr: str | None = None,
 ) -> str:
     assert row.client_id is not None and row.auth_time is not None
     now = int(time.time())
@@ -116,6 +130,8 @@ def id_token(
     }
     if nonce is not None:
         claims["nonce"] = nonce
+    if acr is not None:
+        claims["acr"] = acr
     return sign_oidc_jwt(claims, typ=ID_TOKEN_TYPE)
 
 
@@ -126,6 +142,7 @@ def token_response(
     scope: list[str],
     with_refresh: bool,
     nonce: str | None = None,
+    acr: str | None = None,
 ) -> TokenResponse:
     """Access token, ID token (with openid) and, `with_refresh`, the session's current
     refresh token."""
@@ -137,7 +154,7 @@ def token_response(
         expires_in=lifetime,
         scope=scope_text,
         id_token=(
-            id_token(row, user, scope=set(scope), nonce=nonce, access=access)
+            id_token(row, user, scope=set(scope), nonce=nonce, access=access, acr=acr)
             if "openid" in scope
             else None
         ),

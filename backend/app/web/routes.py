@@ -96,16 +96,28 @@ def _proceed(
     login: Login | None,
     *,
     fresh: bool = False,
+    selected: bool = False,
     status_code: int = 302,
 ) -> Response:
-    """Show the login or consent page, or redirect to the client with a code."""
+    """Show the login, account choice or consent page, or redirect to the client with a
+    code."""
     try:
-        step = authorize.next_step(session, auth, login, fresh=fresh)
+        step = authorize.next_step(session, auth, login, fresh=fresh, selected=selected)
     except RedirectedError as error:
         return _redirect(authorize.error_redirect(error), status_code)
     if step is Next.LOGIN:
         return _login_page(request, query, auth)
     assert login is not None
+    if step is Next.SELECT_ACCOUNT:
+        user = session.get(User, login.user_id)
+        session.commit()
+        return render(
+            request,
+            "select_account.html",
+            request_query=query,
+            client_name=auth.client.name,
+            email=user.email if user else "",
+        )
     if step is Next.CONSENT:
         user = session.get(User, login.user_id)
         session.commit()
@@ -308,6 +320,29 @@ async def mfa_form(request: Request, session: SessionDep) -> Response:
     except InvalidToken:
         return _login_page(request, query, auth, message="Please sign in again.", status_code=400)
     return await run_in_threadpool(_signed_in, request, session, query, auth, result)
+
+
+@router.post("/authorize/account")
+async def account_form(request: Request, session: SessionDep) -> Response:
+    """The answer of the account choice (prompt=select_account)."""
+    parsed = await _form_request(request, session)
+    if isinstance(parsed, Response):
+        return parsed
+    form, query, auth = parsed
+    return await run_in_threadpool(_account, request, session, query, auth, _field(form, "action"))
+
+
+def _account(
+    request: Request, session: SessionDep, query: str, auth: AuthorizationRequest, action: str
+) -> Response:
+    """ "Continue as …" carries on with the browser's login; "Use another account" shows the
+    login form, whose login replaces the browser's session (as after prompt=login)."""
+    if action == "another":
+        return _login_page(request, query, auth, email="")
+    if action != "continue":
+        return error_page(request, "Choose to continue or to use another account.")
+    login = current_login(session, read_cookie(request, SESSION_COOKIE))
+    return _proceed(request, session, query, auth, login, selected=True, status_code=303)
 
 
 @router.post("/authorize/consent")

@@ -79,6 +79,7 @@ def create_client(
     redirect_uris: Annotated[str, Form()] = "",
     public: Annotated[str, Form()] = "",
     first_party: Annotated[str, Form()] = "",
+    no_pkce: Annotated[str, Form()] = "",
     grant: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     need(request, console, console.can(Permission.CLIENTS_MANAGE))
@@ -88,6 +89,7 @@ def create_client(
         "redirect_uris": "\n".join(uris),
         "public": bool(public),
         "first_party": bool(first_party),
+        "no_pkce": bool(no_pkce),
         "grants": grant or [],
     }
     try:
@@ -97,6 +99,7 @@ def create_client(
                 "redirect_uris": uris,
                 "public": bool(public),
                 "first_party": bool(first_party),
+                "require_pkce": not no_pkce,
                 "grant_types": grant or [],
             }
         )
