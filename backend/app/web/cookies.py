@@ -1,11 +1,8 @@
-"""The hosted pages' cookies: the browser session (single sign-on) and the CSRF binding.
+"""The hosted pages' cookies, their one set of settings: the browser session (single sign-on)
+and the CSRF binding (web/csrf.py).
 
 HttpOnly, SameSite=Lax, Secure outside development, `__Host-` prefixed when the service is
 served over https (PUBLIC_URL)."""
-
-import hashlib
-import hmac
-import secrets
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -44,30 +41,3 @@ def clear_cookie(response: Response, base: str) -> None:
 def read_cookie(request: Request, base: str) -> str | None:
     value = request.cookies.get(cookie_name(base))
     return value if value and len(value) <= 256 else None
-
-
-# --- CSRF: a random cookie, and in each form an HMAC of it under SECRET_KEY -------------
-
-
-def _csrf_mac(binding: str) -> str:
-    key = (get_settings().SECRET_KEY or "").encode()
-    return hmac.new(key, b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()
-
-
-def csrf_binding(request: Request) -> tuple[str, bool]:
-    """The browser's CSRF cookie value, and whether it is new (to be set on the answer)."""
-    existing = read_cookie(request, CSRF_COOKIE)
-    if existing:
-        return existing, False
-    return secrets.token_urlsafe(24), True
-
-
-def csrf_token(binding: str) -> str:
-    return _csrf_mac(binding)
-
-
-def csrf_valid(request: Request, presented: str | None) -> bool:
-    binding = read_cookie(request, CSRF_COOKIE)
-    if not binding or not presented:
-        return False
-    return hmac.compare_digest(_csrf_mac(binding), presented)

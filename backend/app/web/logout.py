@@ -16,7 +16,8 @@ from app.oauth import logout
 from app.oauth.authorize import Login
 from app.oauth.discovery import END_SESSION_PATH
 from app.oauth.errors import BadAuthorizationRequest
-from app.web.cookies import SESSION_COOKIE, clear_cookie, csrf_valid, read_cookie
+from app.web import csrf
+from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
 from app.web.pages import error_page, render
 from app.web.routes import EXPIRED_FORM, MAX_FIELD, MAX_PARAMS
 from app.web.sessions import current_login
@@ -50,7 +51,7 @@ async def end_session_post(request: Request, session: SessionDep) -> Response:
     confirming = "csrf_token" in form
     if confirming:
         token = form.get("csrf_token")
-        if not csrf_valid(request, token if isinstance(token, str) else None):
+        if not csrf.valid(request, token if isinstance(token, str) else None):
             return error_page(request, EXPIRED_FORM, status_code=403)
     return await run_in_threadpool(
         _end_session, request, session, _params(pairs), confirmed=confirming

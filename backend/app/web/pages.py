@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from app.core.config import get_settings
-from app.web.cookies import CSRF_COOKIE, csrf_binding, csrf_token, set_cookie
+from app.web import csrf
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -21,7 +21,6 @@ PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
     "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-CSRF_MAX_AGE_S = 12 * 3600
 
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -34,14 +33,13 @@ templates = Environment(
 def render(
     request: Request, template: str, *, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    binding, new = csrf_binding(request)
+    token, new_binding = csrf.form_token(request)
     html = templates.get_template(template).render(
-        project=get_settings().PROJECT_NAME, csrf_token=csrf_token(binding), **context
+        project=get_settings().PROJECT_NAME, csrf_token=token, **context
     )
     response = HTMLResponse(html, status_code=status_code)
     response.headers["Content-Security-Policy"] = PAGE_CSP
-    if new:
-        set_cookie(response, CSRF_COOKIE, binding, max_age=CSRF_MAX_AGE_S)
+    csrf.bind(response, new_binding)
     return response
 
 

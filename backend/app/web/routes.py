@@ -27,7 +27,8 @@ from app.oauth import authorize
 from app.oauth.authorize import AuthorizationRequest, Login, Next
 from app.oauth.errors import AccessDenied, BadAuthorizationRequest, RedirectedError
 from app.passkeys import ceremonies as passkey_ceremonies
-from app.web.cookies import SESSION_COOKIE, csrf_valid, read_cookie, set_cookie
+from app.web import csrf
+from app.web.cookies import SESSION_COOKIE, read_cookie, set_cookie
 from app.web.pages import error_page, render
 from app.web.sessions import BrowserLogin, current_login, opener
 
@@ -174,7 +175,7 @@ async def _form_request(
     """The posted form, if its CSRF token is bound to this browser, and the authorization
     request it continues; or the page that refuses it."""
     form = await request.form(max_files=0, max_fields=16)
-    if not csrf_valid(request, _field(form, "csrf_token")):
+    if not csrf.valid(request, _field(form, "csrf_token")):
         return error_page(request, EXPIRED_FORM, status_code=403)
     query = _field(form, "request")
     try:

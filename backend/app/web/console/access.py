@@ -2,8 +2,6 @@
 (the console is the service's built-in first-party client), its CSRF token, the permission
 matrix's answer for each control, and the rendering of console pages."""
 
-import hashlib
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -22,8 +20,9 @@ from app.crud import console as console_rows
 from app.crud.audit import Actor
 from app.models.user import User
 from app.oauth.authorize import Login
-from app.web.cookies import CSRF_COOKIE, SESSION_COOKIE, csrf_binding, read_cookie, set_cookie
-from app.web.pages import CSRF_MAX_AGE_S, PAGE_CSP, templates
+from app.web import csrf
+from app.web.cookies import SESSION_COOKIE, read_cookie
+from app.web.pages import PAGE_CSP, templates
 from app.web.sessions import current_login as browser_login
 
 CALLBACK_PATH = "/admin/callback"
@@ -80,23 +79,6 @@ class Console:
         return client_actor(request, self.user.id)
 
 
-# --- CSRF: the hosted pages' binding cookie, MACed together with the browser session --------
-
-
-def _console_csrf(binding: str, session_id: uuid.UUID) -> str:
-    """One token per browser session: a new sign-in (or another account) gets a new one."""
-    key = (get_settings().SECRET_KEY or "").encode()
-    message = f"console-csrf:{binding}:{session_id}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def _csrf_valid(request: Request, session_id: uuid.UUID, presented: str) -> bool:
-    binding = read_cookie(request, CSRF_COOKIE)
-    if not binding or not presented:
-        return False
-    return hmac.compare_digest(_console_csrf(binding, session_id), presented)
-
-
 # --- rendering ------------------------------------------------------------------------------
 
 
@@ -113,8 +95,9 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """A console page: the hosted pages' templates and CSP, never cached (it shows accounts)."""
-    binding, new = csrf_binding(request)
-    token = _console_csrf(binding, console.login.session_id) if console else ""
+    token, new_binding = (
+        csrf.form_token(request, session_id=console.login.session_id) if console else ("", None)
+    )
     html = templates.get_template(f"console/{template}").render(
         project=get_settings().PROJECT_NAME,
         console=console,
@@ -126,8 +109,7 @@ def render(
     response = HTMLResponse(html, status_code=status_code)
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-store"
-    if new:
-        set_cookie(response, CSRF_COOKIE, binding, max_age=CSRF_MAX_AGE_S)
+    csrf.bind(response, new_binding)
     return response
 
 
@@ -205,7 +187,7 @@ def signed_in(request: Request, session: SessionDep) -> Console:
 
 def _check_csrf(request: Request, console: Console, presented: str) -> Console:
     """A form post of this browser session (its csrf_token), or a 403 that changes nothing."""
-    if not _csrf_valid(request, console.login.session_id, presented[:128]):
+    if not csrf.valid(request, presented, session_id=console.login.session_id):
         message = "This form has expired. Reload the page and try again."
         raise refused(request, message, console=console)
     return console
