@@ -306,7 +306,7 @@ def modified(id_token: str, part: str) -> str:
 
 @pytest.mark.parametrize("part", ["signature", "claims"])
 @pytest.mark.parametrize("with_client_id", [False, True])
-def test_a_modified_id_token_hint_is_an_error_page_that_ends_nothing(
+def test_oidcc_rp_initiated_logout_modified_id_token_hint(
     client: TestClient, db: Session, user: User, part: str, with_client_id: bool
 ) -> None:
     """oidcc-rp-initiated-logout-modified-id-token-hint: no logout, no redirect."""
@@ -334,27 +334,11 @@ def test_a_modified_id_token_hint_is_an_error_page_that_ends_nothing(
 LOGOUT_WITH_QUERY = "https://app.example.com/signed-out?from=op"
 
 
-@pytest.mark.parametrize(
-    ("params", "location"),
-    [
-        # oidcc-rp-initiated-logout: the same browser's hint, a registered URI and state
-        ({"post_logout_redirect_uri": AFTER_LOGOUT, "state": "s"}, AFTER_LOGOUT + "?state=s"),
-        # -no-state
-        ({"post_logout_redirect_uri": AFTER_LOGOUT}, AFTER_LOGOUT),
-        # -query-added-to-post-logout-redirect-uri, registered with its query
-        (
-            {"post_logout_redirect_uri": LOGOUT_WITH_QUERY, "state": "s"},
-            LOGOUT_WITH_QUERY + "&state=s",
-        ),
-        # -no-post-logout-redirect-uri: signed out, our page
-        ({"state": "s"}, None),
-        # -bad-post-logout-redirect-uri (more in the test above): no redirect
-        ({"post_logout_redirect_uri": "https://app.example.com/elsewhere", "state": "s"}, None),
-    ],
-)
-def test_a_hint_of_this_browsers_session_logs_out_at_once(
+def logout_with_hint(
     client: TestClient, db: Session, user: User, params: dict[str, str], location: str | None
 ) -> None:
+    """The same browser's ID token as the hint, with `params`: signed out at once, then
+    redirected to `location`, or (None) shown our signed-out page."""
     app = make_client(
         db, first_party=True, post_logout_redirect_uris=[AFTER_LOGOUT, LOGOUT_WITH_QUERY]
     )
@@ -372,17 +356,39 @@ def test_a_hint_of_this_browsers_session_logs_out_at_once(
     assert not live(client, app, tokens) and not has_browser_session(client, b, app)
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {},  # oidcc-rp-initiated-logout-no-params
-        # -no-id-token-hint: without a hint or client_id the URI cannot be checked: no redirect
-        {"post_logout_redirect_uri": AFTER_LOGOUT, "state": "s"},
-    ],
-)
-def test_without_a_hint_or_client_id_the_user_confirms_and_stays_here(
-    client: TestClient, db: Session, user: User, params: dict[str, str]
+def test_oidcc_rp_initiated_logout(client: TestClient, db: Session, user: User) -> None:
+    params = {"post_logout_redirect_uri": AFTER_LOGOUT, "state": "s"}
+    logout_with_hint(client, db, user, params, AFTER_LOGOUT + "?state=s")
+
+
+def test_oidcc_rp_initiated_logout_no_state(client: TestClient, db: Session, user: User) -> None:
+    logout_with_hint(client, db, user, {"post_logout_redirect_uri": AFTER_LOGOUT}, AFTER_LOGOUT)
+
+
+def test_oidcc_rp_initiated_logout_no_post_logout_redirect_uri(
+    client: TestClient, db: Session, user: User
 ) -> None:
+    logout_with_hint(client, db, user, {"state": "s"}, None)
+
+
+def test_oidcc_rp_initiated_logout_bad_post_logout_redirect_uri(
+    client: TestClient, db: Session, user: User
+) -> None:
+    """No redirect to an unregistered URI (more such URIs in the test above)."""
+    params = {"post_logout_redirect_uri": "https://app.example.com/elsewhere", "state": "s"}
+    logout_with_hint(client, db, user, params, None)
+
+
+def test_a_post_logout_redirect_uri_registered_with_a_query_keeps_it(
+    client: TestClient, db: Session, user: User
+) -> None:
+    params = {"post_logout_redirect_uri": LOGOUT_WITH_QUERY, "state": "s"}
+    logout_with_hint(client, db, user, params, LOGOUT_WITH_QUERY + "&state=s")
+
+
+def confirm_and_stay(client: TestClient, db: Session, user: User, params: dict[str, str]) -> None:
+    """Without a hint the user confirms on our page, and stays here: signed out, no
+    redirect (without a hint or client_id a post_logout_redirect_uri cannot be checked)."""
     app, b = registered_app(db), browser(client)
     tokens = signed_in(client, b, app, user)
     page = b.get(end_session_endpoint(client), params=params)
@@ -392,3 +398,22 @@ def test_without_a_hint_or_client_id_the_user_confirms_and_stays_here(
     assert confirmed.status_code == 200 and "location" not in confirmed.headers
     assert "You are signed out" in confirmed.text
     assert not live(client, app, tokens) and not has_browser_session(client, b, app)
+
+
+def test_oidcc_rp_initiated_logout_no_params(client: TestClient, db: Session, user: User) -> None:
+    confirm_and_stay(client, db, user, {})
+
+
+def test_oidcc_rp_initiated_logout_only_state(client: TestClient, db: Session, user: User) -> None:
+    confirm_and_stay(client, db, user, {"state": "s"})
+
+
+def test_oidcc_rp_initiated_logout_no_id_token_hint(
+    client: TestClient, db: Session, user: User
+) -> None:
+    confirm_and_stay(client, db, user, {"post_logout_redirect_uri": AFTER_LOGOUT, "state": "s"})
+
+
+def test_oidcc_rp_initiated_logout_discovery_endpoint_verification(client: TestClient) -> None:
+    url = client.get("/.well-known/openid-configuration").json()["end_session_endpoint"]
+    assert url == f"{ISSUER}/oauth/logout" and url.startswith("https://")
