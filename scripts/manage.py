@@ -30,6 +30,11 @@ cli = typer.Typer(help="Administer the authentication service.", no_args_is_help
 CLI_ACTOR = Actor(user_agent="manage")
 
 
+class KeyAlgorithm(StrEnum):
+    RS256 = "RS256"
+    ES256 = "ES256"
+
+
 def fail(message: str) -> NoReturn:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code=1)
@@ -278,6 +283,10 @@ def client_create(
             " of the service's API (account, users:read, ...). Default: the OIDC scopes.",
         ),
     ] = None,
+    id_token_alg: Annotated[
+        KeyAlgorithm | None,
+        typer.Option("--id-token-alg", help="What its ID tokens are signed with (default RS256)."),
+    ] = None,
 ) -> None:
     """Register a client; prints its client_id and, for a confidential client, its secret
     (shown only this once)."""
@@ -297,6 +306,8 @@ def client_create(
         values["grant_types"] = grant
     if scope:
         values["scopes"] = scope
+    if id_token_alg is not None:
+        values["id_token_signed_response_alg"] = id_token_alg.value
     try:
         body = ClientCreate.model_validate(values)
     except ValidationError as error:
@@ -362,11 +373,6 @@ def client_rotate_secret(client_id: str) -> None:
             fail(f"client {client_id} is public: it has no secret")
         rotated = clients.rotate_secret(session, client=client, actor=CLI_ACTOR)
     typer.echo(f"client_secret: {rotated.client_secret}")
-
-
-class KeyAlgorithm(StrEnum):
-    RS256 = "RS256"
-    ES256 = "ES256"
 
 
 @cli.command("generate-key")

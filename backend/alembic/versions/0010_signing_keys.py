@@ -1,0 +1,35 @@
+"""oauth_client.id_token_signed_response_alg (RS256 unless a client registered ES256)
+
+Revision ID: 0010
+Revises: 0008
+Create Date: 2026-12-09 10:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+
+revision: str = "0010"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("oauth_client") as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "id_token_signed_response_alg",
+                sqlmodel.sql.sqltypes.AutoString(length=8),
+                server_default="RS256",
+                nullable=False,
+            )
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("oauth_client") as batch_op:
+        batch_op.drop_column("id_token_signed_response_alg")
