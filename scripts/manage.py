@@ -83,7 +83,7 @@ def serve(
     import uvicorn
 
     from app.bootstrap import ensure_first_superuser
-    from app.core.security import key_set
+    from app.core.keys import key_set
     from app.migrations import startup_lock, upgrade_to_head
 
     settings = get_settings()
@@ -231,15 +231,18 @@ def list_users(
 
 
 def _ensure_oidc_key(session: Session) -> None:
-    """Load (in development: create) the OpenID Connect signing key; production without one
-    refuses to start once a client is registered."""
+    """Load (in development: create) the OpenID Connect signing keys; production without an
+    RS256 one refuses to start once a client is registered (OIDC.md revision 2)."""
+    from app.core import keys
     from app.core.config import SettingsError
-    from app.core.security import oidc_key
     from app.crud import clients
     from app.crud.console import CONSOLE_CLIENT_ID
 
     try:
-        oidc_key()
+        if keys.DEFAULT_ALGORITHM not in keys.reload().active:
+            raise SettingsError(
+                "Invalid setting " + keys.MISSING_KEY.format(algorithm=keys.DEFAULT_ALGORITHM)
+            )
     except SettingsError as error:
         # The console's built-in client signs nothing: only registered clients need the key.
         first, _ = clients.list_clients(session, skip=0, limit=2)
@@ -385,7 +388,7 @@ def generate_key(
     ] = Path("keys/jwt.pem"),
 ) -> None:
     """Write a new private key for signing tokens (mode 0600) and print the settings to use."""
-    from app.core.security import generate_private_key
+    from app.core.keys import generate_private_key
 
     pem, kid = generate_private_key(algorithm.value)
     try:

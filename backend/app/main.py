@@ -13,7 +13,7 @@ from app import db
 from app.api import docs, errors, oauth, ops
 from app.api.middleware import EdgeMiddleware
 from app.api.v1 import account, audit, auth, clients, me, passkeys, users
-from app.core import passwords, security
+from app.core import keys, passwords
 from app.core.config import get_settings
 from app.core.logging import configure as configure_logging
 from app.web import console as web_console
@@ -45,7 +45,7 @@ NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": Fal
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    security.key_set()  # a bad JWT key file stops start-up here, with one line
+    keys.key_set()  # a bad JWT key file stops start-up here, with one line
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = FastAPI(
         title=settings.PROJECT_NAME,

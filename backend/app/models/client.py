@@ -20,7 +20,7 @@ MAX_URI_LENGTH = 2048
 # The algorithms a client may ask its ID tokens signed with (`id_token_signed_response_alg`,
 # OIDC Dynamic Client Registration §2): RS256 unless it registered ES256 (OIDC.md rev. 2).
 IdTokenAlg = Literal["RS256", "ES256"]
-DEFAULT_ID_TOKEN_ALG = "RS256"
+DEFAULT_ID_TOKEN_ALG: IdTokenAlg = "RS256"
 
 
 class GrantType(StrEnum):

@@ -196,6 +196,7 @@ def exchange_code(
         scope=scope,
         with_refresh=with_refresh,
         nonce=row.nonce,
+        id_token_alg=client.id_token_signed_response_alg,
     )
     session.commit()
     return answer
@@ -246,7 +247,13 @@ def refresh(
     def issue(renewed: AuthSession) -> TokenResponse:
         user = session.get(User, renewed.user_id)
         assert user is not None  # the session and its user were just read live
-        return token_response(renewed, user, scope=requested, with_refresh=True)
+        return token_response(
+            renewed,
+            user,
+            scope=requested,
+            with_refresh=True,
+            id_token_alg=client.id_token_signed_response_alg,
+        )
 
     try:
         return session_tokens.refresh(

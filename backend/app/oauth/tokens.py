@@ -8,18 +8,11 @@ from pydantic import BaseModel
 
 from app.auth.tokens import current_refresh_token
 from app.core.config import get_settings
+from app.core.keys import DEFAULT_ALGORITHM, ID_TOKEN_LIFETIME_S, ID_TOKEN_TYPE, OAUTH_ACCESS_TYPE
 from app.core.permissions import Role
-from app.core.security import (
-    ID_TOKEN_TYPE,
-    OAUTH_ACCESS_TYPE,
-    half_hash,
-    new_jti,
-    sign_oidc_jwt,
-)
+from app.core.security import half_hash, new_jti, sign_oidc_jwt
 from app.models.session import AuthSession
 from app.oauth.discovery import issuer
-
-ID_TOKEN_LIFETIME_S = 300  # an ID token is read once by the client, at sign-in
 
 
 class TokenResponse(BaseModel):
@@ -98,8 +91,15 @@ def client_access_token(client_id: str, scope: str) -> tuple[str, str, int, int]
 
 
 def id_token(
-    row: AuthSession, user: Profile, *, scope: set[str], nonce: str | None, access: str
+    row: AuthSession,
+    user: Profile,
+    *,
+    scope: set[str],
+    nonce: str | None,
+    access: str,
+    algorithm: str = DEFAULT_ALGORITHM,
 ) -> str:
+    """Signed with the client's id_token_signed_response_alg (RS256 unless ES256)."""
     assert row.client_id is not None and row.auth_time is not None
     now = int(time.time())
     claims: dict[str, Any] = {
@@ -116,7 +116,7 @@ def id_token(
     }
     if nonce is not None:
         claims["nonce"] = nonce
-    return sign_oidc_jwt(claims, typ=ID_TOKEN_TYPE)
+    return sign_oidc_jwt(claims, typ=ID_TOKEN_TYPE, algorithm=algorithm)
 
 
 def token_response(
@@ -126,6 +126,7 @@ def token_response(
     scope: list[str],
     with_refresh: bool,
     nonce: str | None = None,
+    id_token_alg: str = DEFAULT_ALGORITHM,
 ) -> TokenResponse:
     """Access token, ID token (with openid) and, `with_refresh`, the session's current
     refresh token."""
@@ -137,7 +138,9 @@ def token_response(
         expires_in=lifetime,
         scope=scope_text,
         id_token=(
-            id_token(row, user, scope=set(scope), nonce=nonce, access=access)
+            id_token(
+                row, user, scope=set(scope), nonce=nonce, access=access, algorithm=id_token_alg
+            )
             if "openid" in scope
             else None
         ),
