@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -410,6 +411,55 @@ def generate_key(
         " JWT_EXTRA_PUBLIC_KEY_FILES=<the old key file>",
         err=True,
     )
+
+
+keys_cli = typer.Typer(help="The OpenID Connect signing keys: list them, rotate them.")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    if epoch <= 0:
+        return "configured"  # a key file: active until a rotated key supersedes it
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    algorithm: Annotated[
+        list[KeyAlgorithm] | None,
+        typer.Option("--algorithm", help="Repeat for more. Default: RS256 and ES256."),
+    ] = None,
+) -> None:
+    """Stage a new signing key: published in the JWKS now, signing once
+    KEY_PUBLISH_AHEAD_SECONDS have passed; the old key keeps verifying until its tokens expire."""
+    from app.crud import signing_keys
+
+    chosen = list(dict.fromkeys(a.value for a in algorithm or list(KeyAlgorithm)))
+    with db_session() as session:
+        rows = signing_keys.rotate(session, algorithms=chosen)
+    for row in rows:
+        typer.echo(
+            f"{row.algorithm} key {row.kid} published now; signs from"
+            f" {row.activates_at.astimezone(UTC).isoformat(timespec='seconds')}"
+        )
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """Each OpenID Connect signing key: kid, algorithm, state (next, active, retired), where it
+    is kept, when it signs from and when it leaves the JWKS."""
+    from app.core import keys
+
+    ring = keys.reload()
+    typer.echo(f"{'KID':<43}  {'ALG':<5}  {'STATE':<7}  {'SOURCE':<8}  {'SIGNS FROM':<25}  LEAVES")
+    for status in ring.statuses:
+        key = status.key
+        typer.echo(
+            f"{key.kid:<43}  {key.algorithm:<5}  {status.state.value:<7}  {key.source:<8}"
+            f"  {_when(key.activates_at):<25}  {_when(status.leaves_at)}"
+        )
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""oauth_client.id_token_signed_response_alg (RS256 unless a client registered ES256)
+"""signing_key (OIDC keys of `manage keys rotate`); oauth_client.id_token_signed_response_alg
 
 Revision ID: 0010
 Revises: 0008
@@ -19,6 +19,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "signing_key",
+        sa.Column("kid", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("algorithm", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("private_key", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("activates_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("kid"),
+    )
     with op.batch_alter_table("oauth_client") as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -33,3 +42,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("oauth_client") as batch_op:
         batch_op.drop_column("id_token_signed_response_alg")
+    op.drop_table("signing_key")

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jwt
 from jose.exceptions import JWTError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.config import SettingsError, get_settings
 from app.errors import ServiceUnavailable
@@ -411,8 +412,44 @@ def file_keys() -> tuple[SigningKey, ...]:
 
 
 def _stored_keys(known: dict[str, SigningKey]) -> tuple[SigningKey, ...]:
-    """The keys `manage keys rotate` staged (none yet)."""
-    return ()
+    """The keys `manage keys rotate` staged, from the table every instance reads; each
+    decrypted once (`known`, by kid). A key this SECRET_KEY cannot decrypt is skipped."""
+    from sqlmodel import Session, select
+
+    from app.core import crypto
+    from app.db import get_engine
+    from app.models.signing_key import SigningKeyRow
+
+    with Session(get_engine()) as session:
+        rows = session.exec(select(SigningKeyRow)).all()
+    found = []
+    for row in rows:
+        key = known.get(row.kid)
+        if key is None:
+            pem = crypto.decrypt(row.private_key, info=crypto.SIGNING_KEY_INFO)
+            private = _stored_private_key(pem)
+            if private is None or algorithm_of(private) != row.algorithm:
+                logger.warning("signing key %s cannot be read with this SECRET_KEY", row.kid)
+                continue
+            key = signing_key_of(
+                private,
+                source=DATABASE,
+                activates_at=row.activates_at.timestamp(),
+                created_at=row.created_at.timestamp(),
+            )
+            known[row.kid] = key
+        found.append(key)
+    return tuple(found)
+
+
+def _stored_private_key(pem: str | None) -> PrivateKey | None:
+    if pem is None:
+        return None
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (TypeError, ValueError, UnsupportedAlgorithm):
+        return None
+    return key if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) else None
 
 
 class _Holder:
@@ -435,7 +472,11 @@ def reload() -> KeyRing:
     """Read the keys again (the files once, the key table each time) and rebuild the ring."""
     generation = _holder.generation
     files = file_keys()
-    stored = _stored_keys(_holder.parsed)
+    try:
+        stored = _stored_keys(_holder.parsed)
+    except SQLAlchemyError as error:  # keep serving the keys known; tried again soon
+        logger.warning("signing keys not read from the database (%s)", type(error).__name__)
+        stored = tuple(key for key in _holder.keys if key.source == DATABASE)
     ring = build_ring((*files, *stored), time.time(), retention_s())
     with _holder.lock:
         if generation == _holder.generation:
