@@ -68,7 +68,8 @@ def clean_tables() -> Iterator[None]:
     with get_engine().begin() as connection:
         for table in reversed(SQLModel.metadata.sorted_tables):
             connection.execute(table.delete())
-    keys.forget()  # the next test reads the signing keys it leaves (none staged)
+    keys.forget()  # the next test reads the signing keys it leaves (none staged),
+    keys.reload()  # loaded now, as a serving process has them before its requests
 
 
 @pytest.fixture(scope="session")
