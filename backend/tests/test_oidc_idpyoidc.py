@@ -5,9 +5,11 @@ login page, exchanges the code and verifies the RS256 ID token against the JWKS,
 reads userinfo. PKCE is switched on (its add-on) because the service requires it of every
 client until `require_pkce` lands (issue 20 item 2)."""
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from idpyoidc.client.rp_handler import RPHandler
 from sqlmodel import Session
 
@@ -32,7 +34,10 @@ PKCE = {
 }
 
 
-def test_idpyoidc_completes_a_code_flow_with_discovery(db: Session, user: User) -> None:
+def test_idpyoidc_completes_a_code_flow_with_discovery(
+    db: Session, user: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the RP writes its own JWKS to static/jwks.json there
     registered = make_client(db, redirect_uris=[CALLBACK], first_party=True)
     env = {
         "ENVIRONMENT": "development",
@@ -64,3 +69,4 @@ def test_idpyoidc_completes_a_code_flow_with_discovery(db: Session, user: User) 
     assert result["id_token"]["sub"] == str(user.id)
     assert result["userinfo"]["sub"] == str(user.id)
     assert result["token"]
+    assert (tmp_path / "static" / "jwks.json").exists()  # not in the repository
