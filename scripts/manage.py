@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -31,6 +32,11 @@ cli = typer.Typer(
     help="Administer the authentication service.", no_args_is_help=True, rich_markup_mode=None
 )
 CLI_ACTOR = Actor(user_agent="manage")
+
+
+class KeyAlgorithm(StrEnum):
+    RS256 = "RS256"
+    ES256 = "ES256"
 
 
 def fail(message: str) -> NoReturn:
@@ -81,7 +87,7 @@ def serve(
     import uvicorn
 
     from app.bootstrap import ensure_first_superuser
-    from app.core.security import key_set
+    from app.core.keys import key_set
     from app.migrations import startup_lock, upgrade_to_head
 
     settings = get_settings()
@@ -229,15 +235,18 @@ def list_users(
 
 
 def _ensure_oidc_key(session: Session) -> None:
-    """Load (in development: create) the OpenID Connect signing key; production without one
-    refuses to start once a client is registered."""
+    """Load (in development: create) the OpenID Connect signing keys; production without an
+    RS256 one refuses to start once a client is registered (OIDC.md revision 2)."""
+    from app.core import keys
     from app.core.config import SettingsError
-    from app.core.security import oidc_key
     from app.crud import clients
     from app.crud.console import CONSOLE_CLIENT_ID
 
     try:
-        oidc_key()
+        if keys.DEFAULT_ALGORITHM not in keys.reload().active:
+            raise SettingsError(
+                "Invalid setting " + keys.MISSING_KEY.format(algorithm=keys.DEFAULT_ALGORITHM)
+            )
     except SettingsError as error:
         # The console's built-in client signs nothing: only registered clients need the key.
         first, _ = clients.list_clients(session, skip=0, limit=2)
@@ -291,6 +300,10 @@ def client_create(
             " of the service's API (account, users:read, ...). Default: the OIDC scopes.",
         ),
     ] = None,
+    id_token_alg: Annotated[
+        KeyAlgorithm | None,
+        typer.Option("--id-token-alg", help="What its ID tokens are signed with (default RS256)."),
+    ] = None,
 ) -> None:
     """Register a client; prints its client_id and, for a confidential client, its secret
     (shown only this once)."""
@@ -311,6 +324,8 @@ def client_create(
         values["grant_types"] = grant
     if scope:
         values["scopes"] = scope
+    if id_token_alg is not None:
+        values["id_token_signed_response_alg"] = id_token_alg.value
     try:
         body = ClientCreate.model_validate(values)
     except ValidationError as error:
@@ -379,11 +394,6 @@ def client_rotate_secret(client_id: str) -> None:
     typer.echo(f"client_secret: {rotated.client_secret}")
 
 
-class KeyAlgorithm(StrEnum):
-    RS256 = "RS256"
-    ES256 = "ES256"
-
-
 @cli.command("generate-key")
 def generate_key(
     algorithm: Annotated[
@@ -394,7 +404,7 @@ def generate_key(
     ] = Path("keys/jwt.pem"),
 ) -> None:
     """Write a new private key for signing tokens (mode 0600) and print the settings to use."""
-    from app.core.security import generate_private_key
+    from app.core.keys import generate_private_key
 
     pem, kid = generate_private_key(algorithm.value)
     try:
@@ -416,6 +426,55 @@ def generate_key(
         " JWT_EXTRA_PUBLIC_KEY_FILES=<the old key file>",
         err=True,
     )
+
+
+keys_cli = typer.Typer(help="The OpenID Connect signing keys: list them, rotate them.")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    if epoch <= 0:
+        return "configured"  # a key file: active until a rotated key supersedes it
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    algorithm: Annotated[
+        list[KeyAlgorithm] | None,
+        typer.Option("--algorithm", help="Repeat for more. Default: RS256 and ES256."),
+    ] = None,
+) -> None:
+    """Stage a new signing key: published in the JWKS now, signing once
+    KEY_PUBLISH_AHEAD_SECONDS have passed; the old key keeps verifying until its tokens expire."""
+    from app.crud import signing_keys
+
+    chosen = list(dict.fromkeys(a.value for a in algorithm or list(KeyAlgorithm)))
+    with db_session() as session:
+        rows = signing_keys.rotate(session, algorithms=chosen)
+    for row in rows:
+        typer.echo(
+            f"{row.algorithm} key {row.kid} published now; signs from"
+            f" {row.activates_at.astimezone(UTC).isoformat(timespec='seconds')}"
+        )
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """Each OpenID Connect signing key: kid, algorithm, state (next, active, retired), where it
+    is kept, when it signs from and when it leaves the JWKS."""
+    from app.core import keys
+
+    ring = keys.reload()
+    typer.echo(f"{'KID':<43}  {'ALG':<5}  {'STATE':<7}  {'SOURCE':<8}  {'SIGNS FROM':<25}  LEAVES")
+    for status in ring.statuses:
+        key = status.key
+        typer.echo(
+            f"{key.kid:<43}  {key.algorithm:<5}  {status.state.value:<7}  {key.source:<8}"
+            f"  {_when(key.activates_at):<25}  {_when(status.leaves_at)}"
+        )
 
 
 def main() -> None:

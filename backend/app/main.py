@@ -1,6 +1,7 @@
 """create_app(): routers, middleware, exception handlers, lifespan."""
 
 import gc
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,18 +14,31 @@ from app import reads
 from app.api import docs, errors, oauth, ops
 from app.api.middleware import EdgeMiddleware
 from app.api.v1 import account, audit, auth, clients, me, passkeys, users
-from app.core import passwords, security
-from app.core.config import get_settings
+from app.core import keys, passwords
+from app.core.config import SettingsError, get_settings
 from app.core.logging import configure as configure_logging
 from app.web import console as web_console
 from app.web import logout as web_logout
 from app.web import pages as web_pages
 from app.web import routes as web_routes
 
+logger = logging.getLogger(__name__)
+
+
+def _load_signing_keys() -> None:
+    """The OIDC key ring, read before the first request (which would otherwise wait for it).
+    A bad key file is answered 503 where a key is needed, as before (manage serve refuses
+    it once a client exists)."""
+    try:
+        keys.reload()
+    except SettingsError as error:
+        logger.warning("OpenID Connect signing keys not loaded: %s", error)
+
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     passwords.warm_up()
+    _load_signing_keys()
     # The start-up heap (modules, the app, its compiled statements) never becomes garbage:
     # frozen, the collector's full passes scan only what requests made. Unfrozen, each pass
     # scanned it all, ~70 ms every few seconds under load: the p99 of every request.
@@ -45,7 +59,7 @@ NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": Fal
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    security.key_set()  # a bad JWT key file stops start-up here, with one line
+    keys.key_set()  # a bad JWT key file stops start-up here, with one line
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = FastAPI(
         title=settings.PROJECT_NAME,

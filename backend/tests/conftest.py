@@ -38,7 +38,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlmodel import Session, SQLModel  # noqa: E402
 
-from app.core import ratelimit  # noqa: E402
+from app.core import keys, ratelimit  # noqa: E402
 from app.core.config import Settings, get_settings  # noqa: E402
 from app.core.permissions import Role  # noqa: E402
 from app.db import get_engine  # noqa: E402
@@ -68,6 +68,8 @@ def clean_tables() -> Iterator[None]:
     with get_engine().begin() as connection:
         for table in reversed(SQLModel.metadata.sorted_tables):
             connection.execute(table.delete())
+    keys.forget()  # the next test reads the signing keys it leaves (none staged),
+    keys.reload()  # loaded now, as a serving process has them before its requests
 
 
 @pytest.fixture(scope="session")

@@ -633,19 +633,19 @@ def test_the_console_client_alone_does_not_need_the_oidc_signing_key_in_producti
     import typer
 
     import manage
+    from app.core import keys
     from app.core.config import Environment
-    from app.core.security import oidc_key
 
     sign_in(client, admin.email)  # the console's client row now exists
     settings(ENVIRONMENT=Environment.PRODUCTION)
-    oidc_key.cache_clear()
+    keys.forget()
     try:
         manage._ensure_oidc_key(db)  # the console signs nothing: manage serve starts
         make_client(db)
         with pytest.raises(typer.Exit):
             manage._ensure_oidc_key(db)  # a registered client needs the key
     finally:
-        oidc_key.cache_clear()
+        keys.forget()
 
 
 def test_two_first_sign_ins_at_once_create_one_console_client() -> None:

@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 
+from app.core import keys
 from app.core.config import Settings, SettingsError
-from app.core.security import key_id, key_set, oauth_access_header, oidc_key
+from app.core.keys import key_id, key_set
 from app.models.user import User
 from tests.utils import api, auth_header, login
 
@@ -31,11 +32,11 @@ MANAGE = Path(sys.executable).parent / "manage"
 @pytest.fixture(autouse=True)
 def fresh_keys() -> Iterator[None]:
     """Each test loads the keys of the settings it chose, and leaves none cached behind."""
-    for cached in (key_set, oidc_key, oauth_access_header):
-        cached.cache_clear()
+    key_set.cache_clear()
+    keys.forget()
     yield
-    for cached in (key_set, oidc_key, oauth_access_header):
-        cached.cache_clear()
+    key_set.cache_clear()
+    keys.forget()
 
 
 def new_key(algorithm: str) -> PrivateKey:
@@ -72,8 +73,8 @@ def use_key(
     settings(
         ALGORITHM=algorithm, JWT_PRIVATE_KEY_FILE=private, JWT_EXTRA_PUBLIC_KEY_FILES=extra or []
     )
-    for cached in (key_set, oidc_key, oauth_access_header):
-        cached.cache_clear()
+    key_set.cache_clear()
+    keys.forget()
 
 
 def b64url(data: bytes) -> str:
@@ -140,7 +141,12 @@ def test_asymmetric_tokens_work_end_to_end_and_verify_against_the_jwks(
     assert response.status_code == 200
     assert response.headers["cache-control"] == "public, max-age=300"
     jwks = response.json()
-    [jwk] = jwks["keys"]
+    # The JWT key (also the OIDC key of its algorithm) and the OIDC key of the other one.
+    assert [jwk["alg"] for jwk in jwks["keys"]] == [
+        algorithm,
+        ({"RS256", "ES256"} - {algorithm}).pop(),
+    ]
+    jwk = jwks["keys"][0]
     assert jwk["kid"] == header["kid"]
     assert (jwk["use"], jwk["alg"]) == ("sig", algorithm)
     if algorithm == "RS256":
@@ -159,12 +165,13 @@ def test_asymmetric_tokens_work_end_to_end_and_verify_against_the_jwks(
         assert claims["sub"] == str(user.id)
 
 
-def test_jwks_of_hs256_holds_only_the_oidc_key(client: TestClient) -> None:
-    """The HMAC secret is never published; the OpenID Connect key (ID tokens, OAuth access
-    tokens) is, generated once beside SECRET_KEY_FILE in development."""
-    [published] = client.get("/.well-known/jwks.json").json()["keys"]
-    assert published == oidc_key().public_jwk
-    assert published["kid"] != key_set().kid and "k" not in published and "d" not in published
+def test_jwks_of_hs256_holds_only_the_oidc_keys(client: TestClient) -> None:
+    """The HMAC secret is never published; the OpenID Connect keys (ID tokens, OAuth access
+    tokens), RS256 and ES256, are, generated once beside SECRET_KEY_FILE in development."""
+    published = client.get("/.well-known/jwks.json").json()["keys"]
+    assert published == [keys.signing_key("RS256").public_jwk, keys.signing_key("ES256").public_jwk]
+    for jwk in published:
+        assert jwk["kid"] != key_set().kid and "k" not in jwk and "d" not in jwk
 
 
 def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key(
@@ -184,7 +191,7 @@ def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key(
     assert pyjwt.get_unverified_header(after["access_token"])["kid"] == key_id(new.public_key())
     assert me(client, after["access_token"]) == 200
     kids = [jwk["kid"] for jwk in client.get("/.well-known/jwks.json").json()["keys"]]
-    assert kids == [key_id(new.public_key()), key_id(old.public_key())]
+    assert kids[:2] == [key_id(new.public_key()), key_id(old.public_key())]  # then the ES256 one
     # An old refresh token continues its session with tokens from the new key.
     refreshed = client.post(api("/auth/refresh"), json={"refresh_token": before["refresh_token"]})
     assert refreshed.status_code == 200

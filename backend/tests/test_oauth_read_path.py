@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -29,13 +30,8 @@ from starlette.formparsers import FormParser, MultiPartException
 
 from app.api.oauth import MAX_FORM_FIELDS, parse_form
 from app.core.config import Settings, get_settings
-from app.core.security import (
-    OAUTH_ACCESS_TYPE,
-    decode_oauth_access_token,
-    generate_private_key,
-    oidc_key,
-    sign_oidc_jwt,
-)
+from app.core.keys import OAUTH_ACCESS_TYPE, generate_private_key, signing_key
+from app.core.security import decode_oauth_access_token, sign_oidc_jwt
 from app.errors import InvalidToken
 from app.models.client import ClientCreated, ClientToken
 from app.models.common import utcnow
@@ -159,7 +155,15 @@ def test_access_tokens_verify_with_the_cached_key_and_anything_else_is_refused(
     pem, _ = generate_private_key(algorithm)
     (tmp_path / "oidc.pem").write_bytes(pem)
     settings(OIDC_SIGNING_KEY_FILE=tmp_path / "oidc.pem")
-    token, jti, exp, _ = client_access_token("a-client", "roles")
+    if algorithm == "RS256":
+        token, jti, exp, _ = client_access_token("a-client", "roles")
+    else:  # access tokens are RS256; one signed by the ES256 key verifies all the same
+        jti, exp = "a-jti", int(time.time()) + 60
+        issuer = get_settings().PUBLIC_URL
+        body = {"iss": issuer, "aud": issuer, "sub": "a-client", "client_id": "a-client"}
+        body |= {"scope": "roles", "jti": jti, "iat": exp - 60, "exp": exp}
+        token = sign_oidc_jwt(body, typ=OAUTH_ACCESS_TYPE, algorithm="ES256")
+    key = signing_key(algorithm)
     claims = decode_oauth_access_token(token)
     assert (claims.sub, claims.client_id, claims.jti, claims.sid) == ("a-client",) * 2 + (jti, None)
     assert int(claims.exp.timestamp()) == exp
@@ -171,7 +175,7 @@ def test_access_tokens_verify_with_the_cached_key_and_anything_else_is_refused(
         json.loads(base64.urlsafe_b64decode(payload + "==")),
         other,  # type: ignore[arg-type]
         algorithm=algorithm,
-        headers={"kid": oidc_key().kid, "typ": "at+jwt"},
+        headers={"kid": key.kid, "typ": "at+jwt"},
     )
     assert forged.split(".")[0] == header  # the same header: only the signature tells
     raw = base64.urlsafe_b64decode(signature + "==")
@@ -193,13 +197,13 @@ def test_access_tokens_verify_with_the_cached_key_and_anything_else_is_refused(
     ]
     for bad in refused:
         with pytest.raises(JOSEError):
-            jws.verify(bad, oidc_key().verifier, [algorithm])
+            jws.verify(bad, key.verifier, [algorithm])
         with pytest.raises(InvalidToken):
             decode_oauth_access_token(bad)
     # Stricter than python-jose, whose base64 decoding takes padding (RFC 7515 §2 has none;
     # no token of this service has any): another spelling of a signature is not one.
     padded = f"{header}.{payload}.{signature}="
-    assert jws.verify(padded, oidc_key().verifier, [algorithm])
+    assert jws.verify(padded, key.verifier, [algorithm])
     with pytest.raises(InvalidToken):
         decode_oauth_access_token(padded)
 

@@ -7,8 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from app.core import keys
 from app.core.config import Settings
-from app.core.security import oidc_key, token_digest
+from app.core.security import token_digest
 from app.crud import clients
 from app.crud.audit import SYSTEM
 from app.db import get_engine
@@ -232,7 +233,7 @@ def test_discovery_documents_list_the_endpoints_that_exist(
         assert set(metadata["token_endpoint_auth_methods_supported"]) == {
             "client_secret_basic", "client_secret_post", "none",
         }  # fmt: skip
-        assert metadata["id_token_signing_alg_values_supported"] == [oidc_key().algorithm]
+        assert metadata["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
         assert {"sub", "email", "email_verified", "name", "updated_at", "role", "amr"} <= set(
             metadata["claims_supported"]
         )
@@ -255,13 +256,18 @@ def test_discovery_documents_list_the_endpoints_that_exist(
                 assert client.options(path_only).status_code != 404, name
 
 
-def test_the_development_oidc_key_is_generated_once_with_mode_0600() -> None:
+def test_the_development_oidc_keys_are_generated_once_with_mode_0600() -> None:
+    """An RS256 key (what ID tokens and access tokens are signed with by default) and an
+    ES256 key (for clients that register it), each in a 0600 file beside SECRET_KEY_FILE."""
     from app.core.config import get_settings
-    from app.core.security import DEV_OIDC_KEY_NAME
 
-    path = get_settings().SECRET_KEY_FILE.parent / DEV_OIDC_KEY_NAME
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert oidc_key().algorithm == "ES256"
+    for algorithm in ("RS256", "ES256"):
+        path = get_settings().SECRET_KEY_FILE.parent / keys.DEV_OIDC_KEY_NAMES[algorithm]
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert keys.signing_key(algorithm).algorithm == algorithm
+        assert keys.signing_key(algorithm).private_key.public_key() == (
+            keys.load_private_key(path, algorithm).public_key()
+        )
 
 
 def test_oauth_endpoints_answer_cors_for_public_clients_and_configured_origins(
@@ -306,23 +312,21 @@ def test_production_without_an_oidc_key_refuses_to_serve_once_a_client_exists(
     make_client(db)
     result = start([str(MANAGE), "serve", "--port", "1"], tmp_path, **production)
     assert "OIDC_SIGNING_KEY_FILE" in one_line(result)
-    assert not (tmp_path / ".oidc_signing_key.pem").exists()  # never generated in production
+    for name in keys.DEV_OIDC_KEY_NAMES.values():
+        assert not (tmp_path / name).exists()  # never generated in production
 
 
 def test_production_without_an_oidc_key_answers_503_not_a_crash(
     client: TestClient, settings: Callable[..., Settings]
 ) -> None:
     from app.core.config import Environment
-    from app.core.security import oauth_access_header
 
     settings(ENVIRONMENT=Environment.PRODUCTION)
-    for cached in (oidc_key, oauth_access_header):
-        cached.cache_clear()
+    keys.forget()
     try:
         response = client.get("/.well-known/openid-configuration")
         assert response.status_code == 503
         assert "OIDC_SIGNING_KEY_FILE" in response.json()["detail"]
         assert client.get("/.well-known/jwks.json").json() == {"keys": []}
     finally:
-        for cached in (oidc_key, oauth_access_header):
-            cached.cache_clear()
+        keys.forget()

@@ -588,7 +588,6 @@ def test_oidcc_idtoken_signature(client: TestClient, db: Session, user: User) ->
     assert header["kid"] and header["alg"] != "none"
 
 
-@pytest.mark.xfail(strict=True, reason="RS256 lands with the keys branch")
 def test_oidcc_idtoken_signature_is_rs256_by_default(
     client: TestClient, db: Session, user: User
 ) -> None:
@@ -912,7 +911,6 @@ def test_oidcc_discovery_endpoint_verification(client: TestClient) -> None:
     assert pyjwt.PyJWKSet.from_dict({"keys": keys}).keys
 
 
-@pytest.mark.xfail(strict=True, reason="RS256 lands with the keys branch")
 def test_oidcc_discovery_endpoint_verification_lists_rs256(client: TestClient) -> None:
     metadata = client.get("/.well-known/openid-configuration").json()
     assert "RS256" in metadata["id_token_signing_alg_values_supported"]

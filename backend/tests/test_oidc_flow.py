@@ -14,8 +14,9 @@ from authlib.integrations.base_client import OAuthError
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from app.core import keys
 from app.core.config import Settings
-from app.core.security import generate_private_key
+from app.core.keys import generate_private_key
 from app.models.user import User
 from tests.utils import PASSWORD, api, auth_header
 from tests.utils.oidc import (
@@ -181,7 +182,7 @@ def test_a_resource_server_verifies_access_tokens_with_the_jwks_for_rs256_and_es
         settings(ALGORITHM=algorithm, JWT_PRIVATE_KEY_FILE=key_file)
     else:
         settings(OIDC_SIGNING_KEY_FILE=key_file)
-    registered = make_client(db, first_party=True)
+    registered = make_client(db, first_party=True, id_token_signed_response_alg=algorithm)
     oauth = oauth_client(client, registered, scope="openid account")
     started = start(oauth)
     answer = sign_in(browser(client), started.url, user.email, PASSWORD)
@@ -190,10 +191,12 @@ def test_a_resource_server_verifies_access_tokens_with_the_jwks_for_rs256_and_es
     )
 
     jwks = pyjwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
-    for issued in (token["access_token"], token["id_token"]):
-        header = pyjwt.get_unverified_header(issued)
-        assert (header["alg"], header["kid"]) == (algorithm, kid)
+    header = pyjwt.get_unverified_header(token["id_token"])
+    assert (header["alg"], header["kid"]) == (algorithm, kid)  # the client registered it
+    # Access tokens: always the active RS256 key (the configured one when it is RS256).
     header = pyjwt.get_unverified_header(token["access_token"])
+    assert (header["alg"], header["kid"]) == ("RS256", keys.signing_key("RS256").kid)
+    assert algorithm != "RS256" or header["kid"] == kid
     assert header["typ"] == "at+jwt"
     signing_key = jwks[header["kid"]]
     claims = pyjwt.decode(
@@ -207,4 +210,4 @@ def test_a_resource_server_verifies_access_tokens_with_the_jwks_for_rs256_and_es
     assert claims["sub"] == str(user.id)
     assert client.get(api("/users/me"), headers=auth_header(token["access_token"])).is_success
     metadata = client.get("/.well-known/openid-configuration").json()
-    assert metadata["id_token_signing_alg_values_supported"] == [algorithm]
+    assert metadata["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.core.config import Settings
-from app.core.security import generate_private_key
+from app.core.keys import generate_private_key, signing_key
 from app.models.client import ClientCreated
 from app.models.user import User
 from tests.utils import api, auth_header, login
@@ -131,8 +131,13 @@ def test_a_resource_server_verifies_a_client_token_with_the_jwks_for_rs256_and_e
     settings(OIDC_SIGNING_KEY_FILE=tmp_path / "oidc.pem")
     token = service_token(client, make_client(db, **SERVICE, scopes=["roles"]))["access_token"]
     header = pyjwt.get_unverified_header(token)
-    assert (header["alg"], header["kid"], header["typ"]) == (algorithm, kid, "at+jwt")
-    key = pyjwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())[kid]
+    # Access tokens are RS256, by the configured key when it is an RSA one.
+    assert (header["alg"], header["kid"], header["typ"]) == (
+        "RS256",
+        kid if algorithm == "RS256" else signing_key("RS256").kid,
+        "at+jwt",
+    )
+    key = pyjwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())[header["kid"]]
     claims = pyjwt.decode(
         token,
         key.key,

@@ -24,13 +24,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.core.config import Settings
+from app.core.keys import OAUTH_ACCESS_TYPE, generate_private_key
 from app.core.security import (
-    OAUTH_ACCESS_TYPE,
     TokenType,
     create_token,
     decode_id_token_hint,
     decode_token,
-    generate_private_key,
     sign_oidc_jwt,
 )
 from app.errors import InvalidToken
@@ -268,21 +267,25 @@ def test_es256_tokens_are_signed_low_s_and_verify_with_pyjwt_and_authlib(
         create_token(subject=user.id, session_id=user.id, token_type=kind, expires_at=expires)
         for kind in list(TokenType) * 11
     ]
-    oauth = [sign_oidc_jwt({"sub": str(n)}, typ=OAUTH_ACCESS_TYPE) for n in range(32)]
+    oauth = [
+        sign_oidc_jwt({"sub": str(n)}, typ=OAUTH_ACCESS_TYPE, algorithm="ES256") for n in range(32)
+    ]
     for token in [issued.token for issued in own] + oauth:
         assert signature_s(token) <= P256_ORDER // 2
 
     tokens = login(client, user.email)
-    registered = make_client(db, first_party=True)
+    registered = make_client(db, first_party=True, id_token_signed_response_alg="ES256")
     oauth_flow = oauth_client(client, registered, scope="openid offline_access")
     started = start(oauth_flow)
     code = redirect_params(sign_in(browser(client), started.url, user.email, PASSWORD))["code"]
     granted = exchange(client, registered, code, started.verifier).json()
+    assert pyjwt.get_unverified_header(granted["access_token"])["alg"] == "RS256"  # always
     for token in (
         tokens["access_token"],
         tokens["refresh_token"],
         granted["access_token"],
         granted["id_token"],
     ):
-        assert pyjwt.get_unverified_header(token)["alg"] == "ES256"
         assert jwks_verifies(client, token)["sub"] == str(user.id)
+    for token in (tokens["access_token"], tokens["refresh_token"], granted["id_token"]):
+        assert pyjwt.get_unverified_header(token)["alg"] == "ES256"

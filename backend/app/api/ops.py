@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from app.core import ratelimit, security
+from app.core import keys, ratelimit, security
 from app.core.config import get_settings
 from app.db import ping
 from app.errors import InvalidToken
@@ -60,6 +60,6 @@ def prometheus_metrics(request: Request) -> Response:
 @router.get("/.well-known/jwks.json")
 def jwks(response: Response) -> dict[str, list[dict[str, str]]]:
     """The public keys that verify this service's tokens, by kid: the RS256/ES256 JWT keys
-    and the OpenID Connect key (ID tokens, OAuth access tokens)."""
+    and the OpenID Connect keys (ID tokens, OAuth access tokens): next, active, retired."""
     response.headers["Cache-Control"] = "public, max-age=300"
-    return {"keys": security.published_jwks()}
+    return {"keys": keys.published_jwks()}

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     JWT_EXTRA_PUBLIC_KEY_FILES: Annotated[list[Path], NoDecode] = []
     # The asymmetric key of ID tokens and OAuth access tokens when ALGORITHM is HS256.
     OIDC_SIGNING_KEY_FILE: Path | None = None
+    # How long a key `manage keys rotate` stages is published before it signs: longer than
+    # any client caches the JWKS (OIDC.md revision 2). 0: at once (an emergency).
+    KEY_PUBLISH_AHEAD_SECONDS: int = Field(3600, ge=0)
 
     DATABASE_URL: str = "sqlite:///./app.db"
     DB_POOL_SIZE: int = Field(20, ge=1)

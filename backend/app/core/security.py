@@ -1,37 +1,43 @@
-"""The token format: claims, types, keys and the algorithm list. Pure functions, no database."""
+"""The token format: claims, types, encoding and decoding, strict parsing. Pure functions,
+no database; the keys are core/keys.py's."""
 
 import base64
 import hashlib
 import json
-import os
 import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from jose import jwk, jws, jwt
-from jose.exceptions import JOSEError, JWTError
+from jose import jws, jwt
+from jose.exceptions import JOSEError
 
 from app.core.config import SettingsError, get_settings
-from app.errors import InvalidToken, ServiceUnavailable
+from app.core.keys import (
+    DEFAULT_ALGORITHM,
+    ID_TOKEN_TYPE,
+    MAX_CLOCK_SKEW_S,
+    PrivateKey,
+    SigningKey,
+    access_key,
+    key_set,
+    oidc_keys,
+    signing_key,
+    unknown_key_seen,
+)
+from app.core.keys import b64url as _b64url
+from app.errors import InvalidToken
 
 MAX_TOKEN_LENGTH = 4096
-MAX_CLOCK_SKEW_S = 60  # an `iat` or `nbf` further in the future than this is refused
-MIN_RSA_BITS = 2048
 ES256_SIGNATURE_BYTES = 64
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
 class TokenType(StrEnum):
@@ -55,72 +61,6 @@ class IssuedToken:
     token: str
     jti: str
     expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class KeySet:
-    """The current key signs; it and the extra public keys verify, chosen by the token's kid."""
-
-    algorithm: str
-    kid: str
-    signing_key: str | PrivateKey
-    verifying_keys: dict[str, str | PublicKey]
-    jwks: tuple[dict[str, str], ...] = ()
-    verifiers: dict[str, jwk.Key] = field(default_factory=dict)  # built once, used per request
-    by_header: dict[str, jwk.Key] = field(default_factory=dict)  # a token's first segment
-
-    def __post_init__(self) -> None:
-        for kid, key in self.verifying_keys.items():
-            self.verifiers[kid] = jwk.construct(key, self.algorithm)
-            self.by_header[header_segment(self.algorithm, kid)] = self.verifiers[kid]
-
-    def verifier(self, token: str) -> jwk.Key:
-        """The key that must have signed `token`, chosen by its kid. The header of the
-        service's own tokens is known in advance, so finding their key takes no parse;
-        any other header is parsed. The algorithm is checked again by jws.verify."""
-        key = self.by_header.get(token.partition(".")[0])
-        if key is None:
-            header = jwt.get_unverified_header(token)
-            key = self.verifiers.get(header.get("kid", self.kid))
-            if key is None or header.get("alg") != self.algorithm:
-                raise JWTError("unknown kid or algorithm")
-        return key
-
-
-def header_segment(algorithm: str, kid: str) -> str:
-    """The first segment of the tokens create_token signs with key `kid` (python-jose writes
-    the header as compact JSON with sorted keys)."""
-    header = {"alg": algorithm, "kid": kid, "typ": "JWT"}
-    return _b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
-
-
-@lru_cache
-def key_set() -> KeySet:
-    """The configured keys, loaded once. A bad key file raises SettingsError (one line)."""
-    settings = get_settings()
-    if settings.ALGORITHM == "HS256":
-        assert settings.SECRET_KEY is not None  # settings fill it in or refuse to start
-        secret = settings.SECRET_KEY
-        kid = hashlib.sha256(b"kid:" + secret.encode()).hexdigest()[:16]
-        return KeySet(algorithm="HS256", kid=kid, signing_key=secret, verifying_keys={kid: secret})
-    assert settings.JWT_PRIVATE_KEY_FILE is not None  # settings refuse RS256/ES256 without it
-    private_key = _load_private_key(settings.JWT_PRIVATE_KEY_FILE, settings.ALGORITHM)
-    current = private_key.public_key()
-    verifying_keys: dict[str, PublicKey] = {key_id(current): current}
-    for path in settings.JWT_EXTRA_PUBLIC_KEY_FILES:
-        extra = _load_public_key(path, settings.ALGORITHM)
-        verifying_keys.setdefault(key_id(extra), extra)
-    return KeySet(
-        algorithm=settings.ALGORITHM,
-        kid=key_id(current),
-        signing_key=private_key,
-        verifying_keys=dict(verifying_keys),
-        jwks=tuple(public_jwk(key, settings.ALGORITHM) for key in verifying_keys.values()),
-    )
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _b64url_decode(segment: str) -> bytes:
@@ -147,114 +87,6 @@ _B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _COMPACT = re.compile(r"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
 _LAST_OF_ONE_BYTE = "AQgw"  # 2 bits of data, 4 zero bits
 _LAST_OF_TWO_BYTES = "AEIMQUYcgkosw048"  # 4 bits of data, 2 zero bits
-
-
-def _b64url_uint(value: int, size: int | None = None) -> str:
-    """Big-endian unsigned bytes, minimal (RSA n, e) or of a fixed size (EC coordinates)."""
-    return _b64url(value.to_bytes(size or max(1, (value.bit_length() + 7) // 8), "big"))
-
-
-def _jwk_members(key: PublicKey) -> dict[str, str]:
-    """The members that define a public key as a JWK (RFC 7638's required members)."""
-    if isinstance(key, rsa.RSAPublicKey):
-        rsa_numbers = key.public_numbers()
-        return {"kty": "RSA", "n": _b64url_uint(rsa_numbers.n), "e": _b64url_uint(rsa_numbers.e)}
-    ec_numbers = key.public_numbers()
-    size = (key.curve.key_size + 7) // 8
-    return {
-        "kty": "EC",
-        "crv": "P-256",
-        "x": _b64url_uint(ec_numbers.x, size),
-        "y": _b64url_uint(ec_numbers.y, size),
-    }
-
-
-def key_id(key: PublicKey) -> str:
-    """The RFC 7638 JWK thumbprint: base64url SHA-256 of the sorted, compact required members."""
-    canonical = json.dumps(_jwk_members(key), sort_keys=True, separators=(",", ":"))
-    return _b64url(hashlib.sha256(canonical.encode()).digest())
-
-
-def public_jwk(key: PublicKey, algorithm: str) -> dict[str, str]:
-    """`key` as published in the JWKS: its defining members, kid, use and alg; nothing private."""
-    return {**_jwk_members(key), "kid": key_id(key), "use": "sig", "alg": algorithm}
-
-
-def generate_private_key(algorithm: str) -> tuple[bytes, str]:
-    """A new unencrypted PKCS#8 PEM key for RS256 (RSA 2048) or ES256 (P-256), and its kid."""
-    key: PrivateKey
-    if algorithm == "RS256":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=MIN_RSA_BITS)
-    elif algorithm == "ES256":
-        key = ec.generate_private_key(ec.SECP256R1())
-    else:
-        raise ValueError(f"no key to generate for {algorithm}")
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return pem, key_id(key.public_key())
-
-
-def _key_file_error(setting: str, path: Path, problem: str) -> SettingsError:
-    return SettingsError(f"Invalid setting {setting}: {path}: {problem}")
-
-
-def _read_key_file(setting: str, path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise _key_file_error(setting, path, error.strerror or str(error)) from None
-
-
-def _check_key_type(setting: str, path: Path, key: object, algorithm: str) -> PublicKey:
-    if algorithm == "RS256":
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise _key_file_error(setting, path, "not an RSA key, which RS256 needs")
-        if key.key_size < MIN_RSA_BITS:
-            raise _key_file_error(
-                setting, path, f"RSA key of {key.key_size} bits; RS256 needs {MIN_RSA_BITS} or more"
-            )
-        return key
-    if not (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)):
-        raise _key_file_error(setting, path, "not an EC P-256 key, which ES256 needs")
-    return key
-
-
-def _load_private_key(
-    path: Path, algorithm: str | None, setting: str = "JWT_PRIVATE_KEY_FILE"
-) -> PrivateKey:
-    """A PEM private key for `algorithm` (None: RS256 or ES256, whichever the key is)."""
-    data = _read_key_file(setting, path)
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise _key_file_error(setting, path, "the key is encrypted; give it unencrypted") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise _key_file_error(setting, path, "not a PEM private key") from None
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise _key_file_error(setting, path, f"not an RSA or EC key, which {algorithm} needs")
-    _check_key_type(setting, path, key.public_key(), algorithm or _algorithm_of(key))
-    return key
-
-
-def _algorithm_of(key: PrivateKey) -> str:
-    return "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
-
-
-def _load_public_key(path: Path, algorithm: str) -> PublicKey:
-    """A PEM public key, or the public half of a PEM private key."""
-    setting = "JWT_EXTRA_PUBLIC_KEY_FILES"
-    data = _read_key_file(setting, path)
-    try:
-        key: object = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm):
-        try:
-            key = serialization.load_pem_private_key(data, password=None).public_key()
-        except (TypeError, ValueError, UnsupportedAlgorithm):
-            raise _key_file_error(setting, path, "not a PEM public key") from None
-    return _check_key_type(setting, path, key, algorithm)
 
 
 # --- Strict token parsing (OIDC.md, revision 2): one token string for the same claims ----
@@ -398,45 +230,29 @@ def decode_token(token: str, expected: TokenType) -> TokenClaims:
     return claims
 
 
-# --- The OpenID Connect key: ID tokens and RFC 9068 access tokens -------------------------
-
-OAUTH_ACCESS_TYPE = "at+jwt"  # RFC 9068: the `typ` of OAuth access tokens
-ID_TOKEN_TYPE = "JWT"
-DEV_OIDC_KEY_NAME = ".oidc_signing_key.pem"
+# --- ID tokens and RFC 9068 access tokens, signed with the OIDC keys (core/keys.py) -------
 
 
-@dataclass(frozen=True, slots=True)
-class SigningKey:
-    """The asymmetric key that signs ID tokens and OAuth access tokens, published in the JWKS."""
-
-    algorithm: str
-    kid: str
-    private_key: PrivateKey
-    public_jwk: dict[str, str]
-    verifier: jwk.Key
-    access_header: str  # the first segment of every OAuth access token it signs
-    public_key: PublicKey
-
-    def access_payload(self, token: str) -> bytes:
-        """The payload of `token`, an access token whose first segment the caller found to be
-        `access_header`, once its signature is verified: with cryptography on this cached
-        key, without python-jose, which spends a third as long again as the ES256 check
-        itself around it (header parse, algorithm list, key lookup, DER conversion). The
-        header segment, compared whole, fixes the algorithm: none other is tried. A bad
-        signature or a malformed segment raises InvalidSignature or ValueError."""
-        signing_input, _, signature_segment = token.rpartition(".")
-        payload_segment = signing_input.partition(".")[2]
-        signature = _b64url_decode(signature_segment)
-        message = signing_input.encode("ascii")
-        key = self.public_key
-        if self.algorithm == "ES256" and isinstance(key, ec.EllipticCurvePublicKey):
-            r, s = _es256_r_s(signature)  # low S only (_check_compact)
-            key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
-        elif self.algorithm == "RS256" and isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            raise InvalidSignature()  # no other algorithm, nor a key of another type
-        return _b64url_decode(payload_segment)
+def _access_payload(key: SigningKey, token: str) -> bytes:
+    """The payload of `token`, an access token whose first segment the caller found to be
+    `key.access_header`, once its signature is verified: with cryptography on this cached
+    key, without python-jose, which spends a third as long again as the signature check
+    itself around it (header parse, algorithm list, key lookup, DER conversion). The header
+    segment, compared whole, fixes the algorithm: none other is tried. A bad signature or a
+    malformed segment raises InvalidSignature or ValueError."""
+    signing_input, _, signature_segment = token.rpartition(".")
+    payload_segment = signing_input.partition(".")[2]
+    signature = _b64url_decode(signature_segment)
+    message = signing_input.encode("ascii")
+    public = key.public_key
+    if key.algorithm == "ES256" and isinstance(public, ec.EllipticCurvePublicKey):
+        r, s = _es256_r_s(signature)  # low S only (_check_compact)
+        public.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+    elif key.algorithm == "RS256" and isinstance(public, rsa.RSAPublicKey):
+        public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise InvalidSignature()  # no other algorithm, nor a key of another type
+    return _b64url_decode(payload_segment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,117 +269,24 @@ class OAuthAccessClaims:
     iat: int = 0
 
 
-def _oauth_header_segment(algorithm: str, kid: str) -> str:
-    header = {"alg": algorithm, "kid": kid, "typ": OAUTH_ACCESS_TYPE}
-    return _b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
-
-
-@lru_cache
-def oidc_key() -> SigningKey:
-    """The OIDC signing key: the JWT key when ALGORITHM is RS256/ES256, else
-    OIDC_SIGNING_KEY_FILE, else (outside production) a key generated once beside
-    SECRET_KEY_FILE. Production without one raises SettingsError."""
-    settings = get_settings()
-    private_key: PrivateKey
-    if settings.ALGORITHM != "HS256":
-        signing_key = key_set().signing_key
-        assert not isinstance(signing_key, str)
-        private_key = signing_key
-    elif settings.OIDC_SIGNING_KEY_FILE is not None:
-        private_key = _load_private_key(
-            settings.OIDC_SIGNING_KEY_FILE, None, setting="OIDC_SIGNING_KEY_FILE"
-        )
-    elif settings.ENVIRONMENT == "production":
-        raise SettingsError(
-            "Invalid setting OIDC_SIGNING_KEY_FILE: required in production with ALGORITHM=HS256"
-            " (create one with: manage generate-key --algorithm ES256 --out keys/oidc.pem)"
-        )
-    else:
-        path = settings.SECRET_KEY_FILE.parent / DEV_OIDC_KEY_NAME
-        _create_key_file_once(path)
-        private_key = _load_private_key(path, None, setting="OIDC_SIGNING_KEY_FILE")
-    algorithm = _algorithm_of(private_key)
-    public = private_key.public_key()
-    kid = key_id(public)
-    return SigningKey(
-        algorithm=algorithm,
-        kid=kid,
-        private_key=private_key,
-        public_jwk=public_jwk(public, algorithm),
-        verifier=jwk.construct(public, algorithm),
-        access_header=_oauth_header_segment(algorithm, kid),
-        public_key=public,
-    )
-
-
-def _create_key_file_once(path: Path) -> None:
-    """Write a new ES256 key to `path` (0600) unless one is there; aside, then linked into
-    place, so processes starting together agree on one key."""
-    if path.exists():
-        return
-    pem, _ = generate_private_key("ES256")
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        os.link(temp, path)
-    except FileExistsError:
-        pass  # another process linked its key first: use that one
-    except OSError as error:
-        raise _key_file_error("OIDC_SIGNING_KEY_FILE", path, error.strerror or str(error)) from None
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def oidc_signing_key() -> SigningKey:
-    """oidc_key() for a request: a missing production key is a 503, not a crash (start-up
-    refuses it already once a client exists; see manage serve)."""
-    try:
-        return oidc_key()
-    except SettingsError as error:
-        raise ServiceUnavailable(str(error).removeprefix("Invalid setting ")) from None
-
-
-def published_jwks() -> list[dict[str, str]]:
-    """Every public key of the JWKS: the service's token keys and the OIDC key, by kid."""
-    keys = list(key_set().jwks)
-    try:
-        oidc = oidc_key().public_jwk
-    except SettingsError:
-        return keys  # production without an OIDC key: no client can exist (see manage serve)
-    if all(key["kid"] != oidc["kid"] for key in keys):
-        keys.append(oidc)
-    return keys
-
-
-@lru_cache
-def oauth_access_header() -> str | None:
-    try:
-        return oidc_key().access_header
-    except SettingsError:
-        return None
-
-
-def sign_oidc_jwt(claims: dict[str, Any], *, typ: str) -> str:
-    """Sign ID token (typ JWT) or OAuth access token (typ at+jwt) claims with the OIDC key."""
-    key = oidc_signing_key()
+def sign_oidc_jwt(claims: dict[str, Any], *, typ: str, algorithm: str = DEFAULT_ALGORITHM) -> str:
+    """Sign ID token (typ JWT) or OAuth access token (typ at+jwt) claims with the OIDC key
+    of `algorithm` that signs now."""
+    key = signing_key(algorithm)
     return _sign(claims, key.private_key, key.algorithm, {"kid": key.kid, "typ": typ})
 
 
 def decode_oauth_access_token(token: str) -> OAuthAccessClaims:
     """An unexpired at+jwt of this issuer, for the service's own API (aud = the issuer)."""
     issuer = get_settings().PUBLIC_URL
-    header = oauth_access_header()
-    if (
-        header is None
-        or not token
-        or len(token) > MAX_TOKEN_LENGTH
-        or token.partition(".")[0] != header
-    ):
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken()
+    key = access_key(token)
+    if key is None:
+        unknown_key_seen()
         raise InvalidToken()
     try:
-        payload = json.loads(oidc_key().access_payload(token))
+        payload = json.loads(_access_payload(key, token))
         exp, iat, jti, sub, client_id = (
             payload["exp"],
             payload["iat"],
@@ -618,14 +341,18 @@ class IdTokenHint:
 
 
 def decode_id_token_hint(token: str) -> IdTokenHint:
-    """An ID token of this issuer (typ JWT, signed with the OIDC key), expired or not: RPs
-    send the one they got at sign-in, which lives minutes (OIDC RP-Initiated Logout §2)."""
+    """An ID token of this issuer (typ JWT, signed with an OIDC key it still holds: active
+    or retired), expired or not: RPs send the one they got at sign-in, which lives minutes
+    (OIDC RP-Initiated Logout §2)."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken()
     try:
-        key = oidc_key()
-        _check_compact(token, key.algorithm)
         header = jwt.get_unverified_header(token)
+        key = oidc_keys().by_kid.get(header.get("kid", ""))
+        if key is None or header.get("alg") != key.algorithm:
+            unknown_key_seen()
+            raise InvalidToken()
+        _check_compact(token, key.algorithm)
         payload = json.loads(jws.verify(token, key.verifier, [key.algorithm]))
         sub, aud, sid, exp = payload["sub"], payload["aud"], payload.get("sid"), payload["exp"]
     except (JOSEError, SettingsError, KeyError, TypeError, ValueError, AttributeError):
@@ -646,8 +373,7 @@ def decode_id_token_hint(token: str) -> IdTokenHint:
 def decode_access_token(token: str) -> TokenClaims:
     """A bearer token of the service's API: its own access token, or an OAuth access token
     of a user session (told apart by the header segment, without parsing it)."""
-    header = oauth_access_header()
-    if header is None or token.partition(".")[0] != header:
+    if access_key(token) is None:
         return decode_token(token, TokenType.ACCESS)
     claims = decode_oauth_access_token(token)
     if claims.sid is None:

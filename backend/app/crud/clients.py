@@ -82,6 +82,7 @@ def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> Clie
         require_pkce=body.require_pkce,
         grant_types=[g.value for g in body.grant_types],
         scopes=list(body.scopes),
+        id_token_signed_response_alg=body.id_token_signed_response_alg,
     )
     session.add(client)
     session.flush()

@@ -7,6 +7,7 @@ from app.models.client_version import ClientsVersion
 from app.models.lockout import LoginFailure
 from app.models.passkey import Passkey, WebAuthnChallenge
 from app.models.session import AuthSession
+from app.models.signing_key import SigningKeyRow
 from app.models.user import User
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "OAuthConsent",
     "Passkey",
     "RecoveryCode",
+    "SigningKeyRow",
     "TokenPurpose",
     "User",
     "WebAuthnChallenge",

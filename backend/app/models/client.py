@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 from ipaddress import ip_address
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
 import sqlalchemy as sa
@@ -17,6 +17,10 @@ from app.core.permissions import Permission
 from app.models.common import UTCDateTime, created_at_field, timestamp_field, utcnow
 
 MAX_URI_LENGTH = 2048
+# The algorithms a client may ask its ID tokens signed with (`id_token_signed_response_alg`,
+# OIDC Dynamic Client Registration §2): RS256 unless it registered ES256 (OIDC.md rev. 2).
+IdTokenAlg = Literal["RS256", "ES256"]
+DEFAULT_ID_TOKEN_ALG: IdTokenAlg = "RS256"
 
 
 class GrantType(StrEnum):
@@ -130,6 +134,7 @@ class ClientUpdate(BaseModel):
     require_pkce: bool | None = None
     grant_types: list[GrantType] | None = Field(default=None, min_length=1)
     scopes: list[ClientScope] | None = Field(default=None, min_length=1)
+    id_token_signed_response_alg: IdTokenAlg | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -153,6 +158,7 @@ class ClientCreate(BaseModel):
     require_pkce: bool = True
     grant_types: list[GrantType] = Field(default_factory=lambda: list(DEFAULT_GRANTS), min_length=1)
     scopes: list[ClientScope] = Field(default_factory=lambda: list(DEFAULT_SCOPES), min_length=1)
+    id_token_signed_response_alg: IdTokenAlg = DEFAULT_ID_TOKEN_ALG
 
     @model_validator(mode="after")
     def _consistent(self) -> "ClientCreate":
@@ -182,6 +188,11 @@ class OAuthClient(SQLModel, table=True):
     require_pkce: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     grant_types: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    id_token_signed_response_alg: str = Field(
+        default=DEFAULT_ID_TOKEN_ALG,
+        max_length=8,
+        sa_column_kwargs={"server_default": DEFAULT_ID_TOKEN_ALG},
+    )
     created_at: datetime = created_at_field()
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -196,6 +207,7 @@ class ClientRead(BaseModel):
     require_pkce: bool
     grant_types: list[GrantType]
     scopes: list[str]
+    id_token_signed_response_alg: str
     created_at: datetime
 
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 from app.core.config import get_settings
-from app.core.security import oidc_signing_key
+from app.core.keys import signing_algorithms, signing_key
 from app.models.client import CLIENT_SCOPES
 
 AUTHORIZE_PATH = "/oauth/authorize"
@@ -32,6 +32,7 @@ def issuer() -> str:
 
 
 def metadata() -> dict[str, Any]:
+    signing_key()  # the RS256 key every configuration has; production without one: 503
     base = issuer()
     return {
         "issuer": base,
@@ -52,7 +53,8 @@ def metadata() -> dict[str, Any]:
         # themselves with client_id, as at the token endpoint.
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
-        "id_token_signing_alg_values_supported": [oidc_signing_key().algorithm],
+        # RS256 always (OIDC Discovery §3), first; ES256 for clients that register it
+        "id_token_signing_alg_values_supported": signing_algorithms(),
         "subject_types_supported": ["public"],
         "claims_supported": CLAIMS,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

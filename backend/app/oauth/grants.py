@@ -188,6 +188,7 @@ def exchange_code(
         with_refresh=with_refresh,
         nonce=row.nonce,
         acr=acr_level(row.amr.split()) if row.acr_values is not None else None,
+        id_token_alg=client.id_token_signed_response_alg,
     )
     session.commit()
     return answer
@@ -238,7 +239,13 @@ def refresh(
     def issue(renewed: AuthSession) -> TokenResponse:
         user = session.get(User, renewed.user_id)
         assert user is not None  # the session and its user were just read live
-        return token_response(renewed, user, scope=requested, with_refresh=True)
+        return token_response(
+            renewed,
+            user,
+            scope=requested,
+            with_refresh=True,
+            id_token_alg=client.id_token_signed_response_alg,
+        )
 
     try:
         return session_tokens.refresh(

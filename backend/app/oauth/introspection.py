@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from app.auth.tokens import session_is_live
+from app.core.keys import access_key
 from app.core.security import (
     OAuthAccessClaims,
     TokenClaims,
@@ -24,7 +25,6 @@ from app.core.security import (
     constant_time_equals,
     decode_oauth_access_token,
     decode_token,
-    oauth_access_header,
 )
 from app.crud import clients, sessions
 from app.errors import InvalidToken
@@ -91,9 +91,8 @@ def _verified(token: str) -> OAuthAccessClaims | TokenClaims | None:
     """The checked claims of an OAuth access token or of a refresh token of this issuer
     (told apart by the header segment, without parsing it); None for anything else (the
     service's own access tokens, ID tokens, expired or forged ones)."""
-    header = oauth_access_header()
     try:
-        if header is not None and token.partition(".")[0] == header:
+        if access_key(token) is not None:
             return decode_oauth_access_token(token)
         return decode_token(token, TokenType.REFRESH)
     except InvalidToken:

@@ -8,18 +8,11 @@ from pydantic import BaseModel
 
 from app.auth.tokens import current_refresh_token
 from app.core.config import get_settings
+from app.core.keys import DEFAULT_ALGORITHM, ID_TOKEN_LIFETIME_S, ID_TOKEN_TYPE, OAUTH_ACCESS_TYPE
 from app.core.permissions import Role
-from app.core.security import (
-    ID_TOKEN_TYPE,
-    OAUTH_ACCESS_TYPE,
-    half_hash,
-    new_jti,
-    sign_oidc_jwt,
-)
+from app.core.security import half_hash, new_jti, sign_oidc_jwt
 from app.models.session import AuthSession
 from app.oauth.discovery import ACR_MULTI_FACTOR, ACR_ONE_FACTOR, issuer
-
-ID_TOKEN_LIFETIME_S = 300  # an ID token is read once by the client, at sign-in
 
 
 class TokenResponse(BaseModel):
@@ -113,7 +106,9 @@ def id_token(
     nonce: str | None,
     access: str,
     acr: str | None = None,
+    algorithm: str = DEFAULT_ALGORITHM,
 ) -> str:
+    """Signed with the client's id_token_signed_response_alg (RS256 unless ES256)."""
     assert row.client_id is not None and row.auth_time is not None
     now = int(time.time())
     claims: dict[str, Any] = {
@@ -132,7 +127,7 @@ def id_token(
         claims["nonce"] = nonce
     if acr is not None:
         claims["acr"] = acr
-    return sign_oidc_jwt(claims, typ=ID_TOKEN_TYPE)
+    return sign_oidc_jwt(claims, typ=ID_TOKEN_TYPE, algorithm=algorithm)
 
 
 def token_response(
@@ -143,6 +138,7 @@ def token_response(
     with_refresh: bool,
     nonce: str | None = None,
     acr: str | None = None,
+    id_token_alg: str = DEFAULT_ALGORITHM,
 ) -> TokenResponse:
     """Access token, ID token (with openid) and, `with_refresh`, the session's current
     refresh token."""
@@ -154,7 +150,15 @@ def token_response(
         expires_in=lifetime,
         scope=scope_text,
         id_token=(
-            id_token(row, user, scope=set(scope), nonce=nonce, access=access, acr=acr)
+            id_token(
+                row,
+                user,
+                scope=set(scope),
+                nonce=nonce,
+                access=access,
+                acr=acr,
+                algorithm=id_token_alg,
+            )
             if "openid" in scope
             else None
         ),

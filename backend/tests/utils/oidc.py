@@ -15,7 +15,7 @@ from authlib.integrations.httpx_client import OAuth2Client
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.core.security import key_set, oauth_access_header, oidc_key
+from app.core import keys
 from app.crud import clients
 from app.crud.audit import SYSTEM
 from app.models.client import DEFAULT_SCOPES, ClientCreate, ClientCreated
@@ -170,8 +170,8 @@ def refresh_grant(
 @pytest.fixture
 def fresh_keys() -> Iterator[None]:
     """The signing keys read again from the settings of the test (and after it)."""
-    for cached in (key_set, oidc_key, oauth_access_header):
-        cached.cache_clear()
+    keys.key_set.cache_clear()
+    keys.forget()
     yield
-    for cached in (key_set, oidc_key, oauth_access_header):
-        cached.cache_clear()
+    keys.key_set.cache_clear()
+    keys.forget()
