@@ -494,5 +494,6 @@ def test_every_example_runs_as_written_in_order(workdir: Path) -> None:
 
     migrated = out["database.md"]
     assert len(migrated) == 1
-    _key, verified_claims, _rotated = out["signing-keys.md"]
+    _key, verified_claims, staged, _rotated = out["signing-keys.md"]
+    assert "published now; signs from" in staged and "next" in staged  # rotate, then list
     assert verified_claims.endswith(" roles")
