@@ -34,6 +34,11 @@ cli = typer.Typer(
 CLI_ACTOR = Actor(user_agent="manage")
 
 
+class KeyPurpose(StrEnum):
+    JWT = "jwt"
+    OIDC = "oidc"
+
+
 class KeyAlgorithm(StrEnum):
     RS256 = "RS256"
     ES256 = "ES256"
@@ -402,6 +407,14 @@ def generate_key(
     out: Annotated[
         Path, typer.Option(help="Where to write the PEM private key; never overwritten.")
     ] = Path("keys/jwt.pem"),
+    purpose: Annotated[
+        KeyPurpose,
+        typer.Option(
+            "--for",
+            help="jwt: the service's own tokens (JWT_PRIVATE_KEY_FILE); oidc: ID tokens and"
+            " OAuth access tokens (OIDC_SIGNING_KEY_FILE).",
+        ),
+    ] = KeyPurpose.JWT,
 ) -> None:
     """Write a new private key for signing tokens (mode 0600) and print the settings to use."""
     from app.core.keys import generate_private_key
@@ -420,6 +433,10 @@ def generate_key(
     typer.echo(
         f"Wrote a new {algorithm.value} private key (kid {kid}) to {path}. Settings:", err=True
     )
+    if purpose is KeyPurpose.OIDC:
+        typer.echo(f"OIDC_SIGNING_KEY_FILE={path}")
+        typer.echo("To rotate it later: manage keys rotate (no restart).", err=True)
+        return
     typer.echo(f"ALGORITHM={algorithm.value}\nJWT_PRIVATE_KEY_FILE={path}")
     typer.echo(
         "On a rotation, keep the old key verifying until its tokens expire:"

@@ -376,3 +376,18 @@ def test_generate_key_writes_a_private_key_the_service_signs_with(
     assert serialization.load_pem_private_key(out.read_bytes(), password=None).public_key() == (
         key.public_key()
     )
+
+
+def test_generate_key_for_oidc_prints_the_oidc_setting(tmp_path: Path) -> None:
+    """A key made for the OpenID Connect provider names OIDC_SIGNING_KEY_FILE, not the JWT
+    settings (a newcomer following the Docker steps set the wrong one)."""
+    out = tmp_path / "keys" / "oidc.pem"
+    command = [str(MANAGE), "generate-key", "--for", "oidc", "--out", str(out)]
+    done = subprocess.run(
+        command, env=service_env(tmp_path), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"OIDC_SIGNING_KEY_FILE={out}"]
+    key = serialization.load_pem_private_key(out.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)  # RS256 by default, as OIDC Discovery wants
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
