@@ -120,13 +120,13 @@ class Costs:
 @pytest.fixture
 def costs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Costs]:
     counted = Costs()
-    real_read, real_hop = clients.read_first, oauth_cors.run_in_threadpool
+    real_read, real_hop = clients.read_first, oauth_cors.run_step
 
     async def read_first(*args: Any) -> Any:
         counted.reads += 1
         return await real_read(*args)
 
-    async def run_in_threadpool(function: Callable[..., Any], *args: Any) -> Any:
+    async def run_step(function: Callable[..., Any], *args: Any) -> Any:
         counted.hops += 1
         return await real_hop(function, *args)
 
@@ -134,7 +134,7 @@ def costs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Costs]:
         counted.statements += 1
 
     monkeypatch.setattr(clients, "read_first", read_first)
-    monkeypatch.setattr(oauth_cors, "run_in_threadpool", run_in_threadpool)
+    monkeypatch.setattr(oauth_cors, "run_step", run_step)
     engine = oauth_cors.get_engine()
     event.listen(engine, "before_cursor_execute", statement)
     yield counted

@@ -8,7 +8,6 @@ from urllib.parse import unquote_plus, unquote_to_bytes
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from app.api.deps import SessionDep, client_actor
@@ -16,6 +15,7 @@ from app.oauth import discovery, grants, introspection, revocation
 from app.oauth.client_auth import parse_basic
 from app.oauth.errors import InvalidRequest, OAuthError
 from app.oauth.userinfo import userinfo
+from app.steps import run_step
 
 router = APIRouter(tags=["oauth"])
 
@@ -113,7 +113,7 @@ async def token(request: Request, session: SessionDep) -> NoStoreJSON:
     client_credentials grants."""
     form = await _form(request)
     basic = parse_basic(request.headers.get("authorization"))
-    answer = await run_in_threadpool(
+    answer = await run_step(
         grants.token, session, form=form, basic=basic, actor=client_actor(request)
     )
     return NoStoreJSON(answer.model_dump(exclude_none=True))

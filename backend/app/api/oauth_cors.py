@@ -3,13 +3,13 @@ discovery, JWKS): the origins of the public clients' redirect URIs, and BACKEND_
 Credentials (cookies) are never allowed."""
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.crud import clients
 from app.db import get_engine
 from app.oauth.discovery import JWKS_PATH, REVOCATION_PATH, TOKEN_PATH, USERINFO_PATH
+from app.steps import run_step
 
 OAUTH_CORS_PATHS = frozenset(
     {
@@ -50,7 +50,7 @@ class PublicClientOrigins:
         cached = self._cached
         if cached is not None and cached[0] == version:
             return cached[1]
-        origins = await run_in_threadpool(_read_origins)
+        origins = await run_step(_read_origins)
         self._cached = (version, origins)
         return origins
 

@@ -7,12 +7,12 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 
 from app.core import keys, ratelimit, security
 from app.core.config import get_settings
 from app.db import ping
 from app.errors import InvalidToken
+from app.steps import run_step
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
@@ -30,13 +30,13 @@ async def ready() -> JSONResponse:
     settings = get_settings()
     body = {"status": "ok", "database": "ok", "version": settings.VERSION}
     try:
-        await run_in_threadpool(ping)
+        await run_step(ping)
     except SQLAlchemyError as error:
         logger.warning("readiness: database unreachable: %s", type(error).__name__)
         body.update(status="unavailable", database="unreachable")
     if settings.REDIS_URL:
         body["redis"] = "ok"
-        if not await run_in_threadpool(ratelimit.storage().check):
+        if not await run_step(ratelimit.storage().check):
             logger.warning("readiness: redis unreachable")
             body.update(status="unavailable", redis="unreachable")
     return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)

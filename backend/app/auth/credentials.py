@@ -5,7 +5,6 @@ limited per user, refused while the account is locked out for the caller's addre
 wrong answer counts toward the lockout like a failed login."""
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.auth import lockout
 from app.core import ratelimit
@@ -16,16 +15,17 @@ from app.crud.audit import Actor
 from app.db import retry_conflicts
 from app.errors import IncorrectPassword
 from app.models.user import User
+from app.steps import run_step
 
 
 async def confirm_password(session: Session, *, user: User, password: str, actor: Actor) -> int:
     """Check the caller's password (hashed in the pool, no transaction open); the credentials
     version it was checked under, for a compare-and-swap by the change that follows."""
     checked, version = user.hashed_password, user.credentials_version
-    await run_in_threadpool(_before_check, session, user, actor)
+    await run_step(_before_check, session, user, actor)
     matches, _ = await verify_password(password, checked)
     if not matches:
-        await run_in_threadpool(count_wrong_secret, session, user=user, actor=actor)
+        await run_step(count_wrong_secret, session, user=user, actor=actor)
         raise IncorrectPassword()
     return version
 

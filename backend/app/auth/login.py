@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.auth import lockout, mfa
 from app.auth.tokens import start_session
@@ -33,19 +32,18 @@ from app.errors import (
 )
 from app.models.action_token import MFA_CHALLENGES
 from app.models.user import User, UserCreate, is_address, normalize_email
+from app.steps import run_step
 
 
 async def register(session: Session, *, body: UserCreate, actor: Actor) -> User:
     settings = get_settings()
     if not settings.USERS_OPEN_REGISTRATION:
         raise RegistrationClosed()
-    await run_in_threadpool(
-        ratelimit.hit, "register", settings.RATE_LIMIT_REGISTER, actor.ip or "-"
-    )
-    if await run_in_threadpool(_email_taken, session, body.email):
+    await run_step(ratelimit.hit, "register", settings.RATE_LIMIT_REGISTER, actor.ip or "-")
+    if await run_step(_email_taken, session, body.email):
         raise EmailTaken()
     hashed = await hash_password(body.password)
-    return await run_in_threadpool(
+    return await run_step(
         users.create_user,
         session,
         email=body.email,
@@ -100,11 +98,11 @@ async def login(
 ) -> Any:
     """Check a password: an unknown email costs one bcrypt verification, like a wrong password.
     What `start(session, user=, actor=)` opens, or an MfaChallenge for a user with TOTP."""
-    attempt = await run_in_threadpool(_find, session, email, actor)
+    attempt = await run_step(_find, session, email, actor)
     matches, new_hash = await verify_password(password, attempt.checked_hash)
     if not matches:
-        await run_in_threadpool(retry_conflicts(failed), session, attempt)
-    return await run_in_threadpool(_finish, session, attempt, new_hash, start)
+        await run_step(retry_conflicts(failed), session, attempt)
+    return await run_step(_finish, session, attempt, new_hash, start)
 
 
 def failed(session: Session, attempt: Attempt, **detail: object) -> None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pyotp
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.auth.credentials import confirm_password, count_wrong_secret
 from app.core import crypto
@@ -41,6 +40,7 @@ from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.token import MfaChallenge
 from app.models.user import User
+from app.steps import run_step
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ async def begin_setup(session: Session, *, user: User, password: str, actor: Act
     """Start a set-up after the caller's password: a stolen access token alone cannot enrol
     a second factor and lock the owner out."""
     await confirm_password(session, user=user, password=password, actor=actor)
-    return await run_in_threadpool(start_setup, session, user=user)
+    return await run_step(start_setup, session, user=user)
 
 
 def start_setup(session: Session, *, user: User) -> TotpSetup:
@@ -163,7 +163,7 @@ async def disable(session: Session, *, user: User, password: str, code: str, act
     that a stolen access token alone cannot remove the second factor. Wrong ones count
     toward the lockout."""
     await confirm_password(session, user=user, password=password, actor=actor)
-    await run_in_threadpool(_disable_with_code, session, user, code, actor)
+    await run_step(_disable_with_code, session, user, code, actor)
 
 
 @retry_conflicts

@@ -3,7 +3,6 @@
 import uuid
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.auth.credentials import confirm_password
 from app.core.passwords import hash_password
@@ -12,6 +11,7 @@ from app.crud.audit import Actor
 from app.db import retry_conflicts
 from app.errors import IncorrectPassword
 from app.models.user import User
+from app.steps import run_step
 
 
 async def change_password(
@@ -25,7 +25,7 @@ async def change_password(
 ) -> None:
     version = await confirm_password(session, user=user, password=current_password, actor=actor)
     new_hash = await hash_password(new_password)
-    await run_in_threadpool(_apply, session, user.id, current_session_id, version, new_hash, actor)
+    await run_step(_apply, session, user.id, current_session_id, version, new_hash, actor)
 
 
 @retry_conflicts

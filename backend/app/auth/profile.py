@@ -1,12 +1,12 @@
 """A user's update of their own profile: the name at once, a new email pending."""
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.auth import verification
 from app.crud import users
 from app.crud.audit import Actor
 from app.models.user import User, normalize_email
+from app.steps import run_step
 
 
 async def update_own(
@@ -25,7 +25,5 @@ async def update_own(
             actor=actor,
         )
     if changes:
-        user = await run_in_threadpool(
-            users.update_user, session, user=user, changes=changes, actor=actor
-        )
+        user = await run_step(users.update_user, session, user=user, changes=changes, actor=actor)
     return user

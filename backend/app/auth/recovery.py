@@ -8,7 +8,6 @@ import logging
 from datetime import timedelta
 
 from sqlmodel import Session, col
-from starlette.concurrency import run_in_threadpool
 
 from app.auth import lockout, mails
 from app.core import mail, ratelimit
@@ -22,6 +21,7 @@ from app.errors import BadToken
 from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.user import User, normalize_email
+from app.steps import run_step
 
 RESET = TokenPurpose.RESET_PASSWORD
 
@@ -76,9 +76,9 @@ def _request_recovery(email: str, actor: Actor) -> None:
 
 async def reset_password(session: Session, *, token: str, new_password: str, actor: Actor) -> None:
     """Set a new password with a live reset token; every session of the user ends."""
-    await run_in_threadpool(_ensure_live, session, token)  # a bad token costs no hashing
+    await run_step(_ensure_live, session, token)  # a bad token costs no hashing
     hashed = await hash_password(new_password)
-    await run_in_threadpool(_apply, session, token, hashed, actor)
+    await run_step(_apply, session, token, hashed, actor)
 
 
 def _ensure_live(session: Session, token: str) -> None:

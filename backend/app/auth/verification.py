@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.auth import mails
 from app.auth.credentials import confirm_password
@@ -25,6 +24,7 @@ from app.errors import BadToken, EmailTaken, IncorrectPassword
 from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.user import User
+from app.steps import run_step
 
 VERIFY, CHANGE = TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL
 
@@ -62,13 +62,13 @@ async def request_change(
 ) -> User:
     """The owner asks to move the account to `new_email`: rate limited per user, with the
     current password; the link goes to the new address and a notice to the old one."""
-    await run_in_threadpool(
+    await run_step(
         ratelimit.hit, "email_change", get_settings().RATE_LIMIT_EMAIL_CHANGE, str(user.id)
     )
     if not password:
         raise IncorrectPassword()
     version = await confirm_password(session, user=user, password=password, actor=actor)
-    return await run_in_threadpool(_record_change, session, user, new_email, version, actor)
+    return await run_step(_record_change, session, user, new_email, version, actor)
 
 
 @retry_conflicts

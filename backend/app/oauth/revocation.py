@@ -9,7 +9,6 @@ a worker thread with an ORM session."""
 from collections.abc import Mapping, Sequence
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
@@ -17,6 +16,7 @@ from app.oauth.client_auth import Credentials
 from app.oauth.errors import InvalidRequest
 from app.oauth.grants import single_values
 from app.oauth.introspection import Presented, lookup
+from app.steps import run_step
 
 
 def end(session: Session, *, presented: Presented, actor: Actor) -> None:
@@ -62,4 +62,4 @@ async def revocation_request(
     presented = found.presented
     if presented is None or presented.client_id != found.client.client_id:
         return
-    await run_in_threadpool(end, session, presented=presented, actor=actor)
+    await run_step(end, session, presented=presented, actor=actor)

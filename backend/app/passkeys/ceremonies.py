@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -54,6 +53,7 @@ from app.models.passkey import CeremonyKind, Passkey, PasskeyOptions
 from app.models.session import AuthSession, SessionKind
 from app.models.user import User
 from app.passkeys.authenticators import authenticator_name
+from app.steps import run_step
 
 CHALLENGE_TTL = timedelta(minutes=5)
 RECENT_LOGIN = timedelta(minutes=5)  # a session this young needs no password to add a passkey
@@ -87,7 +87,7 @@ async def begin_registration(
         auth_session.kind is SessionKind.API and utcnow() - auth_session.created_at < RECENT_LOGIN
     ):
         raise IncorrectPassword("Password required: the last login was over 5 minutes ago")
-    return await run_in_threadpool(_registration_options, session, user, _address(actor))
+    return await run_step(_registration_options, session, user, _address(actor))
 
 
 def _address(actor: Actor) -> str:

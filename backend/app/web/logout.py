@@ -6,7 +6,6 @@ browser's session ends. The rules live in oauth/logout.py."""
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep, client_actor
@@ -16,6 +15,7 @@ from app.oauth import logout
 from app.oauth.authorize import Login
 from app.oauth.discovery import END_SESSION_PATH
 from app.oauth.errors import BadAuthorizationRequest
+from app.steps import run_step
 from app.web import csrf
 from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
 from app.web.pages import error_page, render
@@ -53,9 +53,7 @@ async def end_session_post(request: Request, session: SessionDep) -> Response:
         token = form.get("csrf_token")
         if not csrf.valid(request, token if isinstance(token, str) else None):
             return error_page(request, EXPIRED_FORM, status_code=403)
-    return await run_in_threadpool(
-        _end_session, request, session, _params(pairs), confirmed=confirming
-    )
+    return await run_step(_end_session, request, session, _params(pairs), confirmed=confirming)
 
 
 def _end_session(

@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
@@ -27,6 +26,7 @@ from app.oauth import authorize
 from app.oauth.authorize import AuthorizationRequest, Login, Next
 from app.oauth.errors import AccessDenied, BadAuthorizationRequest, RedirectedError
 from app.passkeys import ceremonies as passkey_ceremonies
+from app.steps import run_step
 from app.web import csrf
 from app.web.cookies import SESSION_COOKIE, read_cookie, set_cookie
 from app.web.pages import error_page, render
@@ -157,7 +157,7 @@ async def authorization_endpoint_post(request: Request, session: SessionDep) -> 
     query = urlencode(
         [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
     )
-    return await run_in_threadpool(_authorize, request, session, query)
+    return await run_step(_authorize, request, session, query)
 
 
 def _authorize(request: Request, session: SessionDep, query: str) -> Response:
@@ -179,7 +179,7 @@ async def _form_request(
         return error_page(request, EXPIRED_FORM, status_code=403)
     query = _field(form, "request")
     try:
-        auth = await run_in_threadpool(_parse, session, query)
+        auth = await run_step(_parse, session, query)
     except (BadAuthorizationRequest, RedirectedError) as error:
         return _refusal(request, error)
     return form, query, auth
@@ -254,7 +254,7 @@ async def _after_login(
         return _login_page(request, query, auth, message=message, email=email, status_code=400)
     if isinstance(result, MfaChallenge):
         return render(request, "mfa.html", request_query=query, mfa_token=result.mfa_token)
-    return await run_in_threadpool(_signed_in, request, session, query, auth, result)
+    return await run_step(_signed_in, request, session, query, auth, result)
 
 
 @router.post("/authorize/passkey")
@@ -279,7 +279,7 @@ async def passkey_form(request: Request, session: SessionDep) -> Response:
         session,
         query,
         auth,
-        lambda: run_in_threadpool(
+        lambda: run_step(
             lambda: passkey_ceremonies.login(
                 session,
                 flow_id=flow_id,
@@ -300,7 +300,7 @@ async def mfa_form(request: Request, session: SessionDep) -> Response:
     form, query, auth = parsed
     mfa_token = _field(form, "mfa_token")
     try:
-        result: Any = await run_in_threadpool(
+        result: Any = await run_step(
             lambda: login_flow.login_mfa(
                 session,
                 mfa_token=mfa_token,
@@ -320,7 +320,7 @@ async def mfa_form(request: Request, session: SessionDep) -> Response:
         )
     except InvalidToken:
         return _login_page(request, query, auth, message="Please sign in again.", status_code=400)
-    return await run_in_threadpool(_signed_in, request, session, query, auth, result)
+    return await run_step(_signed_in, request, session, query, auth, result)
 
 
 @router.post("/authorize/account")
@@ -330,7 +330,7 @@ async def account_form(request: Request, session: SessionDep) -> Response:
     if isinstance(parsed, Response):
         return parsed
     form, query, auth = parsed
-    return await run_in_threadpool(_account, request, session, query, auth, _field(form, "action"))
+    return await run_step(_account, request, session, query, auth, _field(form, "action"))
 
 
 def _account(
@@ -352,7 +352,7 @@ async def consent_form(request: Request, session: SessionDep) -> Response:
     if isinstance(parsed, Response):
         return parsed
     form, query, auth = parsed
-    return await run_in_threadpool(_consent, request, session, query, auth, _field(form, "action"))
+    return await run_step(_consent, request, session, query, auth, _field(form, "action"))
 
 
 def _consent(

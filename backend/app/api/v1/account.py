@@ -1,7 +1,6 @@
 """/auth, the account flows: password recovery and reset, email verification, MFA login."""
 
 from fastapi import APIRouter, BackgroundTasks, Response, status
-from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AnonymousActor, CurrentUser, SessionDep
 from app.api.errors import Responses
@@ -17,6 +16,7 @@ from app.models.account import (
 )
 from app.models.token import TokenPair
 from app.models.user import UserRead
+from app.steps import run_step
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -61,7 +61,7 @@ def verify_email(body: VerifyEmailRequest, session: SessionDep, actor: Anonymous
     responses={**UNAUTHORIZED, 429: {"description": "Too many requests"}},
 )
 async def request_verification(user: CurrentUser, session: SessionDep) -> Accepted:
-    await run_in_threadpool(verification.request_verification, session, user=user)
+    await run_step(verification.request_verification, session, user=user)
     return Accepted(message=VERIFICATION_ACCEPTED)
 
 

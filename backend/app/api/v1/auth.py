@@ -4,7 +4,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, AnonymousActor, PrincipalDep, SessionDep
 from app.api.errors import Responses
@@ -12,6 +11,7 @@ from app.auth import login as login_flow
 from app.auth import tokens, verification
 from app.models.token import MfaChallenge, RefreshRequest, TokenPair
 from app.models.user import UserCreate, UserRead
+from app.steps import run_step
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -39,7 +39,7 @@ REAUTHENTICATION: Responses = {
 )
 async def register(body: UserCreate, session: SessionDep, actor: AnonymousActor) -> UserRead:
     user = await login_flow.register(session, body=body, actor=actor)
-    await run_in_threadpool(verification.send_verification, session, user=user)
+    await run_step(verification.send_verification, session, user=user)
     return UserRead.model_validate(user)
 
 

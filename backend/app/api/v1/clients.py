@@ -3,13 +3,13 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, SessionDep, require
 from app.core.permissions import Permission
 from app.crud import clients
 from app.models.client import ClientCreate, ClientCreated, ClientRead, ClientUpdate
 from app.models.common import Page
+from app.steps import run_step
 
 router = APIRouter(
     prefix="/clients",
@@ -67,4 +67,4 @@ async def delete_client(client_id: str, session: SessionDep, actor: ActorDep) ->
         client = clients.require_client(session, client_id)
         clients.delete_client(session, client=client, actor=actor)
 
-    await run_in_threadpool(delete)
+    await run_step(delete)

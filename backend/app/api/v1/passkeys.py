@@ -4,7 +4,6 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Response, status
-from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ActorDep, AnonymousActor, CredentialPrincipal, CurrentUser, SessionDep
 from app.api.errors import Responses
@@ -22,6 +21,7 @@ from app.models.passkey import (
 )
 from app.models.token import MfaChallenge, TokenPair
 from app.passkeys import ceremonies
+from app.steps import run_step
 
 router = APIRouter(tags=["passkeys"])
 
@@ -102,7 +102,7 @@ async def login_options(
 ) -> PasskeyOptions:
     """A sign-in's `flow_id` and PublicKeyCredentialRequestOptionsJSON."""
     response.headers.update(NO_STORE)
-    return await run_in_threadpool(ceremonies.login_options, session, email=body.email, actor=actor)
+    return await run_step(ceremonies.login_options, session, email=body.email, actor=actor)
 
 
 @router.post(

@@ -6,7 +6,6 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import AfterValidator, TypeAdapter
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from typing_extensions import TypedDict
 
 from app.api.deps import (
@@ -40,6 +39,7 @@ from app.errors import BadRequest
 from app.models.common import CursorPage, PageCursor, parse_cursor
 from app.models.user import UserRead, UserUpdate, UserUpdateMe
 from app.reads import read_connection
+from app.steps import run_step
 
 router = APIRouter(prefix="/users", tags=["users"])
 # GET and PATCH /users/me, in a router of their own: it comes first in the app, then the OAuth
@@ -138,7 +138,7 @@ async def list_users(
         with read_connection() as connection:
             page = users.read_user_page(connection, get_engine(), **query)
     else:  # a filtered count or a substring search reads many rows: in a worker thread
-        page = await run_in_threadpool(_user_page, **query)
+        page = await run_step(_user_page, **query)
     body = UserListJSON(
         items=page.items,
         total=page.total,
@@ -193,12 +193,12 @@ async def update_user(
         updated = await profile.update_own(session, user=user, changes=changes, actor=actor)
         return UserRead.model_validate(updated)
     changes.pop("current_password", None)
-    target = await run_in_threadpool(users.get_user, session, user_id)
-    await run_in_threadpool(session.commit)  # no transaction stays open while hashing
+    target = await run_step(users.get_user, session, user_id)
+    await run_step(session.commit)  # no transaction stays open while hashing
     password = changes.pop("password", None)
     hashed = await hash_password(password) if password else None
     old_email = target.email
-    updated = await run_in_threadpool(
+    updated = await run_step(
         users.update_user,
         session,
         user=target,
@@ -206,9 +206,7 @@ async def update_user(
         actor=actor,
         hashed_password=hashed,
     )
-    await run_in_threadpool(
-        verification.email_set_by_admin, session, user=updated, old_email=old_email
-    )
+    await run_step(verification.email_set_by_admin, session, user=updated, old_email=old_email)
     return UserRead.model_validate(updated)
 
 
