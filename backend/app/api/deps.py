@@ -74,14 +74,17 @@ def authorize(caller: Caller, allowed: Callable[[Scope], bool], needed: set[Perm
     raise Forbidden()
 
 
+def check_permission(caller: Caller, permission: Permission) -> Caller:
+    """The caller, if its role holds `permission` (and an OAuth access token's scope names it)."""
+    role = caller.user.role
+    authorize(caller, lambda scope: has_permission(role, permission, scope), {permission})
+    return caller
+
+
 def require_account(caller: Caller) -> Caller:
     """The caller acting on their own account (/users/me and below): an OAuth access token
     must name `account` in its scope."""
-    role = caller.user.role
-    authorize(
-        caller, lambda scope: has_permission(role, Permission.ACCOUNT, scope), {Permission.ACCOUNT}
-    )
-    return caller
+    return check_permission(caller, Permission.ACCOUNT)
 
 
 def get_any_principal(caller: CallerDep, session: SessionDep) -> Principal:
@@ -131,9 +134,7 @@ def require(permission: Permission) -> Callable[[Caller], Awaitable[Caller]]:
     OAuth access token, whose scope names it)."""
 
     async def check(caller: CallerDep) -> Caller:
-        role = caller.user.role
-        authorize(caller, lambda scope: has_permission(role, permission, scope), {permission})
-        return caller
+        return check_permission(caller, permission)
 
     return check
 

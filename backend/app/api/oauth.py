@@ -40,9 +40,13 @@ MAX_FORM_FIELDS = 32
 MAX_FIELD_BYTES = 1024 * 1024  # Starlette's max_part_size: a field's name and value together
 
 
-async def _form(request: Request) -> dict[str, list[str]]:
+def _has_form(request: Request) -> bool:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
+    return content_type == "application/x-www-form-urlencoded"
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    if not _has_form(request):
         raise InvalidRequest("The body must be application/x-www-form-urlencoded")
     body = await request.body()
     form = parse_form(body)
@@ -155,8 +159,7 @@ async def userinfo_post(request: Request) -> NoStoreJSON:
     """OIDC userinfo, by POST (OIDC Core §5.3.1): the access token in the Authorization
     header, or as `access_token` in a form body (RFC 6750 §2.2), never both (§2)."""
     header = _bearer(request)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
+    if not _has_form(request):
         return NoStoreJSON(await userinfo(header))
     values = parse_form(await request.body()).get("access_token", [])
     if len(values) > 1 or (values and header is not None):
