@@ -46,6 +46,7 @@ from app.main import app as fastapi_app  # noqa: E402
 from app.migrations import upgrade_to_head  # noqa: E402
 from app.models.user import User  # noqa: E402
 from tests.utils import PASSWORD, auth_header, login, make_user  # noqa: E402
+from tests.utils.oidc import ISSUER  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -160,3 +161,10 @@ def mailbox(smtp: SmtpServer, settings: Callable[..., Settings]) -> Iterator[Mai
     )
     yield smtp.mailbox
     smtp.mailbox.clear()
+
+
+@pytest.fixture
+def oidc_issuer(settings: Callable[..., Settings]) -> None:
+    """PUBLIC_URL as the OIDC tests' issuer (https: the hosted pages' cookies are __Host- and
+    Secure); a module takes it with `pytestmark = pytest.mark.usefixtures("oidc_issuer")`."""
+    settings(PUBLIC_URL=ISSUER)

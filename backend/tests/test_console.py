@@ -29,10 +29,7 @@ from tests.utils import PASSWORD, api, auth_header, login, refresh_tokens
 from tests.utils.console import alert, csrf, post_forms, query, sign_in, status
 from tests.utils.oidc import ISSUER, browser, is_login_page, make_client, submit_login
 
-
-@pytest.fixture(autouse=True)
-def issuer(settings: Callable[..., Settings]) -> None:
-    settings(PUBLIC_URL=ISSUER)
+pytestmark = pytest.mark.usefixtures("oidc_issuer")
 
 
 def snapshot() -> dict[str, Any]:

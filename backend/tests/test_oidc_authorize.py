@@ -34,10 +34,7 @@ from tests.utils.oidc import (
     submit_login,
 )
 
-
-@pytest.fixture(autouse=True)
-def issuer(settings: Callable[..., Settings]) -> None:
-    settings(PUBLIC_URL=ISSUER)
+pytestmark = pytest.mark.usefixtures("oidc_issuer")
 
 
 def authorize_url(client_id: str, **overrides: str | None) -> str:

@@ -24,7 +24,6 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from app.core.config import Settings
 from app.core.security import token_digest
 from app.db import get_engine
 from app.models.client import AuthorizationCode, ClientCreated, OAuthClient
@@ -55,10 +54,7 @@ from tests.utils.oidc import (
     submit_login,
 )
 
-
-@pytest.fixture(autouse=True)
-def issuer(settings: Callable[..., Settings]) -> None:
-    settings(PUBLIC_URL=ISSUER)
+pytestmark = pytest.mark.usefixtures("oidc_issuer")
 
 
 def _authorize(client_id: str, **extra: str | None) -> str:

@@ -37,9 +37,7 @@ __all__ = ["fresh_keys"]  # a fixture, used by name
 FULL_SCOPE = "openid email profile offline_access roles account"
 
 
-@pytest.fixture(autouse=True)
-def issuer(settings: Callable[..., Settings]) -> None:
-    settings(PUBLIC_URL=ISSUER)
+pytestmark = pytest.mark.usefixtures("oidc_issuer")
 
 
 def jwks_key(client: TestClient, token: str) -> Any:

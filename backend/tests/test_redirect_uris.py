@@ -5,14 +5,12 @@ spaces, is refused at registration: the API (POST and PATCH), `manage client cre
 the console's client form, all through the model's validator."""
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.core.config import Settings
 from app.db import get_engine
 from app.models.client import OAuthClient
 from app.models.user import User
@@ -20,7 +18,6 @@ from tests.test_cli import manage
 from tests.test_console import post, snapshot
 from tests.utils import api
 from tests.utils.console import alert, csrf, sign_in
-from tests.utils.oidc import ISSUER
 
 NAME = "Near miss"
 
@@ -65,9 +62,7 @@ REFUSED = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def issuer(settings: Callable[..., Settings]) -> None:
-    settings(PUBLIC_URL=ISSUER)  # the console's cookies are __Host- and Secure
+pytestmark = pytest.mark.usefixtures("oidc_issuer")
 
 
 ACCEPTED = [
