@@ -118,12 +118,58 @@ RETRIED_SQLSTATES = frozenset({"40001", "40P01"})
 MAX_TRANSACTION_TRIES = 5
 
 
+class Remembered(Exception):
+    """Raised by a step to refuse and keep a record of the refusal (a wrong password counted
+    toward the lockout): the transaction helper rolls the step back, runs `record` as a
+    transaction of its own, then raises `refusal`."""
+
+    def __init__(self, refusal: Exception, record: Callable[[Session], object]) -> None:
+        super().__init__(refusal)
+        self.refusal = refusal
+        self.record = record
+
+
+def transaction(
+    step: Callable[Concatenate[Session, P], R],
+    session: Session,
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """The one transaction boundary: `step(session, ...)` runs, then one commit. A raise rolls
+    it all back (a Remembered refusal then runs its record step, committed on its own); a
+    deadlock or serialisation failure between concurrent writers runs the step again, never
+    answered 503. Steps never commit or roll back themselves."""
+    for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
+        try:
+            result = step(session, *args, **kwargs)
+            session.commit()
+            return result
+        except Remembered as remembered:
+            session.rollback()
+            transaction(remembered.record, session)
+            raise remembered.refusal from None
+        except DBAPIError as error:
+            session.rollback()
+            sqlstate = getattr(error.orig, "sqlstate", None)
+            if sqlstate not in RETRIED_SQLSTATES or attempt == MAX_TRANSACTION_TRIES:
+                raise
+            time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 (jitter, not a secret)
+        except BaseException:
+            session.rollback()
+            raise
+    raise AssertionError("unreachable")
+
+
+def ping() -> None:
+    with get_engine().connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
 def retry_conflicts(
     fn: Callable[Concatenate[Session, P], R],
 ) -> Callable[Concatenate[Session, P], R]:
-    """Run a transaction function (its first argument the Session) again, after a rollback,
-    when the database aborted it as a deadlock or a serialisation failure: such a conflict
-    between concurrent writes is retried, never answered 503."""
+    """Being replaced by `transaction` (issue 21): a step's own retry on a conflict."""
 
     @functools.wraps(fn)
     def run(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -139,8 +185,3 @@ def retry_conflicts(
         raise AssertionError("unreachable")
 
     return run
-
-
-def ping() -> None:
-    with get_engine().connect() as connection:
-        connection.execute(text("SELECT 1"))

@@ -19,9 +19,8 @@ from app.core.passwords import hash_password, verify_password
 from app.core.security import TokenType, decode_token, token_digest
 from app.crud import action_tokens, audit, users
 from app.crud.audit import Actor
-from app.db import retry_conflicts
+from app.db import Remembered
 from app.errors import (
-    DomainError,
     EmailNotVerified,
     EmailTaken,
     InactiveUser,
@@ -32,7 +31,7 @@ from app.errors import (
 )
 from app.models.action_token import MFA_CHALLENGES
 from app.models.user import User, UserCreate, is_address, normalize_email
-from app.steps import run_step
+from app.steps import run_step, run_transaction
 
 
 async def register(session: Session, *, body: UserCreate, actor: Actor) -> User:
@@ -40,10 +39,10 @@ async def register(session: Session, *, body: UserCreate, actor: Actor) -> User:
     if not settings.USERS_OPEN_REGISTRATION:
         raise RegistrationClosed()
     await run_step(ratelimit.hit, "register", settings.RATE_LIMIT_REGISTER, actor.ip or "-")
-    if await run_step(_email_taken, session, body.email):
+    if await run_transaction(users.email_exists, session, body.email):
         raise EmailTaken()
     hashed = await hash_password(body.password)
-    return await run_step(
+    return await run_transaction(
         users.create_user,
         session,
         email=body.email,
@@ -51,12 +50,6 @@ async def register(session: Session, *, body: UserCreate, actor: Actor) -> User:
         hashed_password=hashed,
         actor=actor,
     )
-
-
-def _email_taken(session: Session, email: str) -> bool:
-    taken = users.email_exists(session, email)
-    session.commit()
-    return taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +72,6 @@ def _find(session: Session, email: str, actor: Actor) -> Attempt:
     ratelimit.hit("login", settings.RATE_LIMIT_LOGIN, address, normalize_email(email))
     lockout.ensure_not_locked(session, email=email, actor=actor)
     user = users.get_user_by_email(session, email)
-    session.commit()
     if user is None:
         return Attempt(email, actor, None, None, None)
     return Attempt(email, actor, user, user.hashed_password, user.credentials_version)
@@ -98,16 +90,24 @@ async def login(
 ) -> Any:
     """Check a password: an unknown email costs one bcrypt verification, like a wrong password.
     What `start(session, user=, actor=)` opens, or an MfaChallenge for a user with TOTP."""
-    attempt = await run_step(_find, session, email, actor)
+    attempt = await run_transaction(_find, session, email, actor)
     matches, new_hash = await verify_password(password, attempt.checked_hash)
     if not matches:
-        await run_step(retry_conflicts(failed), session, attempt)
-    return await run_step(_finish, session, attempt, new_hash, start)
+        await run_transaction(failed, session, attempt)
+        raise InvalidCredentials()
+    return await run_transaction(_finish, session, attempt, new_hash, start)
+
+
+def refused(attempt: Attempt, error: Exception | None = None, **detail: object) -> Remembered:
+    """A refusal of `attempt` (401, or `error`) that is counted and audited (`failed`)."""
+    return Remembered(
+        error or InvalidCredentials(), lambda session: failed(session, attempt, **detail)
+    )
 
 
 def failed(session: Session, attempt: Attempt, **detail: object) -> None:
-    """A wrong password (or code): count it toward the lockout, audit it, answer 401. The
-    attempted email is kept only when it is an address: people paste passwords there."""
+    """A wrong password (or code): count it toward the lockout and audit it. The attempted
+    email is kept only when it is an address: people paste passwords there."""
     user = attempt.user
     lockout.record_failure(
         session, email=attempt.email, actor=attempt.actor, subject_id=user.id if user else None
@@ -121,33 +121,23 @@ def failed(session: Session, attempt: Attempt, **detail: object) -> None:
         **unknown,
         **detail,
     )
-    session.commit()
     metrics.LOGINS.labels("failed").inc()
-    raise InvalidCredentials()
 
 
-@retry_conflicts
 def _finish(session: Session, attempt: Attempt, new_hash: str | None, start: Start) -> Any:
     user = attempt.user
     assert user is not None and attempt.version is not None and attempt.checked_hash is not None
     if not users.claim_credentials(session, user_id=user.id, version=attempt.version):
-        session.rollback()  # the password changed while it was being checked
-        failed(session, attempt, reason="credentials_changed")
+        raise refused(attempt, reason="credentials_changed")  # changed while being checked
     session.refresh(user)
-    try:
-        lockout.ensure_not_locked(session, email=attempt.email, actor=attempt.actor)
-        ensure_may_log_in(user)
-    except DomainError:
-        session.rollback()
-        raise
+    lockout.ensure_not_locked(session, email=attempt.email, actor=attempt.actor)
+    ensure_may_log_in(user)
     if new_hash:
         users.upgrade_hash(
             session, user_id=user.id, verified=attempt.checked_hash, new_hash=new_hash
         )
     if user.mfa_enabled:  # the password was right; the session waits for the second factor
-        challenge = mfa.challenge(session, user=user, version=attempt.version)
-        session.commit()  # failures are cleared after the code
-        return challenge
+        return mfa.challenge(session, user=user, version=attempt.version)  # failures stay
     return complete(session, user=user, email=attempt.email, actor=attempt.actor, start=start)
 
 
@@ -159,7 +149,6 @@ def ensure_may_log_in(user: User) -> None:
         raise EmailNotVerified()
 
 
-@retry_conflicts
 def login_mfa(
     session: Session, *, mfa_token: str, code: str, actor: Actor, opener: Opener | None = None
 ) -> Any:
@@ -185,24 +174,27 @@ def login_mfa(
             max_attempts=mfa.MAX_MFA_ATTEMPTS,
         )
     ):
-        session.rollback()
         raise InvalidToken()
     user = session.get(User, claims.sub, populate_existing=True)
     if user is None or not user.is_active or not user.mfa_enabled:
-        session.rollback()
         raise InvalidToken()
     attempt = Attempt(user.email, actor, user, user.hashed_password, row.credentials_version)
-    try:
-        lockout.ensure_not_locked(session, email=user.email, actor=actor)
-    except DomainError:
-        session.rollback()
-        raise
+    lockout.ensure_not_locked(session, email=user.email, actor=actor)
     method = mfa.check_code(session, user, code)
-    if method is None:
-        try:
-            failed(session, attempt, step="mfa")  # wrong codes count toward the lockout too
-        except InvalidCredentials:
-            raise MfaFailed() from None
+    if method is None:  # a wrong code uses up the challenge and counts toward the lockout
+        purpose = row.purpose
+
+        def wrong_code(session: Session) -> None:
+            action_tokens.count_attempt(
+                session,
+                digest=digest,
+                user_id=claims.sub,
+                purpose=purpose,
+                max_attempts=mfa.MAX_MFA_ATTEMPTS,
+            )
+            failed(session, attempt, step="mfa")
+
+        raise Remembered(MfaFailed(), wrong_code)
     action_tokens.mark_used(session, digest=digest)
     start = opener((MFA_CHALLENGES[row.purpose], "otp")) if opener else start_session
     return complete(session, user=user, email=user.email, actor=actor, start=start, mfa=method)
@@ -219,11 +211,10 @@ def complete(
     **detail: object,
 ) -> Any:
     """The end of a login whose credentials were checked: forget the failures, open the
-    session (what `start` opens), audit, commit."""
+    session (what `start` opens), audit."""
     me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
     lockout.clear(session, email=email, actor=actor)
     pair = start(session, user=user, actor=me)
     audit.record(session, event, actor=me, subject_id=user.id, **detail)
-    session.commit()
     metrics.LOGINS.labels("succeeded").inc()
     return pair

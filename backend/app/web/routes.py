@@ -26,7 +26,7 @@ from app.oauth import authorize
 from app.oauth.authorize import AuthorizationRequest, Login, Next
 from app.oauth.errors import AccessDenied, BadAuthorizationRequest, RedirectedError
 from app.passkeys import ceremonies as passkey_ceremonies
-from app.steps import run_step
+from app.steps import run_step, run_transaction
 from app.web import csrf
 from app.web.cookies import SESSION_COOKIE, read_cookie, set_cookie
 from app.web.pages import error_page, render
@@ -279,14 +279,13 @@ async def passkey_form(request: Request, session: SessionDep) -> Response:
         session,
         query,
         auth,
-        lambda: run_step(
-            lambda: passkey_ceremonies.login(
-                session,
-                flow_id=flow_id,
-                credential=credential,
-                actor=client_actor(request),
-                opener=opener,
-            )
+        lambda: run_transaction(
+            passkey_ceremonies.login,
+            session,
+            flow_id=flow_id,
+            credential=credential,
+            actor=client_actor(request),
+            opener=opener,
         ),
         failed=PASSKEY_FAILED,
     )
@@ -300,14 +299,13 @@ async def mfa_form(request: Request, session: SessionDep) -> Response:
     form, query, auth = parsed
     mfa_token = _field(form, "mfa_token")
     try:
-        result: Any = await run_step(
-            lambda: login_flow.login_mfa(
-                session,
-                mfa_token=mfa_token,
-                code=_field(form, "code")[:64],
-                actor=client_actor(request),
-                opener=opener,
-            )
+        result: Any = await run_transaction(
+            login_flow.login_mfa,
+            session,
+            mfa_token=mfa_token,
+            code=_field(form, "code")[:64],
+            actor=client_actor(request),
+            opener=opener,
         )
     except (MfaFailed, RateLimited) as error:
         return render(

@@ -7,6 +7,7 @@ from app.api.errors import Responses
 from app.api.v1.auth import NO_STORE, UNAUTHORIZED
 from app.auth import login as login_flow
 from app.auth import recovery, verification
+from app.db import transaction
 from app.models.account import (
     Accepted,
     MfaLoginRequest,
@@ -70,4 +71,6 @@ def login_mfa(
     body: MfaLoginRequest, session: SessionDep, actor: AnonymousActor, response: Response
 ) -> TokenPair:
     response.headers.update(NO_STORE)
-    return login_flow.login_mfa(session, mfa_token=body.mfa_token, code=body.code, actor=actor)
+    return transaction(
+        login_flow.login_mfa, session, mfa_token=body.mfa_token, code=body.code, actor=actor
+    )

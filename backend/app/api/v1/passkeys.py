@@ -9,6 +9,7 @@ from app.api.deps import ActorDep, AnonymousActor, CredentialPrincipal, CurrentU
 from app.api.errors import Responses
 from app.api.v1.auth import NO_STORE, RATE_LIMITED, REAUTHENTICATION, UNAUTHORIZED
 from app.crud import passkeys as crud
+from app.db import transaction
 from app.models.passkey import (
     Passkey,
     PasskeyLoginRequest,
@@ -114,7 +115,7 @@ def passkey_login(
     body: PasskeyLoginRequest, session: SessionDep, actor: AnonymousActor, response: Response
 ) -> TokenPair | MfaChallenge:
     response.headers.update(NO_STORE)
-    result: TokenPair | MfaChallenge = ceremonies.login(
-        session, flow_id=body.flow_id, credential=body.credential, actor=actor
+    result: TokenPair | MfaChallenge = transaction(
+        ceremonies.login, session, flow_id=body.flow_id, credential=body.credential, actor=actor
     )
     return result
