@@ -96,6 +96,7 @@ def create_app() -> FastAPI:
     app.include_router(ops.router)
     app.include_router(web_routes.router)
     app.include_router(web_logout.router)
+    web_pages.install(app)
     web_console.install(app)
     app.mount("/oauth/static", StaticFiles(directory=web_pages.STATIC_DIR), name="oauth-static")
     docs.install(app)
