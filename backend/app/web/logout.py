@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep, client_actor
 from app.crud import clients
+from app.db import transaction
 from app.models.user import User
 from app.oauth import logout
 from app.oauth.authorize import Login
@@ -60,13 +61,13 @@ def _end_session(
     request: Request, session: SessionDep, params: dict[str, str], *, confirmed: bool
 ) -> Response:
     try:
-        parsed = logout.parse(session, params)
+        parsed = transaction(logout.parse, session, params)
     except BadAuthorizationRequest as error:
         return error_page(request, error.description)
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     if not confirmed and logout.asks_first(parsed, login):
         return _confirmation(request, session, parsed, params, login)
-    signed_out = logout.end(session, parsed, login, actor=client_actor(request))
+    signed_out = transaction(logout.end, session, parsed, login, actor=client_actor(request))
     url = logout.redirect_url(parsed)
     response: Response = (
         RedirectResponse(url, status_code=303 if request.method == "POST" else 302)

@@ -19,6 +19,7 @@ from app.auth import login as login_flow
 from app.core.config import get_settings
 from app.core.permissions import PERMISSION_DESCRIPTIONS
 from app.crud import sessions as session_rows
+from app.db import transaction
 from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
 from app.models.token import MfaChallenge
 from app.models.user import User
@@ -103,7 +104,9 @@ def _proceed(
     """Show the login, account choice or consent page, or redirect to the client with a
     code."""
     try:
-        step = authorize.next_step(session, auth, login, fresh=fresh, selected=selected)
+        step = transaction(
+            authorize.next_step, session, auth, login, fresh=fresh, selected=selected
+        )
     except RedirectedError as error:
         return _redirect(authorize.error_redirect(error), status_code)
     if step is Next.LOGIN:
@@ -130,12 +133,13 @@ def _proceed(
             email=user.email if user else "",
             scopes=[SCOPE_DESCRIPTIONS[name] for name in auth.scope],
         )
-    url = authorize.issue_code(session, auth, login, actor=client_actor(request, login.user_id))
+    actor = client_actor(request, login.user_id)
+    url = transaction(authorize.issue_code, session, auth, login, actor=actor)
     return _redirect(url, status_code)
 
 
 def _parse(session: SessionDep, query: str) -> AuthorizationRequest:
-    return authorize.parse_request(session, _params(query))
+    return transaction(authorize.parse_request, session, _params(query))
 
 
 def _refusal(request: Request, error: Exception) -> Response:
@@ -365,5 +369,5 @@ def _consent(
     if action != "allow":
         return error_page(request, "Choose Allow or Deny.")
     actor = client_actor(request, login.user_id)
-    authorize.grant_consent(session, auth, login, actor=actor)
-    return _redirect(authorize.issue_code(session, auth, login, actor=actor), 303)
+    transaction(authorize.grant_consent, session, auth, login, actor=actor)
+    return _redirect(transaction(authorize.issue_code, session, auth, login, actor=actor), 303)
