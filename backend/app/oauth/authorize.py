@@ -90,7 +90,6 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         if len(params.get(name, ())) != 1:
             raise BadAuthorizationRequest(f"The request needs exactly one {name}.")
     client = clients.get_client(session, params["client_id"][0])
-    session.commit()
     if client is None:
         raise BadAuthorizationRequest("Unknown client.")
     redirect_uri = params["redirect_uri"][0]
@@ -197,7 +196,6 @@ def needs_consent(session: Session, request: AuthorizationRequest, login: Login)
     allowed = clients.consented_scopes(
         session, user_id=login.user_id, client_id=request.client.client_id
     )
-    session.commit()
     return not set(request.scope) <= allowed
 
 
@@ -249,7 +247,6 @@ def grant_consent(
         scopes=list(request.scope),
         actor=actor,
     )
-    session.commit()
 
 
 def issue_code(
@@ -285,7 +282,6 @@ def issue_code(
         client_id=request.client.client_id,
         scope=" ".join(request.scope),
     )
-    session.commit()
     return redirect_with(request.redirect_uri, {"code": code, "state": request.state})
 
 

@@ -50,7 +50,6 @@ def parse(session: Session, params: Mapping[str, str]) -> LogoutRequest:
         raise BadAuthorizationRequest("client_id does not match the id_token_hint.")
     client_id = client_id or (hint.aud if hint else None)
     client = clients.get_client(session, client_id) if client_id else None
-    session.commit()
     wanted = params.get("post_logout_redirect_uri")
     redirect_uri = (
         wanted if client is not None and wanted in client.post_logout_redirect_uris else None
@@ -97,7 +96,6 @@ def end(session: Session, request: LogoutRequest, login: Login | None, *, actor:
         client_id=request.client_id,
         sessions=ended,
     )
-    session.commit()
     return True
 
 
