@@ -34,7 +34,7 @@ from app.core.permissions import (
     needed_to_update,
 )
 from app.crud import users
-from app.db import get_engine
+from app.db import get_engine, transaction
 from app.errors import BadRequest
 from app.models.common import CursorPage, PageCursor, parse_cursor
 from app.models.user import UserRead, UserUpdate, UserUpdateMe
@@ -228,4 +228,4 @@ def delete_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Non
 )
 def unlock_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
     target = users.get_user(session, user_id)
-    lockout.unlock(session, email=target.email, subject_id=target.id, actor=actor)
+    transaction(lockout.unlock, session, email=target.email, subject_id=target.id, actor=actor)

@@ -13,6 +13,7 @@ from app.auth import lockout, mfa, tokens, user_sessions
 from app.core.permissions import Role
 from app.crud import audit, passkeys, sessions, users
 from app.crud import console as console_rows
+from app.db import transaction
 from app.errors import BadRequest, LastAdmin, NotFound
 from app.models.audit import AuditEvent
 from app.models.common import PageCursor
@@ -236,7 +237,13 @@ def unlock(request: Request, session: SessionDep, console: PostDep, user_id: str
     target_id = _user_id(request, console, user_id)
     need(request, console, console.controls(target_id).unlock)
     target = _target(request, session, console, target_id)
-    lockout.unlock(session, email=target.email, subject_id=target.id, actor=console.actor(request))
+    transaction(
+        lockout.unlock,
+        session,
+        email=target.email,
+        subject_id=target.id,
+        actor=console.actor(request),
+    )
     return _done(target.id, "unlocked")
 
 
@@ -245,7 +252,7 @@ def reset_mfa(request: Request, session: SessionDep, console: PostDep, user_id: 
     target_id = _user_id(request, console, user_id)
     need(request, console, console.controls(target_id).reset_mfa)
     target = _target(request, session, console, target_id)
-    was_enabled = mfa.reset(session, user=target, actor=console.actor(request))
+    was_enabled = transaction(mfa.reset, session, user=target, actor=console.actor(request))
     return _done(target.id, "mfa" if was_enabled else "mfa-none")
 
 
@@ -257,7 +264,8 @@ def revoke_session(
     need(request, console, console.controls(target_id).end_sessions)
     target = _target(request, session, console, target_id)
     try:
-        user_sessions.end_session(
+        transaction(
+            user_sessions.end_session,
             session,
             user_id=target.id,
             session_id=uuid.UUID(session_id),
