@@ -11,7 +11,6 @@ from app.auth import login as login_flow
 from app.auth import tokens, verification
 from app.models.token import MfaChallenge, RefreshRequest, TokenPair
 from app.models.user import UserCreate, UserRead
-from app.steps import run_step
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -39,7 +38,7 @@ REAUTHENTICATION: Responses = {
 )
 async def register(body: UserCreate, session: SessionDep, actor: AnonymousActor) -> UserRead:
     user = await login_flow.register(session, body=body, actor=actor)
-    await run_step(verification.send_verification, session, user=user)
+    await verification.send_verification(session, user=user)
     return UserRead.model_validate(user)
 
 
