@@ -11,6 +11,7 @@ from app.core.config import get_settings
 from app.core.security import TokenType, decode_token, new_jti, token_digest
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
+from app.db import Remembered
 from app.errors import InvalidToken
 from app.models.client import API_SCOPES, AuthorizationCode, GrantType, OAuthClient, Scope
 from app.models.common import utcnow
@@ -253,6 +254,9 @@ def refresh(
         )
     except InvalidToken:
         raise InvalidGrant("The refresh token is invalid, expired or revoked") from None
+    except Remembered as reuse:  # the session revoked (its record step), answered as OAuth's
+        refusal = InvalidGrant("The refresh token is invalid, expired or revoked")
+        raise Remembered(refusal, reuse.record) from None
 
 
 def client_credentials(

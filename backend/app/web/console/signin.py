@@ -6,6 +6,7 @@ from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep
 from app.auth import tokens
+from app.db import transaction
 from app.models.session import AuthSession
 from app.web.console.access import CALLBACK_PATH, SignOutDep, render, safe_next
 from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
@@ -34,7 +35,8 @@ def callback(request: Request, session: SessionDep, state: str = "", error: str 
 def sign_out(request: Request, session: SessionDep, console: SignOutDep) -> Response:
     row = session.get(AuthSession, console.login.session_id)
     if row is not None:
-        tokens.logout(session, user=console.user, auth_session=row, actor=console.actor(request))
+        actor = console.actor(request)
+        transaction(tokens.logout, session, user=console.user, auth_session=row, actor=actor)
     response = render(
         request,
         "signed_out.html",

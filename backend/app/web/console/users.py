@@ -284,7 +284,7 @@ def sign_out_everywhere(
     target_id = _user_id(request, console, user_id)
     need(request, console, console.controls(target_id).end_sessions)
     target = _target(request, session, console, target_id)
-    tokens.logout_all(session, user=target, actor=console.actor(request))
+    transaction(tokens.logout_all, session, user=target, actor=console.actor(request))
     return _done(target.id, "signed-out")
 
 
