@@ -195,10 +195,11 @@ def deactivate(email: str) -> None:
 def unlock(email: str) -> None:
     """Clear a lockout after too many failed logins."""
     from app.auth import lockout
+    from app.db import transaction
 
     with db_session() as session:
         user = find_user(session, email)
-        lockout.unlock(session, email=user.email, subject_id=user.id, actor=CLI_ACTOR)
+        transaction(lockout.unlock, session, email=user.email, subject_id=user.id, actor=CLI_ACTOR)
     typer.echo(f"{user.email} is unlocked.")
 
 
@@ -207,10 +208,11 @@ def reset_mfa(email: str) -> None:
     """Turn off a user's TOTP (a lost device); they log in with the password and can set it up
     again."""
     from app.auth import mfa
+    from app.db import transaction
 
     with db_session() as session:
         user = find_user(session, email)
-        was_enabled = mfa.reset(session, user=user, actor=CLI_ACTOR)
+        was_enabled = transaction(mfa.reset, session, user=user, actor=CLI_ACTOR)
     if was_enabled:
         typer.echo(f"TOTP is off for {user.email}; their recovery codes no longer work.")
     else:

@@ -330,6 +330,24 @@ def test_the_reuse_grace_of_auth_refresh_applies(
     ).is_success
 
 
+def test_a_reused_refresh_token_is_invalid_grant_and_ends_the_session(
+    client: TestClient, db: Session, user: User, settings: Callable[..., Settings]
+) -> None:
+    """Reuse outside the grace, at the token endpoint: answered as OAuth answers (not
+    /auth/refresh's 401), and the session is revoked and audited all the same."""
+    settings(REFRESH_REUSE_GRACE_SECONDS=0)
+    tokens = oauth_tokens(client, db, user)
+    first = refresh_grant(client, tokens["registered"], tokens["refresh_token"])
+    assert first.status_code == 200
+    reused = refresh_grant(client, tokens["registered"], tokens["refresh_token"])
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    assert len(events("auth.refresh_reuse_detected")) == 1
+    headers = auth_header(first.json()["access_token"])
+    assert client.get(api("/users/me"), headers=headers).status_code == 401
+    latest = refresh_grant(client, tokens["registered"], first.json()["refresh_token"])
+    assert latest.status_code == 400 and latest.json()["error"] == "invalid_grant"
+
+
 def test_oauth_and_service_refresh_tokens_do_not_cross(
     client: TestClient, db: Session, user: User
 ) -> None:

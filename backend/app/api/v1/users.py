@@ -207,9 +207,7 @@ async def update_user(
         actor=actor,
         hashed_password=hashed,
     )
-    await run_transaction(
-        verification.email_set_by_admin, session, user=updated, old_email=old_email
-    )
+    await verification.email_set_by_admin(session, user=updated, old_email=old_email)
     return UserRead.model_validate(updated)
 
 
