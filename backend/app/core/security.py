@@ -224,7 +224,7 @@ class IdTokenHint:
     exp: int
 
 
-class Keys(StrEnum):
+class KeyFamily(StrEnum):
     """The keys that verify a kind of token."""
 
     SERVICE = "service"  # key_set(): ALGORITHM's (SECRET_KEY, or the JWT key files)
@@ -245,7 +245,7 @@ class TokenKind(Generic[Claims]):
     `nbf` more than `leeway_s` ahead (no clock of ours made such a token)."""
 
     name: str
-    keys: Keys
+    keys: KeyFamily
     # The header's typ. Of an OIDC key's token, the header segment is compared whole with
     # the one it writes for this typ (keys.header_key): alg, kid and typ with no parse.
     # None: the service's own tokens, told apart by their `type` claim (`values`).
@@ -321,7 +321,7 @@ def _verified_payload(token: str, kind: TokenKind[Any]) -> bytes:
     another header, its kid) and python-jose verifies signature and algorithm (the key
     set's one). OIDC tokens: the header segment must be the one this service writes for a
     key it holds and `kind.typ`; the signature is checked by _oidc_payload."""
-    if kind.keys is Keys.SERVICE:
+    if kind.keys is KeyFamily.SERVICE:
         keys = key_set()
         _check_compact(token, keys.algorithm)
         return jws.verify(token, keys.verifier(token), [keys.algorithm])
@@ -388,7 +388,7 @@ def _service_kind(token_type: TokenType) -> TokenKind[TokenClaims]:
     """The service's own tokens (create_token): iss and aud checked when configured."""
     return TokenKind(
         name=token_type.value,
-        keys=Keys.SERVICE,
+        keys=KeyFamily.SERVICE,
         typ=None,
         required=(("sub", str), ("sid", str), ("jti", str)),
         values=(("type", token_type.value),),
@@ -408,7 +408,7 @@ TokenKind.MFA = _service_kind(TokenType.MFA)
 # An RFC 9068 access token of this issuer, for the service's own API (aud = the issuer).
 TokenKind.OAUTH_ACCESS = TokenKind(
     name="oauth_access",
-    keys=Keys.OIDC,
+    keys=KeyFamily.OIDC,
     typ=OAUTH_ACCESS_TYPE,
     required=(("sub", str), ("client_id", str), ("scope", str), ("jti", str)),
     optional=(("sid", str), ("auth_time", int)),
@@ -421,7 +421,7 @@ TokenKind.OAUTH_ACCESS = TokenKind(
 # lives minutes (OIDC RP-Initiated Logout §2). Its audience is the client it was issued to.
 TokenKind.ID_TOKEN_HINT = TokenKind(
     name="id_token_hint",
-    keys=Keys.OIDC,
+    keys=KeyFamily.OIDC,
     typ=ID_TOKEN_TYPE,
     required=(("sub", str), ("aud", str)),
     optional=(("sid", str),),
