@@ -95,6 +95,7 @@ def serve(
     from app.bootstrap import ensure_first_superuser
     from app.core.keys import key_set
     from app.migrations import startup_lock, upgrade_to_head
+    from app.serving import SERVED_APP
 
     settings = get_settings()
     key_set()  # a bad JWT key file stops here, before any migration
@@ -108,7 +109,8 @@ def serve(
             f"{generated}\nIt is shown only this once: keep it, or set FIRST_SUPERUSER_PASSWORD."
         )
     uvicorn.run(
-        "app.main:app",
+        SERVED_APP,  # each worker process imports the app, and is tuned for serving
+        factory=True,
         host=host,
         port=port,
         workers=None if reload else workers,

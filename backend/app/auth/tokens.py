@@ -14,12 +14,13 @@ from app.core import metrics
 from app.core.config import get_settings
 from app.core.security import (
     TokenClaims,
+    TokenKind,
     TokenType,
     access_expiry,
     constant_time_equals,
     create_token,
+    decode,
     decode_access_token,
-    decode_token,
     new_jti,
     refresh_expiry,
 )
@@ -182,7 +183,7 @@ def refresh(
     revokes the whole session: a Remembered refusal, whose record step revokes and audits.
     `kind` and `pair`: the OAuth token endpoint rotates its sessions here too, and answers
     with its own tokens (oauth/grants.py)."""
-    claims = decode_token(refresh_token, TokenType.REFRESH)
+    claims = decode(refresh_token, TokenKind.REFRESH)
     user, row = _load(session, claims.sid, claims.sub)
     if row.kind is not kind:
         raise InvalidToken()

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session
 
-from app.core.security import decode_id_token_hint, token_digest
+from app.core.security import TokenKind, decode, token_digest
 from app.crud import audit, clients
 from app.crud.audit import Actor
 from app.errors import InvalidToken
@@ -150,7 +150,7 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
     hint_subject = None
     if "id_token_hint" in one:  # expired is fine: RPs send the one they got at sign-in
         try:
-            hint_subject = decode_id_token_hint(one["id_token_hint"]).sub
+            hint_subject = decode(one["id_token_hint"], TokenKind.ID_TOKEN_HINT).sub
         except InvalidToken:
             raise fail(InvalidRequest("id_token_hint is not an ID token of this issuer")) from None
     max_age = None

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from app.auth import tokens as session_tokens
 from app.core.config import get_settings
-from app.core.security import TokenType, decode_token, new_jti, token_digest
+from app.core.security import TokenKind, decode, new_jti, token_digest
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
 from app.db import Remembered
@@ -226,7 +226,7 @@ def refresh(
     if not refresh_token:
         raise InvalidRequest("refresh_token is required")
     try:
-        claims = decode_token(refresh_token, TokenType.REFRESH)
+        claims = decode(refresh_token, TokenKind.REFRESH)
     except InvalidToken:
         raise InvalidGrant("The refresh token is invalid, expired or revoked") from None
     row = session.get(AuthSession, claims.sid, populate_existing=True)

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from sqlmodel import Session
 
 from app.core.config import get_settings
-from app.core.security import IdTokenHint, decode_id_token_hint
+from app.core.security import IdTokenHint, TokenKind, decode
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
 from app.errors import InvalidToken
@@ -40,7 +40,7 @@ def parse(session: Session, params: Mapping[str, str]) -> LogoutRequest:
     hint: IdTokenHint | None = None
     if params.get("id_token_hint"):
         try:
-            hint = decode_id_token_hint(params["id_token_hint"])
+            hint = decode(params["id_token_hint"], TokenKind.ID_TOKEN_HINT)
         except InvalidToken:
             raise BadAuthorizationRequest("The id_token_hint is not valid.") from None
         if not _recent(hint):

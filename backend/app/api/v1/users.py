@@ -134,8 +134,9 @@ async def list_users(
     }  # fmt: skip
     if get_settings().is_sqlite and role is None and is_active is None and not q:
         # Unfiltered: a range of the created_at index, and a count(*) that SQLite takes from
-        # the index's page counts (~0.1 ms at 100,000 users); cheaper on the event loop, like
-        # the per-request read, than a hop to a worker thread and back.
+        # the index's page counts, quick even at 100,000 users; cheaper on the event loop,
+        # like the per-request read, than a hop to a worker thread and back (bench/README.md,
+        # "Where the time goes now").
         with read_connection() as connection:
             page = users.read_user_page(connection, get_engine(), **query)
     else:  # a filtered count or a substring search reads many rows: in a worker thread
