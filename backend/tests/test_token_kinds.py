@@ -75,3 +75,12 @@ def test_every_kind_refuses_a_token_from_the_future_and_only_a_hint_may_have_exp
     else:
         with pytest.raises(InvalidToken):
             decode(expired, KINDS[kind])
+
+
+def test_a_hint_signed_by_an_oidc_key_but_carrying_a_service_type_is_refused() -> None:
+    """Should an RS256 JWT key write the OIDC key's header, the service's own tokens (their
+    `type` claim) still never pass as an id_token_hint."""
+    assert decode(token_of("id_token_hint"), TokenKind.ID_TOKEN_HINT)
+    for token_type in SERVICE:
+        with pytest.raises(InvalidToken):
+            decode(token_of("id_token_hint", type=token_type), TokenKind.ID_TOKEN_HINT)

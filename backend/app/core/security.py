@@ -254,6 +254,7 @@ class TokenKind(Generic[Claims]):
     claims: Callable[[dict[str, Any]], Claims]  # the checked payload -> what decode returns
     optional: tuple[Claim, ...] = ()  # absent, or of this type
     values: tuple[tuple[str, str], ...] = ()  # claims that must have this very value
+    absent: tuple[str, ...] = ()  # claims a token of this kind never carries
     issuer: Callable[[Settings], str | None] = lambda _: None  # the `iss`; None: any
     audience: Callable[[Settings], str | None] = lambda _: None  # the `aud`; None: any
     expires: bool = True  # False: an expired token is accepted too (id_token_hint)
@@ -290,6 +291,8 @@ def decode(token: str, kind: TokenKind[Claims]) -> Claims:
         for name, value in kind.values:
             if payload.get(name) != value:
                 raise InvalidToken()
+        if any(name in payload for name in kind.absent):
+            raise InvalidToken()
         now = time.time()
         if (kind.expires and exp <= now) or max(iat, nbf) > now + kind.leeway_s:
             raise InvalidToken()
@@ -425,6 +428,8 @@ TokenKind.ID_TOKEN_HINT = TokenKind(
     typ=ID_TOKEN_TYPE,
     required=(("sub", str), ("aud", str)),
     optional=(("sid", str),),
+    # the service's own tokens (`type`), should an RS256 JWT key share the OIDC key's header
+    absent=("type",),
     issuer=_public_url,
     expires=False,
     claims=_id_token_hint,
