@@ -15,17 +15,19 @@ import hashlib
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg import pq
 from psycopg.abc import Transformer as TransformerProtocol
 from psycopg.adapt import PyFormat, Transformer
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.exc import DataError, DBAPIError, StatementError
@@ -220,171 +222,170 @@ class _Waiting:
     statement: PreparedRead
     params: Mapping[str, Any]
     future: "asyncio.Future[list[Any] | None]"
-    since: float  # loop time when it asked
+
+
+class ReadConnection(psycopg.AsyncConnection[Any]):
+    """AsyncReadPool's connection: the statements prepared on it, when it was put back."""
+
+    def __init__(self, pgconn: pq.abc.PGconn, row_factory: Any = tuple_row) -> None:
+        super().__init__(pgconn, row_factory)
+        self.prepared: set[bytes] = set()
+        self.returned = time.monotonic()
 
 
 class AsyncReadPool:
-    """PostgreSQL connections of psycopg's asyncio API, for the per-request read on the event
-    loop that made the pool (a connection belongs to its loop).
+    """psycopg_pool's pool of PostgreSQL connections (psycopg's asyncio API) for the
+    per-request read on the event loop that made it (a connection belongs to its loop).
 
-    Reads are batched: the reads asked for while the loop runs one round of callbacks go to
-    the server together, on one connection, as one libpq pipeline (each statement prepared
-    once per connection, one write, one wake-up of one server process), and each request
-    gets its own row or its own error: a read is adapted on its own and followed by a Sync
-    of its own, so that one request's bad value, or a statement the server refuses, fails
-    that read alone. At most `size` batches are in flight, one per connection; reads asked
-    for meanwhile wait for the next one, so under load the batches grow instead of the
-    connections (fewer processes on the machine, fewer wake-ups).
+    Reads are batched: a batch takes a connection, then the reads asked for by then, and
+    sends them together as one libpq pipeline (each statement prepared once per connection,
+    one write, one wake-up of one server process). Each request gets its own row or its own
+    error: a read is adapted on its own and followed by a Sync of its own, so that one
+    request's bad value, or a statement the server refuses, fails that read alone. One batch
+    at a time waits for a connection and at most `size` are in flight, so under load the
+    batches grow instead of the connections (fewer processes, fewer wake-ups).
 
-    The engine pool's semantics, on the loop: at most `size` connections; a read that waits
-    over `timeout` for one fails with PoolTimeout (503); one idle for over PING_AFTER_IDLE_S
-    is pinged before use and replaced if dead, along with every idle one (a restart drops
-    them all); one that breaks in use leaves the pool, and the idle ones with it; a failed
-    connect raises SQLAlchemy's OperationalError at once (503). psycopg_pool was not used:
-    it reconnects in the background while requests wait for its timeout, so a database
-    outage would hold every authenticated request for DB_POOL_TIMEOUT instead of answering
-    503."""
+    The engine pool's semantics: at most `size` connections, replaced after POOL_RECYCLE_S;
+    a read that waits over `timeout` for one fails with PoolTimeout (503); one idle for over
+    PING_AFTER_IDLE_S is pinged before use; one found dead, or broken in use, leaves the pool
+    with the idle ones (a restart took them all). A failed connect closes the pool, so that
+    the reads waiting fail at once with OperationalError (503; psycopg_pool would reconnect
+    in the background while they wait out DB_POOL_TIMEOUT), and the next read opens another."""
 
     def __init__(
         self, connect_args: Mapping[str, Any], dialect: Dialect, *, size: int, timeout: float
     ) -> None:
-        self.connect_args = dict(connect_args)
+        self.connect_args = {**connect_args, "autocommit": True}
         self.dialect = dialect
         self.size = size
         self.timeout = timeout
-        self._slots = asyncio.Semaphore(size)
-        self._idle: deque[tuple[psycopg.AsyncConnection[Any], float, float]] = deque()
+        self._pool: AsyncConnectionPool[ReadConnection] | None = None
         self._waiting: list[_Waiting] = []
-        self._in_flight = 0  # batches
-        self._dispatch_due = False
-        self._expiry: asyncio.TimerHandle | None = None
+        self._seeking = False  # a batch is waiting for a connection
         self._tasks: set[asyncio.Task[None]] = set()
-        self._prepared: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], set[bytes]] = (
-            weakref.WeakKeyDictionary()
-        )
 
     @property
     def idle(self) -> int:
         """Connections in the pool, not in use."""
-        return len(self._idle)
+        return self._pool.get_stats()["pool_available"] if self._pool else 0
+
+    async def close(self) -> None:
+        """Close the connections (those in use as they come back)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        if self._slots.locked():
+    async def connection(self) -> AsyncIterator[ReadConnection]:
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = AsyncConnectionPool(
+                kwargs=self.connect_args,
+                connection_class=ReadConnection,
+                min_size=0,  # connected on demand
+                max_size=self.size,
+                timeout=self.timeout,
+                max_lifetime=POOL_RECYCLE_S,
+                reconnect_timeout=0,  # a connect failed twice in a row: reconnect_failed
+                reconnect_failed=self._unreachable,
+                num_workers=1,
+                open=False,
+                name="reads",
+            )
+            await pool.open()
+        connection = await self._getconn(pool)
+        while time.monotonic() - connection.returned > db.PING_AFTER_IDLE_S:
             try:
-                async with asyncio.timeout(self.timeout):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise PoolTimeout(f"no read connection free within {self.timeout} s") from None
-        else:
-            await self._slots.acquire()  # free: returns at once
-        try:
-            connection, created = await self._checkout()
-            try:
-                yield connection
-            except DBAPIError as error:
-                if error.connection_invalidated:
-                    await self.discard_idle()
-                raise
-            finally:
-                await self._checkin(connection, created)
-        finally:
-            self._slots.release()
-
-    async def _checkout(self) -> tuple[psycopg.AsyncConnection[Any], float]:
-        while self._idle:
-            connection, created, returned = self._idle.pop()  # the most recently used
-            now = time.monotonic()
-            if connection.broken or now - created > POOL_RECYCLE_S:
-                await _close(connection)
-                continue
-            if now - returned <= db.PING_AFTER_IDLE_S:  # the engine's rule, read at each use
-                return connection, created  # busy a moment ago
-            try:
-                await connection.execute("SELECT 1")
-                return connection, created
+                await pool.check_connection(connection)
+                break
             except psycopg.Error:
-                await _close(connection)
-                await self.discard_idle()
+                await self._putconn(pool, connection, lost=True)
+                connection = await self._getconn(pool)
+        lost = False
         try:
-            connection = await psycopg.AsyncConnection.connect(**self.connect_args, autocommit=True)
-        except psycopg.Error as error:
-            raise _wrapped(self.dialect, error, invalidated=True) from error
-        return connection, time.monotonic()
+            yield connection
+        except DBAPIError as error:
+            lost = error.connection_invalidated
+            raise
+        finally:
+            await self._putconn(pool, connection, lost=lost)
 
-    async def _checkin(self, connection: psycopg.AsyncConnection[Any], created: float) -> None:
-        if (
-            connection.broken
-            or connection.info.transaction_status != IDLE_STATUS
-            or connection.pgconn.pipeline_status != pq.PipelineStatus.OFF
-        ):
-            await _close(connection)  # broken, or left mid-statement (a cancelled request)
-        else:
-            self._idle.append((connection, created, time.monotonic()))
+    def _unreachable(self, pool: AsyncConnectionPool[Any]) -> None:
+        if self._pool is pool:
+            self._pool = None
+        self._start(pool.close())  # its waiting getconn() raise PoolClosed
 
-    async def discard_idle(self) -> None:
-        while self._idle:
-            await _close(self._idle.pop()[0])
+    async def _getconn(self, pool: AsyncConnectionPool[ReadConnection]) -> ReadConnection:
+        try:
+            return await pool.getconn()
+        except psycopg_pool.PoolTimeout:
+            raise PoolTimeout(f"no read connection free within {self.timeout} s") from None
+        except psycopg_pool.PoolClosed as error:
+            lost = psycopg.OperationalError("cannot connect to the database")
+            raise _wrapped(self.dialect, lost, invalidated=True) from error
+
+    async def _putconn(
+        self, pool: AsyncConnectionPool[ReadConnection], connection: ReadConnection, *, lost: bool
+    ) -> None:
+        """Closed first (so the pool drops it) if lost or left mid-statement (a cancelled
+        batch); if lost, the idle ones go too."""
+        status = connection.pgconn.transaction_status, connection.pgconn.pipeline_status
+        if lost or status != (pq.TransactionStatus.IDLE, pq.PipelineStatus.OFF):
+            with suppress(psycopg.Error):
+                await connection.close()
+        connection.returned = time.monotonic()
+        await pool.putconn(connection)
+        if lost:
+            await pool.drain()
 
     async def first(self, statement: PreparedRead, params: Mapping[str, Any]) -> list[Any] | None:
         """The first row of `statement` (SQLAlchemy's values, as PreparedRead.first gives),
         sent with the other reads waiting at this moment."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Any] | None] = loop.create_future()
-        self._waiting.append(_Waiting(statement, params, future, loop.time()))
-        if not self._dispatch_due:
-            self._dispatch_due = True
-            loop.call_soon(self._dispatch)
+        future: asyncio.Future[list[Any] | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(statement, params, future))
+        if not self._seeking:
+            self._seeking = True
+            self._start(self._batch())
         return await future
 
-    def _dispatch(self) -> None:
-        """Start a batch on each free connection slot; what is left waits for one."""
-        self._dispatch_due = False
-        loop = asyncio.get_running_loop()
-        while self._waiting and self._in_flight < self.size:
-            batch = self._waiting[:MAX_BATCH]
-            del self._waiting[:MAX_BATCH]
-            self._in_flight += 1
-            task = loop.create_task(self._run(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        if self._waiting and self._expiry is None:
-            self._expiry = loop.call_at(self._waiting[0].since + self.timeout, self._expire)
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def _expire(self) -> None:
-        """PoolTimeout for the reads that waited over `timeout` for a connection."""
-        self._expiry = None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() - self.timeout
-        while self._waiting and self._waiting[0].since <= deadline:
-            waiting = self._waiting.pop(0)
-            if not waiting.future.done():
-                waiting.future.set_exception(
-                    PoolTimeout(f"no read connection free within {self.timeout} s")
-                )
-        if self._waiting:
-            self._expiry = loop.call_at(self._waiting[0].since + self.timeout, self._expire)
+    def _take(self, count: int) -> list[_Waiting]:
+        """The `count` oldest reads waiting; another batch for those left."""
+        batch = self._waiting[:count]
+        del self._waiting[:count]
+        self._seeking = bool(self._waiting)
+        if self._seeking:
+            self._start(self._batch())
+        return batch
 
-    async def _run(self, batch: list[_Waiting]) -> None:
-        """The batch on a connection. Its answers go out once the connection is back in
-        the pool, or gone with the idle ones if it broke: a request answered 503 for a dead
-        connection is never followed by another sent to its dead neighbour."""
+    async def _batch(self) -> None:
+        """A connection, then the oldest reads waiting (MAX_BATCH at most) in one pipeline
+        on it. Their answers go out once the connection is back in the pool, or gone with the
+        idle ones if it broke: a request answered 503 for a dead connection is never followed
+        by another sent to its dead neighbour. If no connection comes, the reads asked before
+        this batch began fail with that error (later ones get a batch of their own)."""
+        asked = len(self._waiting)
+        batch: list[_Waiting] | None = None
         answers: Answers = {}
-        failure: BaseException | None = None
+        failure: Exception | None = None
         try:
             async with self.connection() as connection:
+                batch = self._take(MAX_BATCH)
                 await self._pipeline(connection, batch, answers)
         except Exception as error:  # each read raises it: a DBAPIError or PoolTimeout is a 503
             failure = error
-        except BaseException:
+            if batch is None:
+                batch = self._take(asked)
+        except BaseException:  # cancelled: the loop is closing
+            if batch is None:  # this batch was the one seeking a connection
+                batch, self._waiting, self._seeking = self._waiting, [], False
             for waiting in batch:
                 waiting.future.cancel()
             raise
-        finally:
-            self._in_flight -= 1
-            if self._waiting and not self._dispatch_due:
-                self._dispatch_due = True
-                asyncio.get_running_loop().call_soon(self._dispatch)
         for waiting in batch:
             if waiting.future.done():
                 continue  # its request went away (cancelled)
@@ -399,14 +400,14 @@ class AsyncReadPool:
                 waiting.future.set_result(answer)
 
     async def _pipeline(
-        self, connection: psycopg.AsyncConnection[Any], batch: list[_Waiting], answers: "Answers"
+        self, connection: ReadConnection, batch: list[_Waiting], answers: "Answers"
     ) -> None:
         """The batch's reads in one pipeline on `connection`; each one's row or error into
         `answers`, by the id of its _Waiting. Each read is isolated: its values are adapted on
         their own (one that cannot be sent is answered its error, and nothing of it is sent)
         and a Sync follows it, so that an error of the server's aborts that read alone."""
         pgconn = connection.pgconn
-        prepared = self._prepared.setdefault(connection, set())
+        prepared = connection.prepared
         transformer = Transformer(connection)
         segments: list[_Segment] = []
         try:
@@ -528,9 +529,6 @@ def _adapted(transformer: TransformerProtocol, waiting: _Waiting) -> Sequence[An
     return transformer.dump_sequence(values, [PyFormat.AUTO] * len(values))
 
 
-IDLE_STATUS = psycopg.pq.TransactionStatus.IDLE
-
-
 def _wrapped(dialect: Dialect, error: psycopg.Error, *, invalidated: bool = False) -> DBAPIError:
     """A driver error as SQLAlchemy's (so that it answers 503), parameters hidden."""
     wrapped = DBAPIError.instance(
@@ -565,11 +563,6 @@ async def _ready(fileno: int, *, write: bool) -> None:
         unwatch(fileno)
 
 
-async def _close(connection: psycopg.AsyncConnection[Any]) -> None:
-    with suppress(psycopg.Error):
-        await connection.close()
-
-
 _async_read_pools: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncReadPool]" = (
     weakref.WeakKeyDictionary()
 )
@@ -596,4 +589,4 @@ async def close_async_reads() -> None:
     """Close the running loop's read connections (at shutdown)."""
     pool = _async_read_pools.pop(asyncio.get_running_loop(), None)
     if pool is not None:
-        await pool.discard_idle()
+        await pool.close()

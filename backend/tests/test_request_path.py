@@ -207,7 +207,7 @@ def test_a_driver_error_on_the_loop_is_sqlalchemys_and_keeps_the_connection() ->
         assert not caught.value.connection_invalidated
         assert pool.idle == 1  # not a dropped connection: it stays
         assert await pool.first(prepared(CALLER), nobody) is None
-        await pool.discard_idle()
+        await pool.close()
 
     asyncio.run(run())
 
@@ -255,7 +255,7 @@ def test_reads_asked_together_share_one_pipeline_and_each_gets_its_own_answer(
         assert answers[2] is not None and answers[2][USER_READ_FIELDS.index("id")] == user.id
         assert pool.idle == 1
         assert await pool.first(prepared(CALLER), mine) is not None  # prepared again
-        await pool.discard_idle()
+        await pool.close()
 
     asyncio.run(run())
 
@@ -287,9 +287,9 @@ def test_a_read_with_a_value_the_driver_refuses_fails_alone(
                     assert not isinstance(row, BaseException), row
                     assert row is not None and row[USER_READ_FIELDS.index("id")] == user.id
                 assert pool.idle == 1
-                await pool.discard_idle()  # next round: a new connection, nothing prepared
+                await pool.close()  # next round: a new connection, nothing prepared
         assert await pool.first(client_read, {"client_id": "no-such-client"}) is None
-        await pool.discard_idle()
+        await pool.close()
 
     asyncio.run(run())
 
@@ -318,7 +318,7 @@ def test_a_read_cancelled_in_flight_leaves_the_others_and_the_connection(
         await asyncio.gather(*pool._tasks)  # the batch ends: its connection goes back
         assert pool.idle == 1
         assert await pool.first(prepared(CALLER), mine) is not None
-        await pool.discard_idle()
+        await pool.close()
 
     asyncio.run(run())
 
@@ -332,14 +332,12 @@ def test_reads_waiting_for_a_busy_pool_time_out() -> None:
         pool = read_pool(size=1, timeout=0.3)
         nobody = {"sid": uuid.uuid4(), "sub": uuid.uuid4()}
         async with pool.connection():
-            pool._in_flight += 1  # as if a batch held it
             began = time.monotonic()
             with pytest.raises(PoolTimeout):
                 await pool.first(prepared(CALLER), nobody)
             waited = time.monotonic() - began
-            pool._in_flight -= 1
         assert await pool.first(prepared(CALLER), nobody) is None
-        await pool.discard_idle()
+        await pool.close()
         return waited
 
     assert 0.25 <= asyncio.run(run()) < 2
@@ -357,7 +355,7 @@ def test_the_read_pool_waits_for_a_connection_then_times_out() -> None:
             waited = time.monotonic() - began
         async with pool.connection():  # free again
             pass
-        await pool.discard_idle()
+        await pool.close()
         return waited
 
     assert 0.25 <= asyncio.run(run()) < 2
@@ -372,6 +370,13 @@ def test_a_failed_connect_is_operational_error_at_once() -> None:
             async with pool.connection():
                 pass
         assert time.monotonic() - began < 2  # refused: no waiting for a pool to reconnect
+        began = time.monotonic()
+        nobody = {"sid": uuid.uuid4(), "sub": uuid.uuid4()}
+        asked = [pool.first(prepared(CALLER), nobody) for _ in range(3)]
+        answers = await asyncio.gather(*asked, return_exceptions=True)
+        assert all(isinstance(answer, OperationalError) for answer in answers), answers
+        assert time.monotonic() - began < 2  # the reads waiting for it fail with it
+        await pool.close()
 
     asyncio.run(run())
 
