@@ -18,6 +18,16 @@ class Permission(StrEnum):
     USERS_UNLOCK = "users:unlock"
     AUDIT_READ = "audit:read"
     CLIENTS_MANAGE = "clients:manage"  # register, change and delete OAuth clients
+    AUTHZ_MANAGE = "authz:manage"  # API resources, roles, organizations (AUTHZ.md)
+
+
+class OrgPermission(StrEnum):
+    """The built-in resource's organization permissions: held through roles assigned in an
+    organization, for that organization only (AUTHZ.md, "Delegated administration")."""
+
+    MEMBERS_READ = "org:members:read"
+    MEMBERS_MANAGE = "org:members:manage"
+    INVITATIONS_MANAGE = "org:invitations:manage"
 
 
 # What each permission lets a client do, as a consent page names it (AUTHZ.md: consent lists
@@ -31,6 +41,13 @@ PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     Permission.USERS_UNLOCK: "Unlock locked-out accounts",
     Permission.AUDIT_READ: "Read the audit log",
     Permission.CLIENTS_MANAGE: "Register, change and delete OAuth clients",
+    Permission.AUTHZ_MANAGE: "Manage API resources, roles and organizations",
+}
+
+ORG_PERMISSION_DESCRIPTIONS: dict[OrgPermission, str] = {
+    OrgPermission.MEMBERS_READ: "See the members of your organization",
+    OrgPermission.MEMBERS_MANAGE: "Add, change and remove members of your organization",
+    OrgPermission.INVITATIONS_MANAGE: "Invite people to your organization",
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
