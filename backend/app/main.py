@@ -21,6 +21,7 @@ from app.api.v1 import (
     authz_check,
     clients,
     me,
+    organizations,
     passkeys,
     resources,
     users,
@@ -102,7 +103,7 @@ def create_app() -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(users.router, prefix=settings.API_V1_STR)
     routers = (me.router, auth.router, account.router, passkeys.router)
-    authorization = (resources.router, assignments.router, authz_check.router)
+    authorization = (resources.router, assignments.router, authz_check.router, organizations.router)
     for router in (*routers, audit.router, clients.router, *authorization):
         app.include_router(router, prefix=settings.API_V1_STR)
     app.include_router(ops.router)

@@ -15,11 +15,9 @@ from sqlmodel import Session, col, select
 from app.core.permissions import (
     ORG_PERMISSION_DESCRIPTIONS,
     PERMISSION_DESCRIPTIONS,
-    ROLE_PERMISSIONS,
     OrgPermission,
-    Role,
 )
-from app.crud import audit, organizations
+from app.crud import audit
 from app.crud.audit import Actor
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.models.authz import (
@@ -27,7 +25,6 @@ from app.models.authz import (
     MAX_ROLES_PER_HOLDER,
     ApiPermission,
     ApiResource,
-    Check,
     ClientRole,
     PermissionOut,
     ProductRole,
@@ -459,16 +456,9 @@ def set_client_roles(
 # Effective permissions: one indexed read
 
 
-def user_permissions(
-    session: Session,
-    *,
-    user_id: uuid.UUID,
-    resource_id: uuid.UUID,
-    organization_id: uuid.UUID | None = None,
-) -> list[str]:
-    """The names of the permissions on `resource_id` the user holds now: their global roles'
-    and, with an organization, their roles there while they are a member of it. One statement
-    on primary keys and indexes, whatever the number of roles and organizations."""
+def roles_held(user_id: uuid.UUID, organization_id: uuid.UUID | None) -> Any:
+    """The ids of the roles a user holds: their global roles and, with an organization, their
+    roles there while they are a member of it (a subquery with one column, role_id)."""
     held: Any = select_columns(col(UserRole.role_id).label("role_id")).where(
         col(UserRole.user_id) == user_id
     )
@@ -482,18 +472,43 @@ def user_permissions(
                 col(Membership.organization_id) == organization_id,
             ),
         )
-    return _names(session, held, resource_id)
+    return held.subquery()
+
+
+def user_permissions(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    resource_id: uuid.UUID,
+    organization_id: uuid.UUID | None = None,
+) -> list[str]:
+    """The names of the permissions on `resource_id` the user's roles give them now (global,
+    and in `organization`). One statement on primary keys and indexes, whatever the number
+    of roles and organizations."""
+    return _names(session, roles_held(user_id, organization_id), resource_id)
+
+
+def user_grants(
+    session: Session, *, user_id: uuid.UUID, organization_id: uuid.UUID
+) -> set[tuple[uuid.UUID, str]]:
+    """Every (resource id, permission name) the user's roles give them in the organization."""
+    roles = roles_held(user_id, organization_id)
+    rows = session.execute(
+        select_columns(col(RolePermission.resource_id), col(RolePermission.name))
+        .join(roles, roles.c.role_id == col(RolePermission.role_id))
+        .distinct()
+    ).all()
+    return {(resource_id, name) for resource_id, name in rows}
 
 
 def client_permissions(session: Session, *, client_id: str, resource_id: uuid.UUID) -> list[str]:
     held: Any = select_columns(col(ClientRole.role_id).label("role_id")).where(
         col(ClientRole.client_id) == client_id
     )
-    return _names(session, held, resource_id)
+    return _names(session, held.subquery(), resource_id)
 
 
-def _names(session: Session, held: Any, resource_id: uuid.UUID) -> list[str]:
-    roles = held.subquery()
+def _names(session: Session, roles: Any, resource_id: uuid.UUID) -> list[str]:
     statement = (
         select_columns(col(RolePermission.name))
         .join(roles, roles.c.role_id == col(RolePermission.role_id))
@@ -502,53 +517,3 @@ def _names(session: Session, held: Any, resource_id: uuid.UUID) -> list[str]:
         .order_by(col(RolePermission.name))
     )
     return list(session.execute(statement).scalars())
-
-
-def permissions_of(
-    session: Session, *, user_id: uuid.UUID, resource: str, organization: str | None
-) -> list[str]:
-    """user_permissions by the API's names: a resource identifier, an organization id or slug
-    (each unknown: 404)."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound("User not found")
-    resource_id = resource_id_of(session, resource)
-    if resource_id is None:
-        raise NotFound("Resource not found")
-    organization_id = None
-    if organization is not None:
-        found = organizations.find(session, organization)
-        if found is None:
-            raise NotFound("Organization not found")
-        organization_id = found.id
-    if not user.is_active:
-        return []
-    held = user_permissions(
-        session, user_id=user_id, resource_id=resource_id, organization_id=organization_id
-    )
-    if resource_id == BUILTIN_RESOURCE_ID:  # the matrix's follow the user's role
-        held = sorted({*held, *ROLE_PERMISSIONS[Role(user.role)]})
-    return held
-
-
-def check_all(session: Session, checks: Sequence[Check]) -> list[bool]:
-    """Does each user hold each permission now? Unknown users, resources and organizations
-    hold nothing; each distinct (user, resource, organization) is read once."""
-    held: dict[tuple[uuid.UUID, str, str | None], set[str]] = {}
-    results = []
-    for check in checks:
-        key = (check.user_id, check.resource, check.organization)
-        if key not in held:
-            try:
-                held[key] = set(
-                    permissions_of(
-                        session,
-                        user_id=check.user_id,
-                        resource=check.resource,
-                        organization=check.organization,
-                    )
-                )
-            except NotFound:
-                held[key] = set()
-        results.append(check.permission in held[key])
-    return results

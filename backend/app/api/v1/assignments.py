@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from app.api.deps import ActorDep, CallerDep, SessionDep, check_permission, require
 from app.core.permissions import Permission
-from app.crud import authz
+from app.crud import authz, permission_checks
 from app.db import transaction
 from app.models.authz import EffectivePermissions, RoleIds, RoleList
 
@@ -55,7 +55,11 @@ def user_permissions(
     )
 
     permissions = transaction(
-        authz.permissions_of, session, user_id=user_id, resource=resource, organization=organization
+        permission_checks.permissions_of,
+        session,
+        user_id=user_id,
+        resource=resource,
+        organization=organization,
     )
     return EffectivePermissions(permissions=permissions)
 

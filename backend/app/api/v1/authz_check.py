@@ -6,7 +6,7 @@ from sqlmodel import Session
 
 from app.api.deps import SessionDep, check_permission, request_caller
 from app.core.permissions import Permission
-from app.crud import authz
+from app.crud import permission_checks
 from app.models.authz import Check, CheckRequest, CheckResults
 from app.oauth import client_auth
 from app.oauth.errors import InvalidClient
@@ -28,7 +28,9 @@ async def check(request: Request, body: CheckRequest, session: SessionDep) -> Ch
     authorization = request.headers.get("authorization", "")
     if authorization[:7].lower() == "bearer ":
         check_permission(await request_caller(request), Permission.AUTHZ_MANAGE)
-        return CheckResults(results=await run_transaction(authz.check_all, session, body.checks))
+        return CheckResults(
+            results=await run_transaction(permission_checks.check_all, session, body.checks)
+        )
     credentials = client_auth.Credentials(
         basic=client_auth.parse_basic(authorization),
         client_id=body.client_id,
@@ -44,4 +46,4 @@ def _check_as_client(
 ) -> list[bool]:
     if client_auth.authenticate(session, credentials).public:
         raise InvalidClient("A public client cannot call the check endpoint")
-    return authz.check_all(session, checks)
+    return permission_checks.check_all(session, checks)

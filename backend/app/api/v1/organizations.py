@@ -1,0 +1,167 @@
+"""/organizations: the product's organizations, their members and the members' roles there.
+Admins (`authz:manage`) manage them all; a member whose roles there hold an organization
+permission does that in that organization only (AUTHZ.md, "Delegated administration")."""
+
+import uuid
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Depends, Query, status
+from pydantic import AfterValidator
+
+from app.api.deps import ActorDep, CallerDep, SessionDep, require, require_account
+from app.auth.tokens import Caller
+from app.core.permissions import OrgPermission, Permission, has_permission
+from app.crud import organizations
+from app.crud.organizations import Delegate
+from app.db import transaction
+from app.errors import InsufficientScope
+from app.models.authz import RoleIds
+from app.models.common import CursorPage, PageCursor, parse_cursor
+from app.models.organization import (
+    MemberRead,
+    MyOrganization,
+    OrganizationCreate,
+    OrganizationRead,
+    OrganizationUpdate,
+)
+
+router = APIRouter(
+    tags=["organizations"],
+    responses={
+        401: {"description": "Missing, invalid or revoked credentials"},
+        403: {"description": "Not allowed, or granting what you do not hold"},
+        404: {"description": "No such organization, user or member"},
+        409: {"description": "The slug is taken, or you are the last member manager"},
+    },
+)
+MANAGE = [Depends(require(Permission.AUTHZ_MANAGE))]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=64, description="A page's `next_cursor`: the page after it"),
+    AfterValidator(parse_cursor),
+]
+
+
+def delegate(caller: Caller, permission: OrgPermission | None) -> Delegate:
+    """The caller as an admin or as a member; an OAuth token must name the organization
+    permission (or `account`, for what any member may do) in its scope."""
+    if has_permission(caller.user.role, Permission.AUTHZ_MANAGE, caller.scope):
+        return Delegate(user_id=caller.user.id, admin=True)
+    needed = str(permission) if permission else str(Permission.ACCOUNT)
+    if caller.scope is not None and needed not in caller.scope:
+        raise InsufficientScope({needed})
+    return Delegate(user_id=caller.user.id, admin=False)
+
+
+@router.post(
+    "/organizations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrganizationRead,
+    dependencies=MANAGE,
+)
+def create_organization(
+    body: OrganizationCreate, session: SessionDep, actor: ActorDep
+) -> OrganizationRead:
+    return transaction(organizations.create, session, body=body, actor=actor)
+
+
+@router.get("/organizations", response_model=CursorPage[OrganizationRead], dependencies=MANAGE)
+def list_organizations(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> CursorPage[OrganizationRead]:
+    after = cast(PageCursor | None, cursor)
+    return transaction(organizations.list_page, session, limit=limit, after=after)
+
+
+@router.get("/organizations/{organization}", response_model=OrganizationRead)
+def get_organization(organization: str, caller: CallerDep, session: SessionDep) -> OrganizationRead:
+    """An organization (its id or slug), for admins and its members."""
+    return transaction(
+        organizations.read_as, session, ref=organization, delegate=delegate(caller, None)
+    )
+
+
+@router.patch("/organizations/{organization}", response_model=OrganizationRead, dependencies=MANAGE)
+def update_organization(
+    organization: str, body: OrganizationUpdate, session: SessionDep, actor: ActorDep
+) -> OrganizationRead:
+    return transaction(organizations.update_one, session, ref=organization, body=body, actor=actor)
+
+
+@router.delete(
+    "/organizations/{organization}", status_code=status.HTTP_204_NO_CONTENT, dependencies=MANAGE
+)
+def delete_organization(organization: str, session: SessionDep, actor: ActorDep) -> None:
+    """Delete it with its memberships."""
+    transaction(organizations.delete_one, session, ref=organization, actor=actor)
+
+
+@router.get("/organizations/{organization}/members", response_model=CursorPage[MemberRead])
+def list_members(
+    organization: str,
+    caller: CallerDep,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CursorPage[MemberRead]:
+    return transaction(
+        organizations.members_of,
+        session,
+        ref=organization,
+        delegate=delegate(caller, OrgPermission.MEMBERS_READ),
+        limit=limit,
+        after=cast(PageCursor | None, cursor),
+    )
+
+
+@router.put("/organizations/{organization}/members/{user_id}", response_model=MemberRead)
+def put_member(
+    organization: str,
+    user_id: uuid.UUID,
+    body: RoleIds,
+    caller: CallerDep,
+    session: SessionDep,
+    actor: ActorDep,
+) -> MemberRead:
+    """Add the user as a member with these roles, or replace a member's roles."""
+    return transaction(
+        organizations.put_member,
+        session,
+        ref=organization,
+        user_id=user_id,
+        role_ids=body.roles,
+        delegate=delegate(caller, OrgPermission.MEMBERS_MANAGE),
+        actor=actor,
+    )
+
+
+@router.delete(
+    "/organizations/{organization}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT
+)
+def remove_member(
+    organization: str, user_id: uuid.UUID, caller: CallerDep, session: SessionDep, actor: ActorDep
+) -> None:
+    transaction(
+        organizations.delete_member,
+        session,
+        ref=organization,
+        user_id=user_id,
+        delegate=delegate(caller, OrgPermission.MEMBERS_MANAGE),
+        actor=actor,
+    )
+
+
+@router.get("/users/me/organizations", response_model=CursorPage[MyOrganization])
+def my_organizations(
+    caller: CallerDep, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> CursorPage[MyOrganization]:
+    """The organizations the caller is a member of, with their roles there."""
+    require_account(caller)
+    return transaction(
+        organizations.my_organizations,
+        session,
+        user_id=caller.user.id,
+        limit=limit,
+        after=cast(PageCursor | None, cursor),
+    )
