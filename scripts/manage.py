@@ -494,6 +494,15 @@ def keys_list() -> None:
         )
 
 
+# The product's authorization commands use the helpers above.
+from manage_authz import org_cli, resource_cli, role_cli, user_cli  # noqa: E402
+
+cli.add_typer(resource_cli, name="resource")
+cli.add_typer(role_cli, name="role")
+cli.add_typer(org_cli, name="org")
+cli.add_typer(user_cli, name="user")
+
+
 def main() -> None:
     try:
         cli()

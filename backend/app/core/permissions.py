@@ -30,9 +30,9 @@ class OrgPermission(StrEnum):
     INVITATIONS_MANAGE = "org:invitations:manage"
 
 
-# What each permission lets a client do, as a consent page names it (AUTHZ.md: consent lists
-# the permissions asked for by their descriptions).
-PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
+# What each permission of the built-in resource lets a client do, as a consent page names it
+# (AUTHZ.md: consent lists the permissions asked for by their descriptions).
+PERMISSION_DESCRIPTIONS: dict[Permission | OrgPermission, str] = {
     Permission.ACCOUNT: "Manage your account: profile, sessions, passkeys (not your credentials)",
     Permission.USERS_READ: "See every user's account",
     Permission.USERS_UPDATE: "Change other users' accounts",
@@ -42,9 +42,6 @@ PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     Permission.AUDIT_READ: "Read the audit log",
     Permission.CLIENTS_MANAGE: "Register, change and delete OAuth clients",
     Permission.AUTHZ_MANAGE: "Manage API resources, roles and organizations",
-}
-
-ORG_PERMISSION_DESCRIPTIONS: dict[OrgPermission, str] = {
     OrgPermission.MEMBERS_READ: "See the members of your organization",
     OrgPermission.MEMBERS_MANAGE: "Add, change and remove members of your organization",
     OrgPermission.INVITATIONS_MANAGE: "Invite people to your organization",

@@ -13,7 +13,6 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from app.core.permissions import (
-    ORG_PERMISSION_DESCRIPTIONS,
     PERMISSION_DESCRIPTIONS,
     OrgPermission,
 )
@@ -51,13 +50,15 @@ from app.oauth.discovery import issuer
 def builtin_resource() -> ResourceRead:
     """The service's own API (AUTHZ.md): its identifier is the issuer, its permissions the
     matrix's, `account`, and the organization permissions."""
-    described = [*PERMISSION_DESCRIPTIONS.items(), *ORG_PERMISSION_DESCRIPTIONS.items()]
     return ResourceRead(
         id=BUILTIN_RESOURCE_ID,
         identifier=issuer(),
         name="This service's API",
         builtin=True,
-        permissions=[PermissionOut(name=str(name), description=text) for name, text in described],
+        permissions=[
+            PermissionOut(name=str(name), description=text)
+            for name, text in PERMISSION_DESCRIPTIONS.items()
+        ],
         created_at=None,
     )
 

@@ -13,7 +13,7 @@ from ada_url import URL
 from pydantic import AfterValidator, BaseModel, WithJsonSchema, model_validator
 from sqlmodel import Field, SQLModel
 
-from app.core.permissions import Permission
+from app.core.permissions import PERMISSION_DESCRIPTIONS
 from app.models.common import UTCDateTime, created_at_field, timestamp_field, utcnow
 
 MAX_URI_LENGTH = 2048
@@ -39,7 +39,8 @@ class Scope(StrEnum):
 
 # The built-in resource's permissions, which a client asks for as scopes to use the
 # service's own API with a user's token (AUTHZ.md); beside the OIDC scopes.
-API_SCOPES = tuple(permission.value for permission in Permission)
+# The built-in resource's permissions a client may ask for as scopes (AUTHZ.md).
+API_SCOPES = tuple(permission.value for permission in PERMISSION_DESCRIPTIONS)
 CLIENT_SCOPES = (*(scope.value for scope in Scope), *API_SCOPES)
 
 

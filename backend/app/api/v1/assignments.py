@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.api.deps import ActorDep, CallerDep, SessionDep, check_permission, require
+from app.auth.tokens import Caller
 from app.core.permissions import Permission
 from app.crud import authz, permission_checks
 from app.db import transaction
@@ -40,20 +41,25 @@ def set_user_roles(
     return RoleList(roles=roles)
 
 
-@router.get("/users/{user_id}/permissions", response_model=EffectivePermissions)
+def _reader(user_id: uuid.UUID, caller: CallerDep) -> Caller:
+    """The user themselves (`account`), or an admin (`authz:manage`)."""
+    own = caller.user.id == user_id
+    return check_permission(caller, Permission.ACCOUNT if own else Permission.AUTHZ_MANAGE)
+
+
+@router.get(
+    "/users/{user_id}/permissions",
+    response_model=EffectivePermissions,
+    dependencies=[Depends(_reader)],
+)
 def user_permissions(
     user_id: uuid.UUID,
-    caller: CallerDep,
     session: SessionDep,
     resource: Annotated[str, Query(min_length=1, max_length=2048)],
     organization: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> EffectivePermissions:
     """The permissions the user holds on `resource` (an identifier) now, in `organization`
     (an id or a slug) or none: for admins, and for the user themselves."""
-    check_permission(
-        caller, Permission.ACCOUNT if caller.user.id == user_id else Permission.AUTHZ_MANAGE
-    )
-
     permissions = transaction(
         permission_checks.permissions_of,
         session,
