@@ -219,3 +219,121 @@ def test_the_last_manager_cannot_drop_it_from_themselves(
     # an admin is not held by the rule
     second_own = api(f"/organizations/acme/members/{second.id}")
     assert client.delete(second_own, headers=admin_headers).status_code == 204
+
+
+# Invitations
+
+
+def invite(client: TestClient, headers: dict[str, str], org: str, email: str, *roles: str) -> Any:
+    body = {"email": email, "roles": list(roles)}
+    return client.post(api(f"/organizations/{org}/invitations"), json=body, headers=headers)
+
+
+def accept(client: TestClient, headers: dict[str, str], token: str) -> Any:
+    return client.post(api("/invitations/accept"), json={"token": token}, headers=headers)
+
+
+def test_an_invitation_is_mailed_and_accepted_by_the_verified_invited_address(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    mailbox: Any,
+    user_factory: Any,
+    db: Session,
+) -> None:
+    role = create_role(client, admin_headers, "reader")
+    create_org(client, admin_headers, slug="acme")
+    invitee = user_factory(is_verified=True)
+    sent = invite(client, admin_headers, "acme", invitee.email.upper(), role["id"])
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["email"] == invitee.email and sent.json()["roles"][0]["name"] == "reader"
+    assert "token" not in sent.text
+    mailbox.wait()
+    token = mailbox.token_for(invitee.email, "/invitation")
+    listed = client.get(api("/organizations/acme/invitations"), headers=admin_headers).json()
+    assert [i["id"] for i in listed["items"]] == [sent.json()["id"]]
+
+    someone_else = user_factory(is_verified=True)
+    assert accept(client, headers_of(client, someone_else), token).status_code == 403
+    joined = accept(client, headers_of(client, invitee), token)
+    assert joined.status_code == 200, joined.text
+    assert joined.json()["organization"]["slug"] == "acme"
+    assert [r["name"] for r in joined.json()["roles"]] == ["reader"]
+    assert accept(client, headers_of(client, invitee), token).status_code == 400  # spent
+    assert (
+        client.get(api("/organizations/acme/invitations"), headers=admin_headers).json()["items"]
+        == []
+    )
+    events = {e.event for e in db.exec(select(AuditEvent))}
+    assert {"org.invitation_sent", "org.invitation_accepted", "org.member_added"} <= events
+
+
+def test_an_unverified_address_cannot_accept(
+    client: TestClient, admin_headers: dict[str, str], mailbox: Any, user_factory: Any
+) -> None:
+    create_org(client, admin_headers, slug="acme")
+    invitee = user_factory(is_verified=False)
+    invite(client, admin_headers, "acme", invitee.email)
+    mailbox.wait()
+    token = mailbox.token_for(invitee.email, "/invitation")
+    assert accept(client, headers_of(client, invitee), token).status_code == 403
+
+
+def test_a_replaced_or_revoked_invitation_no_longer_works(
+    client: TestClient, admin_headers: dict[str, str], mailbox: Any, user_factory: Any
+) -> None:
+    create_org(client, admin_headers, slug="acme")
+    invitee = user_factory(is_verified=True)
+    invite(client, admin_headers, "acme", invitee.email)
+    mailbox.wait(1)
+    first = mailbox.token_for(invitee.email, "/invitation")
+    second_id = invite(client, admin_headers, "acme", invitee.email).json()["id"]
+    mailbox.wait(2)
+    second = mailbox.token_for(invitee.email, "/invitation")
+    mine = headers_of(client, invitee)
+    assert accept(client, mine, first).status_code == 400  # replaced
+    path = api(f"/organizations/acme/invitations/{second_id}")
+    assert client.delete(path, headers=admin_headers).status_code == 204
+    assert client.delete(path, headers=admin_headers).status_code == 404
+    assert accept(client, mine, second).status_code == 400  # revoked
+    assert accept(client, mine, "made-up").status_code == 400
+
+
+def test_an_invitation_accepted_twice_at_once_makes_one_membership(
+    client: TestClient, admin_headers: dict[str, str], mailbox: Any, user_factory: Any, db: Session
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    create_org(client, admin_headers, slug="acme")
+    for round_ in range(3):
+        invitee = user_factory(is_verified=True)
+        invite(client, admin_headers, "acme", invitee.email)
+        mailbox.wait(round_ + 1)
+        token = mailbox.token_for(invitee.email, "/invitation")
+        mine = headers_of(client, invitee)
+        with ThreadPoolExecutor(4) as pool:
+
+            def once(_: int, mine: dict[str, str] = mine, token: str = token) -> int:
+                return int(accept(client, mine, token).status_code)
+
+            statuses = sorted(pool.map(once, range(4)))
+        assert statuses == [200, 400, 400, 400]
+        db.expire_all()
+        assert len(db.exec(select(Membership).where(Membership.user_id == invitee.id)).all()) == 1
+
+
+def test_a_member_invites_only_with_roles_they_hold(
+    client: TestClient, admin_headers: dict[str, str], delegated: dict[str, Any], mailbox: Any
+) -> None:
+    headers, roles = delegated["headers"], delegated["roles"]
+    # the manager's role does not hold org:invitations:manage
+    assert invite(client, headers, "acme", "new@example.com").status_code == 403
+    inviter_role = create_role(
+        client, admin_headers, "inviter", (issuer(), "org:invitations:manage"), MANAGE, READ,
+        (ORDERS, "read"),
+    )  # fmt: skip
+    manager = delegated["manager"]
+    put_member(client, admin_headers, "acme", manager.id, inviter_role["id"])
+    assert invite(client, headers, "acme", "new@example.com", roles["reader"]).status_code == 201
+    refused = invite(client, headers, "acme", "new@example.com", roles["writer"])
+    assert refused.status_code == 403 and "write" in refused.json()["detail"]
+    assert invite(client, headers, "globex", "new@example.com").status_code == 403

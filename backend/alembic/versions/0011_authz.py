@@ -69,6 +69,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_client_role_role_id"), ["role_id"], unique=False)
 
     op.create_table(
+        "invitation",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("organization_id", sa.Uuid(), nullable=False),
+        sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("role_ids", sa.JSON(), nullable=False),
+        sa.Column("token_digest", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("inviter_id", sa.Uuid(), nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["inviter_id"], ["user.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["organization_id"], ["organization.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("organization_id", "email"),
+        sa.UniqueConstraint("token_digest"),
+    )
+    with op.batch_alter_table("invitation", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_invitation_inviter_id"), ["inviter_id"], unique=False)
+
+    op.create_table(
         "membership",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
@@ -133,6 +152,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_membership_user_id"))
 
     op.drop_table("membership")
+    with op.batch_alter_table("invitation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_invitation_inviter_id"))
+
+    op.drop_table("invitation")
     with op.batch_alter_table("client_role", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_client_role_role_id"))
 

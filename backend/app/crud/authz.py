@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, union_all, update
+from sqlalchemy import delete, union_all, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -18,6 +18,7 @@ from app.core.permissions import (
 )
 from app.crud import audit
 from app.crud.audit import Actor
+from app.crud.pages import keyset_page
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.models.authz import (
     BUILTIN_RESOURCE_ID,
@@ -191,30 +192,13 @@ def delete_resource(session: Session, *, resource_id: uuid.UUID, actor: Actor) -
 def list_resources(
     session: Session, *, limit: int, after: PageCursor | None
 ) -> CursorPage[ResourceRead]:
-    rows, total, next_cursor = _page(
+    rows, total, next_cursor = keyset_page(
         session, ApiResource, limit=limit - (after is None), after=after
     )
     items = [_resource_read(session, row) for row in rows]
     if after is None:
         items.insert(0, builtin_resource())
     return CursorPage(items=items, total=total + 1, skip=0, limit=limit, next_cursor=next_cursor)
-
-
-def _page(
-    session: Session, model: Any, *, limit: int, after: PageCursor | None
-) -> tuple[Sequence[Any], int, str | None]:
-    """Rows of `model` in (created_at, id) order after `after`, the total, the next cursor."""
-    total = session.exec(select(func.count()).select_from(model)).one()
-    statement = select(model).order_by(col(model.created_at), col(model.id))
-    if after is not None:
-        statement = statement.where(
-            (col(model.created_at) > after.created_at)
-            | ((col(model.created_at) == after.created_at) & (col(model.id) > after.id))
-        )
-    rows = session.exec(statement.limit(limit + 1)).all() if limit > 0 else []
-    last = rows[limit - 1] if len(rows) > limit else None
-    cursor = PageCursor(last.created_at, last.id).encode() if last is not None else None
-    return rows[:limit], total, cursor
 
 
 # Roles
@@ -341,7 +325,7 @@ def delete_role(session: Session, *, role_id: uuid.UUID, actor: Actor) -> None:
 
 
 def list_roles(session: Session, *, limit: int, after: PageCursor | None) -> CursorPage[RoleRead]:
-    rows, total, next_cursor = _page(session, ProductRole, limit=limit, after=after)
+    rows, total, next_cursor = keyset_page(session, ProductRole, limit=limit, after=after)
     return CursorPage(
         items=[role_read(session, row) for row in rows],
         total=total,

@@ -7,15 +7,15 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from app.core.permissions import OrgPermission
 from app.crud import audit, authz
 from app.crud.audit import Actor
+from app.crud.pages import keyset_page
 from app.errors import Conflict, Forbidden, NotFound
 from app.models.authz import BUILTIN_RESOURCE_ID, ProductRole, RolePermission, RoleRef
 from app.models.common import CursorPage, PageCursor
@@ -133,31 +133,14 @@ def delete_one(session: Session, *, ref: str, actor: Actor) -> uuid.UUID:
 def list_page(
     session: Session, *, limit: int, after: PageCursor | None
 ) -> CursorPage[OrganizationRead]:
-    total = session.exec(select(func.count()).select_from(Organization)).one()
-    statement = select(Organization).order_by(col(Organization.created_at), col(Organization.id))
-    if after is not None:
-        statement = statement.where(_after(Organization, after))
-    rows = session.exec(statement.limit(limit + 1)).all()
+    rows, total, next_cursor = keyset_page(session, Organization, limit=limit, after=after)
     return CursorPage(
-        items=[_read(row) for row in rows[:limit]],
+        items=[_read(row) for row in rows],
         total=total,
         skip=0,
         limit=limit,
-        next_cursor=_next(rows, limit),
+        next_cursor=next_cursor,
     )
-
-
-def _after(model: Any, after: PageCursor) -> Any:
-    return (col(model.created_at) > after.created_at) | (
-        (col(model.created_at) == after.created_at) & (col(model.id) > after.id)
-    )
-
-
-def _next(rows: Sequence[Any], limit: int) -> str | None:
-    if len(rows) <= limit:
-        return None
-    last = rows[limit - 1]
-    return PageCursor(last.created_at, last.id).encode()
 
 
 # Members
@@ -197,58 +180,70 @@ def _roles_of(
 def members_page(
     session: Session, *, organization_id: uuid.UUID, limit: int, after: PageCursor | None
 ) -> CursorPage[MemberRead]:
-    where = col(Membership.organization_id) == organization_id
-    total = session.exec(select(func.count()).select_from(Membership).where(where)).one()
-    statement = (
-        select(Membership, User.email, User.full_name)
-        .join(User, col(User.id) == col(Membership.user_id))
-        .where(where)
-        .order_by(col(Membership.created_at), col(Membership.id))
+    rows, total, next_cursor = keyset_page(
+        session,
+        Membership,
+        col(Membership.organization_id) == organization_id,
+        limit=limit,
+        after=after,
     )
-    if after is not None:
-        statement = statement.where(_after(Membership, after))
-    rows = session.exec(statement.limit(limit + 1)).all()
-    roles = _roles_of(session, [row[0].id for row in rows[:limit]])
+    roles = _roles_of(session, [row.id for row in rows])
+    people = {
+        user.id: user
+        for user in session.exec(
+            select(User).where(col(User.id).in_([row.user_id for row in rows]))
+        ).all()
+    }
     return CursorPage(
         items=[
-            MemberRead(user_id=m.user_id, email=email, full_name=full_name, roles=roles[m.id])
-            for m, email, full_name in rows[:limit]
+            MemberRead(
+                user_id=row.user_id,
+                email=people[row.user_id].email,
+                full_name=people[row.user_id].full_name,
+                roles=roles[row.id],
+            )
+            for row in rows
         ],
         total=total,
         skip=0,
         limit=limit,
-        next_cursor=_next([row[0] for row in rows], limit),
+        next_cursor=next_cursor,
     )
 
 
 def my_organizations(
     session: Session, *, user_id: uuid.UUID, limit: int, after: PageCursor | None
 ) -> CursorPage[MyOrganization]:
-    where = col(Membership.user_id) == user_id
-    total = session.exec(select(func.count()).select_from(Membership).where(where)).one()
-    statement = (
-        select(Membership, Organization)
-        .join(Organization, col(Organization.id) == col(Membership.organization_id))
-        .where(where)
-        .order_by(col(Membership.created_at), col(Membership.id))
+    rows, total, next_cursor = keyset_page(
+        session, Membership, col(Membership.user_id) == user_id, limit=limit, after=after
     )
-    if after is not None:
-        statement = statement.where(_after(Membership, after))
-    rows = session.exec(statement.limit(limit + 1)).all()
-    roles = _roles_of(session, [m.id for m, _ in rows[:limit]])
+    roles = _roles_of(session, [row.id for row in rows])
+    found = {
+        org.id: org
+        for org in session.exec(
+            select(Organization).where(
+                col(Organization.id).in_([row.organization_id for row in rows])
+            )
+        ).all()
+    }
     return CursorPage(
         items=[
-            MyOrganization(id=o.id, name=o.name, slug=o.slug, roles=roles[m.id])
-            for m, o in rows[:limit]
+            MyOrganization(
+                id=row.organization_id,
+                name=found[row.organization_id].name,
+                slug=found[row.organization_id].slug,
+                roles=roles[row.id],
+            )
+            for row in rows
         ],
         total=total,
         skip=0,
         limit=limit,
-        next_cursor=_next([m for m, _ in rows], limit),
+        next_cursor=next_cursor,
     )
 
 
-def _lock_organization(session: Session, organization_id: uuid.UUID) -> None:
+def lock(session: Session, organization_id: uuid.UUID) -> None:
     """Serialise the membership changes of one organization (FOR UPDATE on PostgreSQL; on
     SQLite a no-op write takes the database's write lock): the last-manager rule and an
     invitation accepted twice at once each see the other's result."""
@@ -313,7 +308,7 @@ def set_member(
     actor: Actor,
 ) -> MemberRead:
     """Add the user as a member with these roles, or replace a member's roles there."""
-    _lock_organization(session, organization_id)
+    lock(session, organization_id)
     user = session.get(User, user_id)
     if user is None:
         raise NotFound("User not found")
@@ -350,7 +345,7 @@ def set_member(
 def remove_member(
     session: Session, *, organization_id: uuid.UUID, user_id: uuid.UUID, actor: Actor
 ) -> None:
-    _lock_organization(session, organization_id)
+    lock(session, organization_id)
     row = membership(session, organization_id, user_id)
     if row is None:
         raise NotFound("Not a member")

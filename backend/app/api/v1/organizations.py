@@ -10,15 +10,22 @@ from fastapi import APIRouter, Depends, Query, status
 from pydantic import AfterValidator
 
 from app.api.deps import ActorDep, CallerDep, SessionDep, require, require_account
+from app.auth import mails
 from app.auth.tokens import Caller
+from app.core import mail
 from app.core.permissions import OrgPermission, Permission, has_permission
-from app.crud import organizations
+from app.crud import invitations, organizations
 from app.crud.organizations import Delegate
 from app.db import transaction
 from app.errors import InsufficientScope
 from app.models.authz import RoleIds
 from app.models.common import CursorPage, PageCursor, parse_cursor
 from app.models.organization import (
+    INVITATION_DAYS,
+    Accepted,
+    InvitationAccept,
+    InvitationCreate,
+    InvitationRead,
     MemberRead,
     MyOrganization,
     OrganizationCreate,
@@ -63,6 +70,7 @@ def acting_as(permission: OrgPermission | None) -> Callable[[Caller], Delegate]:
 AnyMember = Annotated[Delegate, Depends(acting_as(None))]
 MemberReader = Annotated[Delegate, Depends(acting_as(OrgPermission.MEMBERS_READ))]
 MemberManager = Annotated[Delegate, Depends(acting_as(OrgPermission.MEMBERS_MANAGE))]
+Inviter = Annotated[Delegate, Depends(acting_as(OrgPermission.INVITATIONS_MANAGE))]
 
 
 @router.post(
@@ -173,4 +181,75 @@ def my_organizations(
         user_id=caller.user.id,
         limit=limit,
         after=cast(PageCursor | None, cursor),
+    )
+
+
+@router.post(
+    "/organizations/{organization}/invitations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InvitationRead,
+)
+def invite(
+    organization: str, body: InvitationCreate, who: Inviter, session: SessionDep, actor: ActorDep
+) -> InvitationRead:
+    """Invite an address with roles: it gets a single-use link, valid 7 days. A second
+    invitation to the same address replaces the first."""
+    sent = transaction(
+        invitations.invite, session, ref=organization, body=body, delegate=who, actor=actor
+    )
+    mail.send(
+        mails.invitation(
+            body.email, sent.token, organization=sent.organization, days=INVITATION_DAYS
+        )
+    )
+    return sent.invitation
+
+
+@router.get("/organizations/{organization}/invitations", response_model=CursorPage[InvitationRead])
+def list_invitations(
+    organization: str, who: Inviter, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> CursorPage[InvitationRead]:
+    return transaction(
+        invitations.pending,
+        session,
+        ref=organization,
+        delegate=who,
+        limit=limit,
+        after=cast(PageCursor | None, cursor),
+    )
+
+
+@router.delete(
+    "/organizations/{organization}/invitations/{invitation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def revoke_invitation(
+    organization: str,
+    invitation_id: uuid.UUID,
+    who: Inviter,
+    session: SessionDep,
+    actor: ActorDep,
+) -> None:
+    transaction(
+        invitations.revoke,
+        session,
+        ref=organization,
+        invitation_id=invitation_id,
+        delegate=who,
+        actor=actor,
+    )
+
+
+@router.post(
+    "/invitations/accept",
+    response_model=Accepted,
+    responses={400: {"description": "A spent, revoked, replaced or expired invitation"}},
+)
+def accept_invitation(
+    body: InvitationAccept, caller: CallerDep, session: SessionDep, actor: ActorDep
+) -> Accepted:
+    """Join the organization, as the invited address (signed in, verified)."""
+    require_account(caller)
+    return transaction(
+        invitations.accept, session, token=body.token, user_id=caller.user.id, actor=actor
     )
