@@ -23,6 +23,7 @@ from app.core.passwords import hash_password_sync, password_problem
 from app.core.permissions import Role
 from app.crud import users
 from app.crud.audit import Actor
+from app.db import transaction
 from app.errors import DomainError
 from app.models.client import GrantType
 from app.models.user import User
@@ -94,12 +95,13 @@ def serve(
     from app.bootstrap import ensure_first_superuser
     from app.core.keys import key_set
     from app.migrations import startup_lock, upgrade_to_head
+    from app.serving import SERVED_APP
 
     settings = get_settings()
     key_set()  # a bad JWT key file stops here, before any migration
     with startup_lock(), db_session() as session:  # hosts starting together take turns
         upgrade_to_head()
-        generated = ensure_first_superuser(session)
+        generated = transaction(ensure_first_superuser, session)
         _ensure_oidc_key(session)
     if generated:
         typer.echo(
@@ -107,7 +109,8 @@ def serve(
             f"{generated}\nIt is shown only this once: keep it, or set FIRST_SUPERUSER_PASSWORD."
         )
     uvicorn.run(
-        "app.main:app",
+        SERVED_APP,  # each worker process imports the app, and is tuned for serving
+        factory=True,
         host=host,
         port=port,
         workers=None if reload else workers,
@@ -147,7 +150,8 @@ def create_superuser(
     except ValueError:
         fail(f"not a valid email address: {email}")
     with db_session() as session:
-        user = users.create_user(
+        user = transaction(
+            users.create_user,
             session,
             email=body.email,
             full_name=full_name or settings.FIRST_SUPERUSER_FULL_NAME,
@@ -165,14 +169,15 @@ def set_role(email: str, role: Role) -> None:
     """Give a user the role user, moderator or admin."""
     with db_session() as session:
         user = find_user(session, email)
-        users.update_user(session, user=user, changes={"role": role}, actor=CLI_ACTOR)
+        transaction(users.update_user, session, user=user, changes={"role": role}, actor=CLI_ACTOR)
     typer.echo(f"{user.email} is now {role.value}.")
 
 
 def _set_active(email: str, active: bool) -> None:
     with db_session() as session:
         user = find_user(session, email)
-        users.update_user(session, user=user, changes={"is_active": active}, actor=CLI_ACTOR)
+        changes: dict[str, object] = {"is_active": active}
+        transaction(users.update_user, session, user=user, changes=changes, actor=CLI_ACTOR)
     typer.echo(f"{user.email} is now {'active' if active else 'inactive'}.")
 
 
@@ -192,10 +197,11 @@ def deactivate(email: str) -> None:
 def unlock(email: str) -> None:
     """Clear a lockout after too many failed logins."""
     from app.auth import lockout
+    from app.db import transaction
 
     with db_session() as session:
         user = find_user(session, email)
-        lockout.unlock(session, email=user.email, subject_id=user.id, actor=CLI_ACTOR)
+        transaction(lockout.unlock, session, email=user.email, subject_id=user.id, actor=CLI_ACTOR)
     typer.echo(f"{user.email} is unlocked.")
 
 
@@ -204,10 +210,11 @@ def reset_mfa(email: str) -> None:
     """Turn off a user's TOTP (a lost device); they log in with the password and can set it up
     again."""
     from app.auth import mfa
+    from app.db import transaction
 
     with db_session() as session:
         user = find_user(session, email)
-        was_enabled = mfa.reset(session, user=user, actor=CLI_ACTOR)
+        was_enabled = transaction(mfa.reset, session, user=user, actor=CLI_ACTOR)
     if was_enabled:
         typer.echo(f"TOTP is off for {user.email}; their recovery codes no longer work.")
     else:
@@ -254,8 +261,7 @@ def _ensure_oidc_key(session: Session) -> None:
             )
     except SettingsError as error:
         # The console's built-in client signs nothing: only registered clients need the key.
-        first, _ = clients.list_clients(session, skip=0, limit=2)
-        session.commit()
+        first, _ = transaction(clients.list_clients, session, skip=0, limit=2)
         if any(client.client_id != CONSOLE_CLIENT_ID for client in first):
             fail(str(error).removeprefix("Invalid setting "))
 
@@ -338,7 +344,7 @@ def client_create(
         where = ".".join(str(part) for part in first["loc"]) or "client"
         raise typer.BadParameter(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
     with db_session() as session:
-        created = clients.create_client(session, body=body, actor=CLI_ACTOR)
+        created = transaction(clients.create_client, session, body=body, actor=CLI_ACTOR)
     typer.echo(f"client_id: {created.client_id}")
     if created.client_secret:
         typer.echo(f"client_secret: {created.client_secret}")
@@ -380,7 +386,7 @@ def client_delete(client_id: str) -> None:
         client = clients.get_client(session, client_id)
         if client is None:
             fail(f"no client with id {client_id}")
-        clients.delete_client(session, client=client, actor=CLI_ACTOR)
+        transaction(clients.delete_client, session, client=client, actor=CLI_ACTOR)
     typer.echo(f"Deleted client {client_id}; its sessions and tokens no longer work.")
 
 
@@ -395,7 +401,7 @@ def client_rotate_secret(client_id: str) -> None:
             fail(f"no client with id {client_id}")
         if client.public:
             fail(f"client {client_id} is public: it has no secret")
-        rotated = clients.rotate_secret(session, client=client, actor=CLI_ACTOR)
+        rotated = transaction(clients.rotate_secret, session, client=client, actor=CLI_ACTOR)
     typer.echo(f"client_secret: {rotated.client_secret}")
 
 
@@ -466,11 +472,13 @@ def keys_rotate(
 ) -> None:
     """Stage a new signing key: published in the JWKS now, signing once
     KEY_PUBLISH_AHEAD_SECONDS have passed; the old key keeps verifying until its tokens expire."""
+    from app.core import keys
     from app.crud import signing_keys
 
     chosen = list(dict.fromkeys(a.value for a in algorithm or list(KeyAlgorithm)))
     with db_session() as session:
-        rows = signing_keys.rotate(session, algorithms=chosen)
+        rows = transaction(signing_keys.rotate, session, algorithms=chosen)
+    keys.forget()  # this process sees the new keys at once; the others within seconds
     for row in rows:
         typer.echo(
             f"{row.algorithm} key {row.kid} published now; signs from"

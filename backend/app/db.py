@@ -2,7 +2,6 @@
 transaction retry. The per-request read of the caller on the event loop is app/reads.py."""
 
 import contextlib
-import functools
 import os
 import random
 import time
@@ -164,24 +163,3 @@ def transaction(
 def ping() -> None:
     with get_engine().connect() as connection:
         connection.execute(text("SELECT 1"))
-
-
-def retry_conflicts(
-    fn: Callable[Concatenate[Session, P], R],
-) -> Callable[Concatenate[Session, P], R]:
-    """Being replaced by `transaction` (issue 21): a step's own retry on a conflict."""
-
-    @functools.wraps(fn)
-    def run(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
-            try:
-                return fn(session, *args, **kwargs)
-            except DBAPIError as error:
-                sqlstate = getattr(error.orig, "sqlstate", None)
-                if sqlstate not in RETRIED_SQLSTATES or attempt == MAX_TRANSACTION_TRIES:
-                    raise
-                session.rollback()
-                time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 (jitter, not a secret)
-        raise AssertionError("unreachable")
-
-    return run

@@ -1,8 +1,6 @@
 """create_app(): routers, middleware, exception handlers, lifespan."""
 
-import gc
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -51,21 +49,11 @@ def _load_signing_keys() -> None:
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     passwords.warm_up()
     _load_signing_keys()
-    # The start-up heap (modules, the app, its compiled statements) never becomes garbage:
-    # frozen, the collector's full passes scan only what requests made. Unfrozen, each pass
-    # scanned it all, ~70 ms every few seconds under load: the p99 of every request.
-    gc.collect()
-    gc.freeze()
-    # A worker thread running Python (an ORM write of a login, a bcrypt call's wrapper) keeps
-    # the GIL until the interpreter's switch interval runs out: 5 ms by default, which every
-    # request waiting on the event loop then waits too. 1 ms bounds that wait.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    yield
+    yield  # manage serve then tunes its worker processes (app/serving.py)
     reads.close_readers()
     await reads.close_async_reads()
 
 
-GIL_SWITCH_INTERVAL_S = 0.001
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
@@ -95,10 +83,11 @@ def create_app() -> FastAPI:
     )
     errors.install(app)
     oauth.install(app)
-    # Requests are matched against the routers in this order, one route at a time (about
-    # 1.3 µs a route): the most frequent come first. GET /users/me, on every page of a
+    # Requests are matched against the routers in this order, one route at a time, so a
+    # route behind many others pays for trying each of them first (bench/README.md,
+    # introspection): the most frequent come first. GET /users/me, on every page of a
     # client; then the OAuth endpoints (introspection and userinfo on every request a
-    # resource server serves), which behind the other 40 routes paid 60 µs to be found.
+    # resource server serves).
     app.include_router(users.me_router, prefix=settings.API_V1_STR)
     app.include_router(oauth.router)
     app.include_router(users.router, prefix=settings.API_V1_STR)
@@ -109,6 +98,7 @@ def create_app() -> FastAPI:
     app.include_router(ops.router)
     app.include_router(web_routes.router)
     app.include_router(web_logout.router)
+    web_pages.install(app)
     web_console.install(app)
     app.mount("/oauth/static", StaticFiles(directory=web_pages.STATIC_DIR), name="oauth-static")
     docs.install(app)

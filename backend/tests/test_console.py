@@ -16,7 +16,7 @@ from app.core.config import Settings
 from app.core.permissions import Role
 from app.crud import clients as client_rows
 from app.crud.console import CONSOLE_CLIENT_ID
-from app.db import get_engine
+from app.db import get_engine, transaction
 from app.errors import LastAdmin
 from app.models.audit import AuditEvent
 from app.models.client import OAuthClient
@@ -656,7 +656,9 @@ def test_two_first_sign_ins_at_once_create_one_console_client() -> None:
     def ensure(barrier: Barrier) -> str:
         with Session(get_engine(), expire_on_commit=False) as session:
             barrier.wait()
-            row = ensure_console_client(session, redirect_uri=f"{ISSUER}/admin/callback")
+            row = transaction(
+                ensure_console_client, session, redirect_uri=f"{ISSUER}/admin/callback"
+            )
             return row.client_id
 
     for _ in range(5):

@@ -31,7 +31,7 @@ from starlette.formparsers import FormParser, MultiPartException
 from app.api.oauth import MAX_FORM_FIELDS, parse_form
 from app.core.config import Settings, get_settings
 from app.core.keys import OAUTH_ACCESS_TYPE, generate_private_key, signing_key
-from app.core.security import decode_oauth_access_token, sign_oidc_jwt
+from app.core.security import TokenKind, decode, sign_oidc_jwt
 from app.errors import InvalidToken
 from app.models.client import ClientCreated, ClientToken
 from app.models.common import utcnow
@@ -150,7 +150,7 @@ def _b64url(data: bytes) -> str:
 def test_access_tokens_verify_with_the_cached_key_and_anything_else_is_refused(
     settings: Callable[..., Settings], tmp_path: Path, fresh_keys: None, algorithm: str
 ) -> None:
-    """decode_oauth_access_token checks the signature with cryptography on the cached key:
+    """An OAuth access token's signature is checked with cryptography on the cached key:
     python-jose's tokens pass, and whatever python-jose refuses is refused too."""
     pem, _ = generate_private_key(algorithm)
     (tmp_path / "oidc.pem").write_bytes(pem)
@@ -164,7 +164,7 @@ def test_access_tokens_verify_with_the_cached_key_and_anything_else_is_refused(
         body |= {"scope": "roles", "jti": jti, "iat": exp - 60, "exp": exp}
         token = sign_oidc_jwt(body, typ=OAUTH_ACCESS_TYPE, algorithm="ES256")
     key = signing_key(algorithm)
-    claims = decode_oauth_access_token(token)
+    claims = decode(token, TokenKind.OAUTH_ACCESS)
     assert (claims.sub, claims.client_id, claims.jti, claims.sid) == ("a-client",) * 2 + (jti, None)
     assert int(claims.exp.timestamp()) == exp
 
@@ -199,13 +199,13 @@ def test_access_tokens_verify_with_the_cached_key_and_anything_else_is_refused(
         with pytest.raises(JOSEError):
             jws.verify(bad, key.verifier, [algorithm])
         with pytest.raises(InvalidToken):
-            decode_oauth_access_token(bad)
+            decode(bad, TokenKind.OAUTH_ACCESS)
     # Stricter than python-jose, whose base64 decoding takes padding (RFC 7515 §2 has none;
     # no token of this service has any): another spelling of a signature is not one.
     padded = f"{header}.{payload}.{signature}="
     assert jws.verify(padded, key.verifier, [algorithm])
     with pytest.raises(InvalidToken):
-        decode_oauth_access_token(padded)
+        decode(padded, TokenKind.OAUTH_ACCESS)
 
 
 # --- introspection on the read path --------------------------------------------------------
@@ -306,7 +306,7 @@ def test_a_client_token_row_decides_at_once_and_must_be_that_client_own(
 ) -> None:
     service = make_client(db, **SERVICE)
     token = client_token(client, service)
-    jti = decode_oauth_access_token(token).jti
+    jti = decode(token, TokenKind.OAUTH_ACCESS).jti
 
     def set_row(**values: Any) -> None:
         db.exec(update(ClientToken).where(col(ClientToken.jti) == jti).values(**values))
@@ -354,7 +354,7 @@ def test_a_signed_token_with_an_impossible_expiry_is_refused_not_a_500(
     claims = json.loads(base64.urlsafe_b64decode(tokens["access_token"].split(".")[1] + "=="))
     token = sign_oidc_jwt({**claims, "exp": 10**15}, typ=OAUTH_ACCESS_TYPE)
     with pytest.raises(InvalidToken):
-        decode_oauth_access_token(token)
+        decode(token, TokenKind.OAUTH_ACCESS)
     assert (
         client.get(api("/users/me"), headers={"Authorization": f"Bearer {token}"}).status_code
         == 401

@@ -12,7 +12,7 @@ from app.core.config import Settings
 from app.core.security import token_digest
 from app.crud import clients
 from app.crud.audit import SYSTEM
-from app.db import get_engine
+from app.db import get_engine, transaction
 from app.models.audit import AuditEvent
 from app.models.client import ClientCreate, OAuthClient
 from tests.test_cli import manage, refused
@@ -144,7 +144,7 @@ def test_a_client_id_never_starts_with_a_dash(db: Session, monkeypatch: pytest.M
     """`manage client delete -abc` would read an option: such ids are drawn again."""
     drawn = iter(["-looks-like-an-option", "fine-id"])
     monkeypatch.setattr(clients.secrets, "token_urlsafe", lambda _n: next(drawn, "secret"))
-    created = clients.create_client(db, body=ClientCreate(**BODY), actor=SYSTEM)
+    created = transaction(clients.create_client, db, body=ClientCreate(**BODY), actor=SYSTEM)
     assert created.client_id == "fine-id"
 
 

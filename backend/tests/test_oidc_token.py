@@ -131,6 +131,29 @@ def test_a_code_is_bound_to_its_client_redirect_uri_verifier_and_60_seconds(
     assert events("oauth.token_issued") == []
 
 
+def test_a_code_whose_sign_in_ended_is_refused_and_spent(
+    client: TestClient, db: Session, user: User
+) -> None:
+    """The refusal is remembered: the code stays used, and presented again (the user active
+    again) it is a replay."""
+    registered = make_client(db, first_party=True)
+    code, started = get_code(client, registered, user)
+    with Session(get_engine()) as session:
+        session.exec(update(User).values(is_active=False))
+        session.commit()
+    refused = exchange(client, registered, code, started.verifier)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    with Session(get_engine()) as session:
+        [row] = session.exec(select(AuthorizationCode)).all()
+        assert row.used_at is not None
+        session.exec(update(User).values(is_active=True))
+        session.commit()
+    again = exchange(client, registered, code, started.verifier)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert len(events("oauth.code_reuse_detected")) == 1
+    assert events("oauth.token_issued") == []
+
+
 def test_the_nonce_goes_into_the_id_token_from_the_code(
     client: TestClient, db: Session, user: User
 ) -> None:
@@ -305,6 +328,24 @@ def test_the_reuse_grace_of_auth_refresh_applies(
     assert client.get(
         api("/users/me"), headers=auth_header(first.json()["access_token"])
     ).is_success
+
+
+def test_a_reused_refresh_token_is_invalid_grant_and_ends_the_session(
+    client: TestClient, db: Session, user: User, settings: Callable[..., Settings]
+) -> None:
+    """Reuse outside the grace, at the token endpoint: answered as OAuth answers (not
+    /auth/refresh's 401), and the session is revoked and audited all the same."""
+    settings(REFRESH_REUSE_GRACE_SECONDS=0)
+    tokens = oauth_tokens(client, db, user)
+    first = refresh_grant(client, tokens["registered"], tokens["refresh_token"])
+    assert first.status_code == 200
+    reused = refresh_grant(client, tokens["registered"], tokens["refresh_token"])
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    assert len(events("auth.refresh_reuse_detected")) == 1
+    headers = auth_header(first.json()["access_token"])
+    assert client.get(api("/users/me"), headers=headers).status_code == 401
+    latest = refresh_grant(client, tokens["registered"], first.json()["refresh_token"])
+    assert latest.status_code == 400 and latest.json()["error"] == "invalid_grant"
 
 
 def test_oauth_and_service_refresh_tokens_do_not_cross(

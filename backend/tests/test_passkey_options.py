@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from app.core.config import Settings
 from app.crud.audit import Actor
 from app.crud.passkeys import EXPIRED_BATCH, LIVE_PER_ADDRESS
-from app.db import get_engine
+from app.db import get_engine, transaction
 from app.main import app
 from app.models.common import utcnow
 from app.models.passkey import CeremonyKind, WebAuthnChallenge
@@ -157,7 +157,7 @@ def test_concurrent_options_calls_from_one_address_fail_none_and_stay_bounded(
 
     def call(_: int) -> None:
         with Session(get_engine()) as session:
-            ceremonies.login_options(session, email=None, actor=Actor(ip=FLOODER))
+            transaction(ceremonies.login_options, session, email=None, actor=Actor(ip=FLOODER))
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(call, range(calls)))  # re-raises any call's error

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from app.bootstrap import BootstrapRefused, ensure_first_superuser
 from app.core.config import MIN_SECRET_BYTES, Environment, Settings, describe, get_settings
 from app.core.permissions import Role
+from app.db import transaction
 from app.models.user import User
 from tests.utils import login, make_user
 from tests.utils.production import PRODUCTION
@@ -274,7 +275,7 @@ def test_bootstrap_creates_the_first_admin_from_the_settings(
     client: TestClient, db: Session, settings: Callable[..., Settings]
 ) -> None:
     settings(FIRST_SUPERUSER_FULL_NAME="Root")
-    assert ensure_first_superuser(db) is None
+    assert transaction(ensure_first_superuser, db) is None
     [root] = admins(db)
     assert (root.email, root.full_name, root.is_active) == ("root@example.com", "Root", True)
     assert login(client, "root@example.com", "root-password-123")["access_token"]
@@ -284,7 +285,7 @@ def test_bootstrap_in_development_without_password_returns_a_generated_one(
     client: TestClient, db: Session, settings: Callable[..., Settings]
 ) -> None:
     settings(ENVIRONMENT=Environment.DEVELOPMENT, FIRST_SUPERUSER_PASSWORD=None)
-    generated = ensure_first_superuser(db)
+    generated = transaction(ensure_first_superuser, db)
     assert generated
     assert len(generated) >= 16
     [root] = admins(db)
@@ -298,7 +299,7 @@ def test_bootstrap_in_production_without_password_is_refused(
 ) -> None:
     settings(ENVIRONMENT=Environment.PRODUCTION, FIRST_SUPERUSER_PASSWORD=None)
     with pytest.raises(BootstrapRefused, match="FIRST_SUPERUSER_PASSWORD"):
-        ensure_first_superuser(db)
+        transaction(ensure_first_superuser, db)
     db.rollback()
     assert admins(db) == []
 
@@ -307,7 +308,7 @@ def test_bootstrap_does_nothing_while_an_active_admin_exists(
     db: Session, admin: User, settings: Callable[..., Settings]
 ) -> None:
     settings(ENVIRONMENT=Environment.PRODUCTION, FIRST_SUPERUSER_PASSWORD=None)
-    assert ensure_first_superuser(db) is None
+    assert transaction(ensure_first_superuser, db) is None
     db.commit()
     assert [a.id for a in admins(db)] == [admin.id]
 
@@ -316,14 +317,14 @@ def test_bootstrap_creates_an_admin_when_the_only_admin_is_inactive(
     db: Session, user_factory: Callable[..., User]
 ) -> None:
     user_factory(Role.ADMIN, is_active=False)
-    assert ensure_first_superuser(db) is None
+    assert transaction(ensure_first_superuser, db) is None
     assert "root@example.com" in {a.email for a in admins(db)}
 
 
 def test_bootstrap_refuses_when_the_email_belongs_to_a_non_admin(db: Session) -> None:
     make_user(db, email="root@example.com")
     with pytest.raises(BootstrapRefused, match="FIRST_SUPERUSER_EMAIL"):
-        ensure_first_superuser(db)
+        transaction(ensure_first_superuser, db)
     db.rollback()
     assert admins(db) == []
 
@@ -331,6 +332,6 @@ def test_bootstrap_refuses_when_the_email_belongs_to_a_non_admin(db: Session) ->
 def test_bootstrap_refuses_a_weak_password(db: Session, settings: Callable[..., Settings]) -> None:
     settings(FIRST_SUPERUSER_PASSWORD="short")
     with pytest.raises(BootstrapRefused, match="FIRST_SUPERUSER_PASSWORD"):
-        ensure_first_superuser(db)
+        transaction(ensure_first_superuser, db)
     db.rollback()
     assert admins(db) == []

@@ -18,7 +18,7 @@ from app.auth.tokens import Caller, authenticate, load_caller
 from app.core.config import get_settings
 from app.core.permissions import Permission, Scope, has_permission
 from app.crud.audit import Actor
-from app.db import get_session
+from app.db import get_session, transaction
 from app.errors import Forbidden, FreshLoginRequired, InsufficientScope, InvalidToken
 from app.models.session import AuthSession
 from app.models.user import User
@@ -90,8 +90,8 @@ def require_account(caller: Caller) -> Caller:
 def get_any_principal(caller: CallerDep, session: SessionDep) -> Principal:
     """The caller's user and session as ORM objects, whatever its token may do: for routes
     that decide themselves (PATCH /users/{id}); the others take PrincipalDep."""
-    user, auth_session = load_caller(session, caller)
-    session.commit()  # end the read transaction now, not after the response
+    # A read in a transaction of its own: it ends now, not after the response.
+    user, auth_session = transaction(load_caller, session, caller)
     return Principal(user=user, session=auth_session, scope=caller.scope)
 
 

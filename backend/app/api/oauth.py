@@ -15,7 +15,7 @@ from app.oauth import discovery, grants, introspection, revocation
 from app.oauth.client_auth import parse_basic
 from app.oauth.errors import InvalidRequest, OAuthError
 from app.oauth.userinfo import userinfo
-from app.steps import run_step
+from app.steps import run_transaction
 
 router = APIRouter(tags=["oauth"])
 
@@ -117,7 +117,7 @@ async def token(request: Request, session: SessionDep) -> NoStoreJSON:
     client_credentials grants."""
     form = await _form(request)
     basic = parse_basic(request.headers.get("authorization"))
-    answer = await run_step(
+    answer = await run_transaction(
         grants.token, session, form=form, basic=basic, actor=client_actor(request)
     )
     return NoStoreJSON(answer.model_dump(exclude_none=True))

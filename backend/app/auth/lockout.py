@@ -121,4 +121,3 @@ def unlock(session: Session, *, email: str, subject_id: uuid.UUID, actor: Actor)
     """Lift every lock and count of the account, from all addresses (admin, `manage unlock`)."""
     session.exec(delete(LoginFailure).where(col(LoginFailure.account) == _account(email)))
     audit.record(session, "user.unlocked", actor=actor, subject_id=subject_id)
-    session.commit()

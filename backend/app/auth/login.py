@@ -16,7 +16,7 @@ from app.auth.tokens import start_session
 from app.core import metrics, ratelimit
 from app.core.config import get_settings
 from app.core.passwords import hash_password, verify_password
-from app.core.security import TokenType, decode_token, token_digest
+from app.core.security import TokenKind, decode, token_digest
 from app.crud import action_tokens, audit, users
 from app.crud.audit import Actor
 from app.db import Remembered
@@ -155,7 +155,7 @@ def login_mfa(
     """The second step of a login: an mfa_token and a TOTP or recovery code -> a session, if
     the credentials its first factor was checked under are still current. The session's amr
     names that first factor (the challenge's purpose) and `otp`."""
-    claims = decode_token(mfa_token, TokenType.MFA)
+    claims = decode(mfa_token, TokenKind.MFA)
     digest = token_digest(claims.jti)
     row = action_tokens.find_live(session, digest=digest, purposes=MFA_CHALLENGES)
     if (

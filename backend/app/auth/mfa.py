@@ -28,7 +28,7 @@ from app.core.security import (
 from app.crud import action_tokens, audit
 from app.crud import mfa as mfa_crud
 from app.crud.audit import Actor
-from app.db import retry_conflicts
+from app.db import Remembered
 from app.errors import (
     Conflict,
     InvalidCode,
@@ -40,7 +40,7 @@ from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.token import MfaChallenge
 from app.models.user import User
-from app.steps import run_step
+from app.steps import run_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ async def begin_setup(session: Session, *, user: User, password: str, actor: Act
     """Start a set-up after the caller's password: a stolen access token alone cannot enrol
     a second factor and lock the owner out."""
     await confirm_password(session, user=user, password=password, actor=actor)
-    return await run_step(start_setup, session, user=user)
+    return await run_transaction(start_setup, session, user=user)
 
 
 def start_setup(session: Session, *, user: User) -> TotpSetup:
@@ -114,9 +114,7 @@ def start_setup(session: Session, *, user: User) -> TotpSetup:
     secret = pyotp.random_base32()
     encrypted = crypto.encrypt(secret)
     if not mfa_crud.set_pending_secret(session, user_id=user.id, encrypted_secret=encrypted):
-        session.rollback()
         raise MfaAlreadyEnabled()
-    session.commit()
     uri = _totp(secret).provisioning_uri(name=user.email, issuer_name=get_settings().PROJECT_NAME)
     return TotpSetup(secret=secret, otpauth_uri=uri)
 
@@ -127,25 +125,20 @@ def confirm_setup(session: Session, *, user_id: uuid.UUID, code: str, actor: Act
     if user is None:
         raise InvalidToken()
     if user.mfa_enabled:
-        session.rollback()
         raise MfaAlreadyEnabled()
     encrypted, secret = user.mfa_secret, _secret_of(user)
     if encrypted is None or secret is None:
-        session.rollback()
         raise MfaNotStarted()
     step = matching_step(secret, code)
     if step is None or not mfa_crud.claim_step(session, user_id=user.id, step=step):
-        session.rollback()
         raise InvalidCode()
     codes = new_recovery_codes()
     digests = [recovery_digest(c) for c in codes]
     if not mfa_crud.enable(
         session, user_id=user.id, encrypted_secret=encrypted, code_digests=digests
     ):
-        session.rollback()
         raise Conflict("TOTP set-up changed meanwhile: start again")
     audit.record(session, "mfa.enabled", actor=actor, subject_id=user.id, method="totp")
-    session.commit()
     return codes
 
 
@@ -154,7 +147,6 @@ def reset(session: Session, *, user: User, actor: Actor) -> bool:
     was_enabled = mfa_crud.disable(session, user_id=user.id)
     if was_enabled:
         audit.record(session, "mfa.disabled", actor=actor, subject_id=user.id)
-    session.commit()
     return was_enabled
 
 
@@ -163,19 +155,18 @@ async def disable(session: Session, *, user: User, password: str, code: str, act
     that a stolen access token alone cannot remove the second factor. Wrong ones count
     toward the lockout."""
     await confirm_password(session, user=user, password=password, actor=actor)
-    await run_step(_disable_with_code, session, user, code, actor)
+    await run_transaction(_disable_with_code, session, user, code, actor)
 
 
-@retry_conflicts
 def _disable_with_code(session: Session, user: User, code: str, actor: Actor) -> None:
     session.refresh(user)
     if not user.mfa_enabled:
-        session.rollback()
         raise MfaNotStarted("TOTP is not enabled")
-    if check_code(session, user, code) is None:
-        session.rollback()
-        count_wrong_secret(session, user=user, actor=actor, what="code")
-        raise InvalidCode()
+    if check_code(session, user, code) is None:  # counted toward the lockout, audited
+        raise Remembered(
+            InvalidCode(),
+            lambda session: count_wrong_secret(session, user=user, actor=actor, what="code"),
+        )
     reset(session, user=user, actor=actor)
 
 
@@ -189,7 +180,7 @@ def challenge(
     """After a correct password (or a passkey without user verification: `purpose` says
     which), checked under credentials `version`: a short-lived token usable only at
     /auth/login/mfa, only MAX_MFA_ATTEMPTS times, and only while the credentials stay at
-    that version. The caller commits."""
+    that version. A part of the caller's step."""
     jti = new_jti()
     row = action_tokens.add_challenge(
         session,

@@ -8,10 +8,9 @@ from app.auth.credentials import confirm_password
 from app.core.passwords import hash_password
 from app.crud import audit, users
 from app.crud.audit import Actor
-from app.db import retry_conflicts
 from app.errors import IncorrectPassword
 from app.models.user import User
-from app.steps import run_step
+from app.steps import run_transaction
 
 
 async def change_password(
@@ -25,10 +24,9 @@ async def change_password(
 ) -> None:
     version = await confirm_password(session, user=user, password=current_password, actor=actor)
     new_hash = await hash_password(new_password)
-    await run_step(_apply, session, user.id, current_session_id, version, new_hash, actor)
+    await run_transaction(_apply, session, user.id, current_session_id, version, new_hash, actor)
 
 
-@retry_conflicts
 def _apply(
     session: Session,
     user_id: uuid.UUID,
@@ -40,8 +38,6 @@ def _apply(
     # Compare-and-swap on the version: a password changed meanwhile means the checked one is
     # no longer current.
     if not users.replace_password(session, user_id=user_id, new_hash=new_hash, version=version):
-        session.rollback()
         raise IncorrectPassword()
     ended = users.end_credentials(session, user_id=user_id, keep=current_session_id)
     audit.record(session, "auth.password_changed", actor=actor, subject_id=user_id, sessions=ended)
-    session.commit()

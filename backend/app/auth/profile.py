@@ -6,7 +6,7 @@ from app.auth import verification
 from app.crud import users
 from app.crud.audit import Actor
 from app.models.user import User, normalize_email
-from app.steps import run_step
+from app.steps import run_transaction
 
 
 async def update_own(
@@ -25,5 +25,7 @@ async def update_own(
             actor=actor,
         )
     if changes:
-        user = await run_step(users.update_user, session, user=user, changes=changes, actor=actor)
+        user = await run_transaction(
+            users.update_user, session, user=user, changes=changes, actor=actor
+        )
     return user

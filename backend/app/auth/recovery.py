@@ -16,12 +16,12 @@ from app.core.passwords import hash_password
 from app.core.security import token_digest
 from app.crud import action_tokens, audit, users
 from app.crud.audit import Actor
-from app.db import get_engine, retry_conflicts
+from app.db import get_engine, transaction
 from app.errors import BadToken
 from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.user import User, normalize_email
-from app.steps import run_step
+from app.steps import run_transaction
 
 RESET = TokenPurpose.RESET_PASSWORD
 
@@ -46,49 +46,52 @@ def request_recovery(email: str, actor: Actor) -> None:
 
 
 def _request_recovery(email: str, actor: Actor) -> None:
-    settings = get_settings()
     with Session(get_engine(), expire_on_commit=False) as session:
-        user = users.get_user_by_email(session, email)
-        if user is None or not user.is_active:
-            audit.record(
-                session,
-                "auth.password_reset_requested",
-                actor=actor,
-                subject_id=user.id if user else None,
-                mailed=False,
-                **({} if user else {"email": email[:320]}),
-            )
-            session.commit()
-            return
-        token = action_tokens.issue(
-            session,
-            user_id=user.id,
-            email=user.email,
-            purpose=RESET,
-            expires_at=utcnow() + timedelta(minutes=settings.RESET_TOKEN_EXPIRE_MINUTES),
-        )
+        issued = transaction(_issue, session, email, actor)
+    if issued is not None:  # mailed once the token is committed
+        mail.send(mails.reset_password(*issued))
+
+
+def _issue(session: Session, email: str, actor: Actor) -> tuple[str, str] | None:
+    """A reset token for `email` if it is a known, active account, audited either way: the
+    address and the token to mail, or None."""
+    user = users.get_user_by_email(session, email)
+    if user is None or not user.is_active:
         audit.record(
-            session, "auth.password_reset_requested", actor=actor, subject_id=user.id, mailed=True
+            session,
+            "auth.password_reset_requested",
+            actor=actor,
+            subject_id=user.id if user else None,
+            mailed=False,
+            **({} if user else {"email": email[:320]}),
         )
-        session.commit()
-    mail.send(mails.reset_password(user.email, token))
+        return None
+    token = action_tokens.issue(
+        session,
+        user_id=user.id,
+        email=user.email,
+        purpose=RESET,
+        expires_at=utcnow() + timedelta(minutes=get_settings().RESET_TOKEN_EXPIRE_MINUTES),
+    )
+    audit.record(
+        session, "auth.password_reset_requested", actor=actor, subject_id=user.id, mailed=True
+    )
+    return user.email, token
 
 
 async def reset_password(session: Session, *, token: str, new_password: str, actor: Actor) -> None:
     """Set a new password with a live reset token; every session of the user ends."""
-    await run_step(_ensure_live, session, token)  # a bad token costs no hashing
+    await run_transaction(_ensure_live, session, token)  # a bad token costs no hashing
     hashed = await hash_password(new_password)
-    await run_step(_apply, session, token, hashed, actor)
+    await run_transaction(_apply, session, token, hashed, actor)
 
 
 def _ensure_live(session: Session, token: str) -> None:
     row = action_tokens.find_live(session, digest=token_digest(token), purposes=[RESET])
-    session.commit()
     if row is None:
         raise BadToken()
 
 
-@retry_conflicts
 def _apply(session: Session, token: str, hashed: str, actor: Actor) -> None:
     row = action_tokens.find_live(session, digest=token_digest(token), purposes=[RESET])
     # The user's row first (locked by the update), then the token's: the lock order of every
@@ -105,10 +108,8 @@ def _apply(session: Session, token: str, hashed: str, actor: Actor) -> None:
         )
         or not action_tokens.consume(session, row=row)
     ):
-        session.rollback()
         raise BadToken()
     ended = users.end_credentials(session, user_id=row.user_id)
     lockout.clear(session, email=row.email, actor=actor, lift_locks=True)  # never guessed
     me = Actor(user_id=row.user_id, ip=actor.ip, user_agent=actor.user_agent)
     audit.record(session, "auth.password_reset", actor=me, subject_id=row.user_id, sessions=ended)
-    session.commit()

@@ -14,17 +14,19 @@ from app.core import metrics
 from app.core.config import get_settings
 from app.core.security import (
     TokenClaims,
+    TokenKind,
     TokenType,
     access_expiry,
     constant_time_equals,
     create_token,
+    decode,
     decode_access_token,
-    decode_token,
     new_jti,
     refresh_expiry,
 )
 from app.crud import audit, sessions
 from app.crud.audit import Actor
+from app.db import Remembered
 from app.errors import InvalidToken
 from app.models.common import utcnow
 from app.models.session import AuthSession, SessionKind
@@ -64,7 +66,8 @@ def _pair(row: AuthSession) -> TokenPair:
 
 
 def start_session(session: Session, *, user: User, actor: Actor) -> TokenPair:
-    """Open a session for a user whose credentials were checked. The caller commits."""
+    """Open a session for a user whose credentials were checked (a part of the caller's
+    step)."""
     jti = new_jti()
     row = sessions.open_session(
         session,
@@ -177,24 +180,23 @@ def refresh(
     The token spent last, presented again within REFRESH_REUSE_GRACE_SECONDS of its rotation
     (a client racing itself), gets a fresh access token and the session's current refresh
     token: one chain, audited as auth.refresh_grace_used. Any other spent token is reuse and
-    revokes the whole session. `kind` and `pair`: the OAuth token endpoint rotates its
-    sessions here too, and answers with its own tokens (oauth/grants.py)."""
-    claims = decode_token(refresh_token, TokenType.REFRESH)
+    revokes the whole session: a Remembered refusal, whose record step revokes and audits.
+    `kind` and `pair`: the OAuth token endpoint rotates its sessions here too, and answers
+    with its own tokens (oauth/grants.py)."""
+    claims = decode(refresh_token, TokenKind.REFRESH)
     user, row = _load(session, claims.sid, claims.sub)
     if row.kind is not kind:
         raise InvalidToken()
     if sessions.rotate(
         session, row=row, presented_jti=claims.jti, new_jti=new_jti(), expires_at=refresh_expiry()
     ):
-        session.commit()
         return pair(row)
 
     # Lost the race or presented a spent token: decide on the state the winner committed,
-    # with the row locked until this answer is recorded.
+    # with the row locked until this step ends.
     sessions.reload_locked(session, row)
     me = Actor(user_id=user.id, ip=actor.ip, user_agent=actor.user_agent)
     if row.revoked_at is not None or row.expires_at <= utcnow():
-        session.commit()
         raise InvalidToken()
     if _within_grace(row, claims.jti):
         audit.record(
@@ -204,19 +206,23 @@ def refresh(
             subject_id=user.id,
             session_id=str(row.id),
         )
-        session.commit()
         return pair(row)
-    if sessions.revoke(session, row.id):
-        audit.record(
-            session,
-            "auth.refresh_reuse_detected",
-            actor=me,
-            subject_id=user.id,
-            session_id=str(row.id),
-        )
-        metrics.REFRESH_REUSE.inc()
-    session.commit()
-    raise InvalidToken()
+    session_id = row.id
+
+    def reuse_detected(session: Session) -> None:
+        # Once this step is rolled back (the lock goes with it): revoking is idempotent, and
+        # only the revocation that ends the session is audited.
+        if sessions.revoke(session, session_id):
+            audit.record(
+                session,
+                "auth.refresh_reuse_detected",
+                actor=me,
+                subject_id=me.user_id,
+                session_id=str(session_id),
+            )
+            metrics.REFRESH_REUSE.inc()
+
+    raise Remembered(InvalidToken(), reuse_detected)
 
 
 def _within_grace(row: AuthSession, presented_jti: str) -> bool:
@@ -234,7 +240,6 @@ def _within_grace(row: AuthSession, presented_jti: str) -> bool:
 def logout(session: Session, *, user: User, auth_session: AuthSession, actor: Actor) -> None:
     sessions.revoke(session, auth_session.id)
     audit.record(session, "auth.logout", actor=actor, subject_id=user.id, scope="session")
-    session.commit()
 
 
 def logout_all(session: Session, *, user: User, actor: Actor) -> None:
@@ -242,4 +247,3 @@ def logout_all(session: Session, *, user: User, actor: Actor) -> None:
     audit.record(
         session, "auth.logout", actor=actor, subject_id=user.id, scope="all", sessions=count
     )
-    session.commit()

@@ -15,7 +15,6 @@ def list_sessions(
     session: Session, *, user_id: uuid.UUID, current_id: uuid.UUID
 ) -> list[SessionRead]:
     rows = sessions.live_sessions(session, user_id)
-    session.commit()
     return [
         SessionRead(
             id=row.id,
@@ -41,7 +40,6 @@ def end_session(
         or row.expires_at <= utcnow()
         or not sessions.revoke(session, row.id)
     ):
-        session.rollback()
         raise NotFound("Session not found")
     audit.record(
         session,
@@ -51,4 +49,3 @@ def end_session(
         scope="session",
         session_id=str(row.id),
     )
-    session.commit()

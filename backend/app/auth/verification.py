@@ -19,20 +19,20 @@ from app.core.config import get_settings
 from app.core.security import token_digest
 from app.crud import action_tokens, audit, users
 from app.crud.audit import Actor
-from app.db import retry_conflicts
 from app.errors import BadToken, EmailTaken, IncorrectPassword
 from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.user import User
-from app.steps import run_step
+from app.steps import run_step, run_transaction
 
 VERIFY, CHANGE = TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL
 
 
-def request_verification(session: Session, *, user: User) -> bool:
+async def request_verification(session: Session, *, user: User) -> bool:
     """On the user's request: limited like recovery mails (RATE_LIMIT_PASSWORD_RECOVERY)."""
-    ratelimit.hit("verification", get_settings().RATE_LIMIT_PASSWORD_RECOVERY, str(user.id))
-    return send_verification(session, user=user)
+    limit = get_settings().RATE_LIMIT_PASSWORD_RECOVERY
+    await run_step(ratelimit.hit, "verification", limit, str(user.id))
+    return await send_verification(session, user=user)
 
 
 def _issue(session: Session, *, user: User, purpose: TokenPurpose, email: str) -> str:
@@ -47,12 +47,12 @@ def _issue(session: Session, *, user: User, purpose: TokenPurpose, email: str) -
     )
 
 
-def send_verification(session: Session, *, user: User) -> bool:
-    """Mail a new verification link to the account's address; False if already verified."""
+async def send_verification(session: Session, *, user: User) -> bool:
+    """Mail a new verification link to the account's address (once it is committed); False
+    if already verified."""
     if user.is_verified:
         return False
-    token = _issue(session, user=user, purpose=VERIFY, email=user.email)
-    session.commit()
+    token = await run_transaction(_issue, session, user=user, purpose=VERIFY, email=user.email)
     mail.send(mails.verify_email(user.email, token))
     return True
 
@@ -68,45 +68,40 @@ async def request_change(
     if not password:
         raise IncorrectPassword()
     version = await confirm_password(session, user=user, password=password, actor=actor)
-    return await run_step(_record_change, session, user, new_email, version, actor)
-
-
-@retry_conflicts
-def _record_change(
-    session: Session, user: User, new_email: str, version: int, actor: Actor
-) -> User:
-    if users.email_exists(session, new_email):
-        session.rollback()
-        raise EmailTaken()
-    if not users.request_email(session, user_id=user.id, email=new_email, version=version):
-        session.rollback()
-        raise IncorrectPassword()  # the password changed since it was checked
-    session.refresh(user)
-    assert user.pending_email is not None
-    token = _issue(session, user=user, purpose=CHANGE, email=user.pending_email)
-    audit.record(session, "user.email_change_requested", actor=actor, subject_id=user.id)
-    session.commit()
+    token = await run_transaction(_record_change, session, user, new_email, version, actor)
+    assert user.pending_email is not None  # mailed once the change is committed
     mail.send(mails.change_email(user.pending_email, token))
     mail.send(mails.email_change_notice(user.email, user.pending_email))
     return user
 
 
-def email_set_by_admin(session: Session, *, user: User, old_email: str) -> None:
+def _record_change(session: Session, user: User, new_email: str, version: int, actor: Actor) -> str:
+    """The change pending, audited; the token of the link to mail to the new address."""
+    if users.email_exists(session, new_email):
+        raise EmailTaken()
+    if not users.request_email(session, user_id=user.id, email=new_email, version=version):
+        raise IncorrectPassword()  # the password changed since it was checked
+    session.refresh(user)
+    assert user.pending_email is not None
+    token = _issue(session, user=user, purpose=CHANGE, email=user.pending_email)
+    audit.record(session, "user.email_change_requested", actor=actor, subject_id=user.id)
+    return token
+
+
+async def email_set_by_admin(session: Session, *, user: User, old_email: str) -> None:
     """After an admin moved an account to another address: tell the old address, and mail
     the new one a verification link."""
     if user.email == old_email:
         return
     mail.send(mails.email_change_notice(old_email, user.email, done=True))
-    send_verification(session, user=user)
+    await send_verification(session, user=user)
 
 
-@retry_conflicts
 def verify_email(session: Session, *, token: str, actor: Actor) -> User:
     """Follow a verification or change link: the address it was mailed to becomes the
     account's verified address, if the account is (or is moving to) that address still."""
     row = action_tokens.find_live(session, digest=token_digest(token), purposes=[VERIFY, CHANGE])
     if row is None or row.email is None:
-        session.rollback()
         raise BadToken()
     try:
         # The user's row first (locked by the update), then the token's: one lock order.
@@ -114,16 +109,13 @@ def verify_email(session: Session, *, token: str, actor: Actor) -> User:
             session, user_id=row.user_id, email=row.email, pending=row.purpose is CHANGE
         )
         if not confirmed or not action_tokens.consume(session, row=row):
-            session.rollback()
             raise BadToken()
         session.flush()
-    except IntegrityError:
-        session.rollback()
+    except IntegrityError:  # another account took the address meanwhile
         raise EmailTaken() from None
     me = Actor(user_id=row.user_id, ip=actor.ip, user_agent=actor.user_agent)
     event = "user.email_changed" if row.purpose is CHANGE else "user.email_verified"
     audit.record(session, event, actor=me, subject_id=row.user_id)
-    session.commit()
     user = session.get(User, row.user_id, populate_existing=True)
     assert user is not None
     return user

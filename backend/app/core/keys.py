@@ -263,6 +263,7 @@ def key_set() -> KeySet:
 
 OAUTH_ACCESS_TYPE = "at+jwt"  # RFC 9068: the `typ` of OAuth access tokens
 ID_TOKEN_TYPE = "JWT"
+TOKEN_TYPES = (OAUTH_ACCESS_TYPE, ID_TOKEN_TYPE)  # the `typ` of the tokens OIDC keys sign
 ID_TOKEN_LIFETIME_S = 300  # an ID token is read once by the client, at sign-in
 ALGORITHMS = ("RS256", "ES256")  # what the OIDC keys sign with; RS256 first (OIDC Discovery §3)
 DEFAULT_ALGORITHM = "RS256"  # ID tokens unless the client registered ES256; access tokens
@@ -290,7 +291,7 @@ class SigningKey:
     public_key: PublicKey
     public_jwk: dict[str, str]
     verifier: jwk.Key
-    access_header: str  # the first segment of every OAuth access token it signs
+    headers: dict[str, str]  # typ -> the first segment of the tokens of that typ it signs
     source: str  # FILE (a configured or development key file) or DATABASE (manage keys)
     activates_at: float  # epoch seconds it signs from; a file key: 0, before any rotation
     created_at: float = 0.0
@@ -309,7 +310,7 @@ def signing_key_of(
         public_key=public,
         public_jwk=public_jwk(public, algorithm),
         verifier=jwk.construct(public, algorithm),
-        access_header=_header(algorithm, kid, OAUTH_ACCESS_TYPE),
+        headers={typ: _header(algorithm, kid, typ) for typ in TOKEN_TYPES},
         source=source,
         activates_at=activates_at,
         created_at=created_at,
@@ -326,13 +327,13 @@ class KeyStatus:
 
 @dataclass(frozen=True, slots=True)
 class KeyRing:
-    """The OIDC keys at one moment: which signs per algorithm, which verify (by kid and by
-    the access-token header segment, so the per-request check parses no header), the JWKS."""
+    """The OIDC keys at one moment: which signs per algorithm, which verify (by kid, and by
+    the header segment of their tokens of each typ, so a check parses no header), the JWKS."""
 
     statuses: tuple[KeyStatus, ...]
     active: dict[str, SigningKey]
     by_kid: dict[str, SigningKey]
-    by_access_header: dict[str, SigningKey]
+    by_header: dict[str, dict[str, SigningKey]]  # typ -> header segment -> key
     jwks: tuple[dict[str, str], ...]
     changes_at: float  # the next activation or departure: the ring is rebuilt then
 
@@ -379,7 +380,7 @@ def build_ring(keys: Iterable[SigningKey], now: float, retention: float) -> KeyR
         statuses=tuple(statuses),
         active={s.key.algorithm: s.key for s in statuses if s.state is KeyState.ACTIVE},
         by_kid=by_kid,
-        by_access_header={key.access_header: key for key in by_kid.values()},
+        by_header={typ: {key.headers[typ]: key for key in by_kid.values()} for typ in TOKEN_TYPES},
         jwks=tuple(key.public_jwk for key in by_kid.values()),
         changes_at=changes_at,
     )
@@ -565,14 +566,19 @@ def signing_algorithms() -> list[str]:
     return [algorithm for algorithm in ALGORITHMS if algorithm in active]
 
 
-def access_key(token: str) -> SigningKey | None:
-    """The OIDC key whose access tokens start with `token`'s first segment, if any: a dict
+def header_key(token: str, typ: str) -> SigningKey | None:
+    """The OIDC key whose tokens of `typ` start with `token`'s first segment, if any: a dict
     lookup, no header parse."""
     try:
         ring = oidc_keys()
     except SettingsError:
         return None
-    return ring.by_access_header.get(token.partition(".")[0])
+    return ring.by_header[typ].get(token.partition(".")[0])
+
+
+def access_key(token: str) -> SigningKey | None:
+    """The OIDC key of `token` if it is an OAuth access token's (header_key)."""
+    return header_key(token, OAUTH_ACCESS_TYPE)
 
 
 def published_jwks() -> list[dict[str, str]]:

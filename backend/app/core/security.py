@@ -1,5 +1,6 @@
-"""The token format: claims, types, encoding and decoding, strict parsing. Pure functions,
-no database; the keys are core/keys.py's."""
+"""The token format: claims, types, signing, strict parsing, and decode(token, kind), the
+one parser and claim validator of every kind of token the service reads (TokenKind). Pure
+functions, no database; the keys are core/keys.py's."""
 
 import base64
 import hashlib
@@ -8,10 +9,11 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -20,16 +22,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jose import jws, jwt
 from jose.exceptions import JOSEError
 
-from app.core.config import SettingsError, get_settings
+from app.core.config import Settings, get_settings
 from app.core.keys import (
     DEFAULT_ALGORITHM,
     ID_TOKEN_TYPE,
     MAX_CLOCK_SKEW_S,
+    OAUTH_ACCESS_TYPE,
     PrivateKey,
     SigningKey,
     access_key,
+    header_key,
     key_set,
-    oidc_keys,
     signing_key,
     unknown_key_seen,
 )
@@ -187,72 +190,14 @@ def mfa_expiry() -> datetime:
     return datetime.now(UTC) + timedelta(minutes=MFA_TOKEN_EXPIRE_MINUTES)
 
 
-def decode_token(token: str, expected: TokenType) -> TokenClaims:
-    """A token of this service, of the expected type, unexpired; else InvalidToken.
-
-    The token must be in its one accepted form (_check_compact); python-jose then verifies
-    the signature and the algorithm (one in the list: the key set's).
-    The claims are then checked here, against the format create_token writes, rather than
-    by jwt.decode, which parses the header a second time and runs nine generic checks: on
-    every request that is a fifth of the token's cost. Issuer and audience are checked
-    when configured, as jwt.decode did. A token issued (`iat`) or valid from (`nbf`) more
-    than MAX_CLOCK_SKEW_S in the future is refused: no clock of ours made it."""
-    settings = get_settings()
-    keys = key_set()
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidToken()
-    try:
-        _check_compact(token, keys.algorithm)
-        payload = json.loads(jws.verify(token, keys.verifier(token), [keys.algorithm]))
-        exp, iat, jti, nbf = payload["exp"], payload["iat"], payload["jti"], payload.get("nbf")
-        claims = TokenClaims(
-            sub=uuid.UUID(payload["sub"]),
-            sid=uuid.UUID(payload["sid"]),
-            type=TokenType(payload["type"]),
-            jti=jti,
-            exp=datetime.fromtimestamp(exp, UTC),
-        )
-    except (JOSEError, KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError):
-        raise InvalidToken() from None
-    now = time.time()
-    if (
-        claims.type is not expected
-        or type(exp) is not int
-        or type(iat) is not int
-        or type(jti) is not str
-        or exp <= now
-        or iat > now + MAX_CLOCK_SKEW_S
-        or (nbf is not None and (type(nbf) is not int or nbf > now + MAX_CLOCK_SKEW_S))
-        or (settings.JWT_ISSUER is not None and payload.get("iss") != settings.JWT_ISSUER)
-        or (settings.JWT_AUDIENCE is not None and payload.get("aud") != settings.JWT_AUDIENCE)
-    ):
-        raise InvalidToken()
-    return claims
+def sign_oidc_jwt(claims: dict[str, Any], *, typ: str, algorithm: str = DEFAULT_ALGORITHM) -> str:
+    """Sign ID token (typ JWT) or OAuth access token (typ at+jwt) claims with the OIDC key
+    of `algorithm` that signs now."""
+    key = signing_key(algorithm)
+    return _sign(claims, key.private_key, key.algorithm, {"kid": key.kid, "typ": typ})
 
 
-# --- ID tokens and RFC 9068 access tokens, signed with the OIDC keys (core/keys.py) -------
-
-
-def _access_payload(key: SigningKey, token: str) -> bytes:
-    """The payload of `token`, an access token whose first segment the caller found to be
-    `key.access_header`, once its signature is verified: with cryptography on this cached
-    key, without python-jose, which spends a third as long again as the signature check
-    itself around it (header parse, algorithm list, key lookup, DER conversion). The header
-    segment, compared whole, fixes the algorithm: none other is tried. A bad signature or a
-    malformed segment raises InvalidSignature or ValueError."""
-    signing_input, _, signature_segment = token.rpartition(".")
-    payload_segment = signing_input.partition(".")[2]
-    signature = _b64url_decode(signature_segment)
-    message = signing_input.encode("ascii")
-    public = key.public_key
-    if key.algorithm == "ES256" and isinstance(public, ec.EllipticCurvePublicKey):
-        r, s = _es256_r_s(signature)  # low S only (_check_compact)
-        public.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
-    elif key.algorithm == "RS256" and isinstance(public, rsa.RSAPublicKey):
-        public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        raise InvalidSignature()  # no other algorithm, nor a key of another type
-    return _b64url_decode(payload_segment)
+# --- Decoding: one parser and claim validator, parametrised by the kind of token ----------
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,67 +214,6 @@ class OAuthAccessClaims:
     iat: int = 0
 
 
-def sign_oidc_jwt(claims: dict[str, Any], *, typ: str, algorithm: str = DEFAULT_ALGORITHM) -> str:
-    """Sign ID token (typ JWT) or OAuth access token (typ at+jwt) claims with the OIDC key
-    of `algorithm` that signs now."""
-    key = signing_key(algorithm)
-    return _sign(claims, key.private_key, key.algorithm, {"kid": key.kid, "typ": typ})
-
-
-def decode_oauth_access_token(token: str) -> OAuthAccessClaims:
-    """An unexpired at+jwt of this issuer, for the service's own API (aud = the issuer)."""
-    issuer = get_settings().PUBLIC_URL
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidToken()
-    key = access_key(token)
-    if key is None:
-        unknown_key_seen()
-        raise InvalidToken()
-    try:
-        payload = json.loads(_access_payload(key, token))
-        exp, iat, jti, sub, client_id = (
-            payload["exp"],
-            payload["iat"],
-            payload["jti"],
-            payload["sub"],
-            payload["client_id"],
-        )
-        scope = payload["scope"]
-        sid = uuid.UUID(payload["sid"]) if "sid" in payload else None
-        auth_time = payload.get("auth_time")
-        expires_at = datetime.fromtimestamp(exp, UTC)  # past year 9999: ValueError
-    except (
-        InvalidSignature,
-        KeyError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        OverflowError,
-        OSError,
-    ):
-        raise InvalidToken() from None
-    if (
-        type(exp) is not int
-        or type(iat) is not int
-        or not all(type(value) is str for value in (jti, sub, client_id, scope))
-        or (auth_time is not None and type(auth_time) is not int)
-        or exp <= time.time()
-        or payload.get("iss") != issuer
-        or payload.get("aud") != issuer
-    ):
-        raise InvalidToken()
-    return OAuthAccessClaims(
-        sub=sub,
-        client_id=client_id,
-        scope=frozenset(scope.split()),
-        jti=jti,
-        exp=expires_at,
-        sid=sid,
-        auth_time=auth_time,
-        iat=iat,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class IdTokenHint:
     """The claims RP-initiated logout reads of an ID token this issuer signed."""
@@ -340,42 +224,219 @@ class IdTokenHint:
     exp: int
 
 
-def decode_id_token_hint(token: str) -> IdTokenHint:
-    """An ID token of this issuer (typ JWT, signed with an OIDC key it still holds: active
-    or retired), expired or not: RPs send the one they got at sign-in, which lives minutes
-    (OIDC RP-Initiated Logout §2)."""
+class KeyFamily(StrEnum):
+    """The keys that verify a kind of token."""
+
+    SERVICE = "service"  # key_set(): ALGORITHM's (SECRET_KEY, or the JWT key files)
+    OIDC = "oidc"  # oidc_keys(): the RS256 and ES256 keys the ring holds (next, active, retired)
+
+
+Claims = TypeVar("Claims")
+Claim = tuple[str, type]  # a claim's name and its JSON type (str or int; a bool is no int)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKind(Generic[Claims]):
+    """What a token of one kind must be for decode() to return its claims (`claims`).
+
+    Every kind: at most MAX_TOKEN_LENGTH characters in its one accepted form (canonical
+    base64url segments, a low-S ES256 signature); signed with a key of `keys`, by the one
+    algorithm of that key; `exp` and `iat` integers, `nbf` absent or one; neither `iat` nor
+    `nbf` more than `leeway_s` ahead (no clock of ours made such a token)."""
+
+    name: str
+    keys: KeyFamily
+    # The header's typ. Of an OIDC key's token, the header segment is compared whole with
+    # the one it writes for this typ (keys.header_key): alg, kid and typ with no parse.
+    # None: the service's own tokens, told apart by their `type` claim (`values`).
+    typ: str | None
+    required: tuple[Claim, ...]  # beyond exp and iat
+    claims: Callable[[dict[str, Any]], Claims]  # the checked payload -> what decode returns
+    optional: tuple[Claim, ...] = ()  # absent, or of this type
+    values: tuple[tuple[str, str], ...] = ()  # claims that must have this very value
+    issuer: Callable[[Settings], str | None] = lambda _: None  # the `iss`; None: any
+    audience: Callable[[Settings], str | None] = lambda _: None  # the `aud`; None: any
+    expires: bool = True  # False: an expired token is accepted too (id_token_hint)
+    leeway_s: int = MAX_CLOCK_SKEW_S  # how far ahead of our clock `iat` and `nbf` may be
+
+    ACCESS: ClassVar["TokenKind[TokenClaims]"]
+    REFRESH: ClassVar["TokenKind[TokenClaims]"]
+    MFA: ClassVar["TokenKind[TokenClaims]"]
+    OAUTH_ACCESS: ClassVar["TokenKind[OAuthAccessClaims]"]
+    ID_TOKEN_HINT: ClassVar["TokenKind[IdTokenHint]"]
+
+
+def decode(token: str, kind: TokenKind[Claims]) -> Claims:
+    """The claims of `token` if it is a valid token of `kind` (TokenKind says what that
+    takes); else InvalidToken.
+
+    The claims are checked here, against the format this service writes, rather than by
+    python-jose's jwt.decode, which parses the header a second time and runs nine generic
+    checks: on every request, a good part of the token's cost (bench/README.md, "Where GET
+    /users/me spends its time")."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken()
     try:
-        header = jwt.get_unverified_header(token)
-        key = oidc_keys().by_kid.get(header.get("kid", ""))
-        if key is None or header.get("alg") != key.algorithm:
-            unknown_key_seen()
+        payload = json.loads(_verified_payload(token, kind))
+        exp, iat, nbf = payload["exp"], payload["iat"], payload.get("nbf", 0)
+        if type(exp) is not int or type(iat) is not int or type(nbf) is not int:
             raise InvalidToken()
-        _check_compact(token, key.algorithm)
-        payload = json.loads(jws.verify(token, key.verifier, [key.algorithm]))
-        sub, aud, sid, exp = payload["sub"], payload["aud"], payload.get("sid"), payload["exp"]
-    except (JOSEError, SettingsError, KeyError, TypeError, ValueError, AttributeError):
-        raise InvalidToken() from None
-    if (
-        header.get("typ") != ID_TOKEN_TYPE
-        or header.get("kid") != key.kid
-        or payload.get("iss") != get_settings().PUBLIC_URL
-        or type(sub) is not str
-        or type(aud) is not str
-        or (sid is not None and type(sid) is not str)
-        or type(exp) is not int
+        for name, json_type in kind.required:
+            if type(payload[name]) is not json_type:
+                raise InvalidToken()
+        for name, json_type in kind.optional:
+            if name in payload and type(payload[name]) is not json_type:
+                raise InvalidToken()
+        for name, value in kind.values:
+            if payload.get(name) != value:
+                raise InvalidToken()
+        now = time.time()
+        if (kind.expires and exp <= now) or max(iat, nbf) > now + kind.leeway_s:
+            raise InvalidToken()
+        settings = get_settings()
+        issuer, audience = kind.issuer(settings), kind.audience(settings)
+        if (issuer is not None and payload.get("iss") != issuer) or (
+            audience is not None and payload.get("aud") != audience
+        ):
+            raise InvalidToken()
+        return kind.claims(payload)
+    except (
+        JOSEError,
+        InvalidSignature,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OverflowError,
+        OSError,
     ):
+        raise InvalidToken() from None
+
+
+def _verified_payload(token: str, kind: TokenKind[Any]) -> bytes:
+    """The payload segment of `token`, decoded, once its form and signature are checked with
+    the key that signed it.
+
+    The service's own tokens: the key set finds the key by the header segment (or, for
+    another header, its kid) and python-jose verifies signature and algorithm (the key
+    set's one). OIDC tokens: the header segment must be the one this service writes for a
+    key it holds and `kind.typ`; the signature is checked by _oidc_payload."""
+    if kind.keys is KeyFamily.SERVICE:
+        keys = key_set()
+        _check_compact(token, keys.algorithm)
+        return jws.verify(token, keys.verifier(token), [keys.algorithm])
+    assert kind.typ is not None
+    key = header_key(token, kind.typ)
+    if key is None:
+        unknown_key_seen()
         raise InvalidToken()
-    return IdTokenHint(sub=sub, aud=aud, sid=sid, exp=exp)
+    return _oidc_payload(key, token)
+
+
+def _oidc_payload(key: SigningKey, token: str) -> bytes:
+    """The payload of `token`, a token whose first segment the caller found to be the one
+    `key` writes, once its signature is verified: with cryptography on this cached key,
+    without python-jose, whose wrapping (header parse, algorithm list, key lookup, DER
+    conversion) costs a good part of the check again (bench/README.md, introspection). The
+    header segment, compared whole, fixes the algorithm: none other is tried. A bad
+    signature or a malformed segment raises InvalidSignature or ValueError."""
+    signing_input, _, signature_segment = token.rpartition(".")
+    payload_segment = signing_input.partition(".")[2]
+    signature = _b64url_decode(signature_segment)
+    message = signing_input.encode("ascii")
+    public = key.public_key
+    if key.algorithm == "ES256" and isinstance(public, ec.EllipticCurvePublicKey):
+        r, s = _es256_r_s(signature)  # low S only (_check_compact)
+        public.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+    elif key.algorithm == "RS256" and isinstance(public, rsa.RSAPublicKey):
+        public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise InvalidSignature()  # no other algorithm, nor a key of another type
+    return _b64url_decode(payload_segment)
+
+
+def _service_claims(payload: dict[str, Any]) -> TokenClaims:
+    return TokenClaims(
+        sub=uuid.UUID(payload["sub"]),
+        sid=uuid.UUID(payload["sid"]),
+        type=TokenType(payload["type"]),
+        jti=payload["jti"],
+        exp=datetime.fromtimestamp(payload["exp"], UTC),
+    )
+
+
+def _oauth_access_claims(payload: dict[str, Any]) -> OAuthAccessClaims:
+    return OAuthAccessClaims(
+        sub=payload["sub"],
+        client_id=payload["client_id"],
+        scope=frozenset(payload["scope"].split()),
+        jti=payload["jti"],
+        exp=datetime.fromtimestamp(payload["exp"], UTC),  # past year 9999: ValueError
+        sid=uuid.UUID(payload["sid"]) if "sid" in payload else None,
+        auth_time=payload.get("auth_time"),
+        iat=payload["iat"],
+    )
+
+
+def _id_token_hint(payload: dict[str, Any]) -> IdTokenHint:
+    return IdTokenHint(
+        sub=payload["sub"], aud=payload["aud"], sid=payload.get("sid"), exp=payload["exp"]
+    )
+
+
+def _service_kind(token_type: TokenType) -> TokenKind[TokenClaims]:
+    """The service's own tokens (create_token): iss and aud checked when configured."""
+    return TokenKind(
+        name=token_type.value,
+        keys=KeyFamily.SERVICE,
+        typ=None,
+        required=(("sub", str), ("sid", str), ("jti", str)),
+        values=(("type", token_type.value),),
+        issuer=lambda settings: settings.JWT_ISSUER,
+        audience=lambda settings: settings.JWT_AUDIENCE,
+        claims=_service_claims,
+    )
+
+
+def _public_url(settings: Settings) -> str:
+    return settings.PUBLIC_URL
+
+
+TokenKind.ACCESS = _service_kind(TokenType.ACCESS)
+TokenKind.REFRESH = _service_kind(TokenType.REFRESH)
+TokenKind.MFA = _service_kind(TokenType.MFA)
+# An RFC 9068 access token of this issuer, for the service's own API (aud = the issuer).
+TokenKind.OAUTH_ACCESS = TokenKind(
+    name="oauth_access",
+    keys=KeyFamily.OIDC,
+    typ=OAUTH_ACCESS_TYPE,
+    required=(("sub", str), ("client_id", str), ("scope", str), ("jti", str)),
+    optional=(("sid", str), ("auth_time", int)),
+    issuer=_public_url,
+    audience=_public_url,
+    claims=_oauth_access_claims,
+)
+# An ID token of this issuer given back as id_token_hint, signed with an OIDC key it still
+# holds (active or retired), expired or not: RPs send the one they got at sign-in, which
+# lives minutes (OIDC RP-Initiated Logout §2). Its audience is the client it was issued to.
+TokenKind.ID_TOKEN_HINT = TokenKind(
+    name="id_token_hint",
+    keys=KeyFamily.OIDC,
+    typ=ID_TOKEN_TYPE,
+    required=(("sub", str), ("aud", str)),
+    optional=(("sid", str),),
+    issuer=_public_url,
+    expires=False,
+    claims=_id_token_hint,
+)
 
 
 def decode_access_token(token: str) -> TokenClaims:
     """A bearer token of the service's API: its own access token, or an OAuth access token
     of a user session (told apart by the header segment, without parsing it)."""
     if access_key(token) is None:
-        return decode_token(token, TokenType.ACCESS)
-    claims = decode_oauth_access_token(token)
+        return decode(token, TokenKind.ACCESS)
+    claims = decode(token, TokenKind.OAUTH_ACCESS)
     if claims.sid is None:
         raise InvalidToken()  # a client's own token (client_credentials) names no user
     try:

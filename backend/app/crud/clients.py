@@ -1,4 +1,5 @@
-"""OAuth clients, remembered consents and authorization codes: session-first helpers."""
+"""OAuth clients, remembered consents and authorization codes: session-first helpers; the
+writers are steps (db.transaction commits them)."""
 
 import secrets
 import uuid
@@ -89,7 +90,6 @@ def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> Clie
     audit.record(
         session, "oauth.client_created", actor=actor, client_id=client.client_id, name=client.name
     )
-    session.commit()
     return ClientCreated(**client_read(client).model_dump(), client_secret=secret)
 
 
@@ -242,7 +242,6 @@ def update_client(
         client_id=client.client_id,
         fields=sorted(changes),
     )
-    session.commit()
     return client_read(client)
 
 
@@ -262,7 +261,6 @@ def rotate_secret(session: Session, *, client: OAuthClient, actor: Actor) -> Cli
         client_id=client.client_id,
         client_tokens=ended,
     )
-    session.commit()
     return ClientCreated(**client_read(client).model_dump(), client_secret=secret)
 
 
@@ -274,7 +272,6 @@ def delete_client(session: Session, *, client: OAuthClient, actor: Actor) -> Non
         session, "oauth.client_deleted", actor=actor, client_id=client.client_id, sessions=ended
     )
     session.delete(client)
-    session.commit()
 
 
 # --- consents -----------------------------------------------------------------------------

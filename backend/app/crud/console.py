@@ -5,11 +5,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.crud import audit, clients
 from app.crud.audit import SYSTEM
+from app.models import client_version
 from app.models.client import GrantType, OAuthClient, Scope
 from app.models.common import utcnow
 from app.models.user import User
@@ -33,6 +33,11 @@ def ensure_console_client(session: Session, *, redirect_uri: str) -> OAuthClient
         "scopes": [Scope.OPENID.value],
     }
     row = clients.get_client(session, CONSOLE_CLIENT_ID)
+    if row is None:
+        # Two first sign-ins at once: the second waits here for the first's transaction, then
+        # finds the row it created (theirs is as good), instead of failing on its insert.
+        client_version.renew(session.connection())
+        row = clients.get_client(session, CONSOLE_CLIENT_ID)
     if row is None:
         row = OAuthClient(client_id=CONSOLE_CLIENT_ID, **wanted)
         session.add(row)
@@ -58,12 +63,6 @@ def ensure_console_client(session: Session, *, redirect_uri: str) -> OAuthClient
             fields=changed,
             builtin=True,
         )
-    try:
-        session.commit()
-    except IntegrityError:  # created meanwhile by a concurrent request: theirs is as good
-        session.rollback()
-        row = clients.require_client(session, CONSOLE_CLIENT_ID)
-        session.commit()
     return row
 
 

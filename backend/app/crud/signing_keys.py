@@ -18,7 +18,9 @@ def rotate(session: Session, *, algorithms: Sequence[str]) -> list[SigningKeyRow
     that every client that caches the JWKS has it first; the key it replaces then retires
     and keeps verifying until its last token expired (core/keys.build_ring). A first key of
     an algorithm signs at once: no cache can miss it. Keys whose tokens have all expired
-    are deleted. Refused (BadRequest) while a key of that algorithm is still staged."""
+    are deleted. Refused (BadRequest) while a key of that algorithm is still staged. Once the
+    transaction is committed, the caller drops this process's copy of the keys (keys.forget)
+    so that it sees the new ones at once; the other processes see them within seconds."""
     ring = keys.reload()
     staged = [
         status.key
@@ -47,6 +49,4 @@ def rotate(session: Session, *, algorithms: Sequence[str]) -> list[SigningKeyRow
             )
         )
     session.add_all(rows)
-    session.commit()
-    keys.forget()  # this process sees the new keys at once; the others within seconds
     return rows

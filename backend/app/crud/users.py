@@ -1,4 +1,5 @@
-"""User helpers: `fn(session, *, ...)`, no HTTP. Writers commit, with their audit event."""
+"""User helpers: `fn(session, *, ...)`, no HTTP. Writers are steps: they write with their audit
+event, and the transaction that runs them (db.transaction) commits."""
 
 import uuid
 from collections.abc import Sequence
@@ -75,11 +76,9 @@ def create_user(
     session.add(user)
     try:
         session.flush()
-        audit.record(session, event, actor=actor, subject_id=user.id, role=role.value)
-        session.commit()
     except IntegrityError:
-        session.rollback()
         raise EmailTaken() from None
+    audit.record(session, event, actor=actor, subject_id=user.id, role=role.value)
     return user
 
 
@@ -255,13 +254,8 @@ def update_user(
             audit.record(session, "user.email_changed", actor=actor, subject_id=user.id)
         if fields:
             audit.record(session, "user.updated", actor=actor, subject_id=user.id, fields=fields)
-        session.commit()
     except IntegrityError:
-        session.rollback()
         raise EmailTaken() from None
-    except LastAdmin:
-        session.rollback()
-        raise
     session.refresh(user)
     return user
 
@@ -376,12 +370,7 @@ def end_credentials(session: Session, *, user_id: uuid.UUID, keep: uuid.UUID | N
 
 
 def delete_user(session: Session, *, user: User, actor: Actor) -> None:
-    try:
-        if _is_active_admin(user):
-            _ensure_another_admin(session, user)
-        audit.record(session, "user.deleted", actor=actor, subject_id=user.id)
-        session.delete(user)
-        session.commit()
-    except LastAdmin:
-        session.rollback()
-        raise
+    if _is_active_admin(user):
+        _ensure_another_admin(session, user)
+    audit.record(session, "user.deleted", actor=actor, subject_id=user.id)
+    session.delete(user)

@@ -27,6 +27,13 @@ class ClientsVersion(SQLModel, table=True):
 
 def _renew(_mapper: Any, connection: sa.Connection, _client: Any) -> None:
     """A new version, written on the flush's own connection: in the change's transaction."""
+    renew(connection)
+
+
+def renew(connection: sa.Connection) -> None:
+    """Write a new version in `connection`'s transaction. Its row stays locked until that
+    transaction ends: every change of a client row takes this lock, so a step that takes it
+    first makes concurrent client changes wait for it (crud/console.py)."""
     table = ClientsVersion.__table__  # type: ignore[attr-defined]
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     version = uuid.uuid4().hex

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session
 
-from app.core.security import decode_id_token_hint, token_digest
+from app.core.security import TokenKind, decode, token_digest
 from app.crud import audit, clients
 from app.crud.audit import Actor
 from app.errors import InvalidToken
@@ -90,7 +90,6 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         if len(params.get(name, ())) != 1:
             raise BadAuthorizationRequest(f"The request needs exactly one {name}.")
     client = clients.get_client(session, params["client_id"][0])
-    session.commit()
     if client is None:
         raise BadAuthorizationRequest("Unknown client.")
     redirect_uri = params["redirect_uri"][0]
@@ -151,7 +150,7 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
     hint_subject = None
     if "id_token_hint" in one:  # expired is fine: RPs send the one they got at sign-in
         try:
-            hint_subject = decode_id_token_hint(one["id_token_hint"]).sub
+            hint_subject = decode(one["id_token_hint"], TokenKind.ID_TOKEN_HINT).sub
         except InvalidToken:
             raise fail(InvalidRequest("id_token_hint is not an ID token of this issuer")) from None
     max_age = None
@@ -197,7 +196,6 @@ def needs_consent(session: Session, request: AuthorizationRequest, login: Login)
     allowed = clients.consented_scopes(
         session, user_id=login.user_id, client_id=request.client.client_id
     )
-    session.commit()
     return not set(request.scope) <= allowed
 
 
@@ -249,7 +247,6 @@ def grant_consent(
         scopes=list(request.scope),
         actor=actor,
     )
-    session.commit()
 
 
 def issue_code(
@@ -285,7 +282,6 @@ def issue_code(
         client_id=request.client.client_id,
         scope=" ".join(request.scope),
     )
-    session.commit()
     return redirect_with(request.redirect_uri, {"code": code, "state": request.state})
 
 

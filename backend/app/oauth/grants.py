@@ -8,9 +8,10 @@ from sqlmodel import Session
 
 from app.auth import tokens as session_tokens
 from app.core.config import get_settings
-from app.core.security import TokenType, decode_token, new_jti, token_digest
+from app.core.security import TokenKind, decode, new_jti, token_digest
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
+from app.db import Remembered
 from app.errors import InvalidToken
 from app.models.client import API_SCOPES, AuthorizationCode, GrantType, OAuthClient, Scope
 from app.models.common import utcnow
@@ -49,9 +50,7 @@ def authenticate_client(
     session: Session, one: Mapping[str, str], basic: tuple[str, str] | None
 ) -> OAuthClient:
     """The client of a token request (RFC 6749 §2.3), as a row of `session`."""
-    client = client_auth.authenticate(session, client_auth.Credentials.of(one, basic))
-    session.commit()
-    return client
+    return client_auth.authenticate(session, client_auth.Credentials.of(one, basic))
 
 
 def token(
@@ -61,7 +60,8 @@ def token(
     basic: tuple[str, str] | None,
     actor: Actor,
 ) -> TokenResponse:
-    """One token request: authenticate the client, then run its grant."""
+    """One token request, a step: authenticate the client, then run its grant (its reads
+    and writes one transaction)."""
     one = single_values(form)
     grant_type = one.get("grant_type")
     if not grant_type:
@@ -72,10 +72,11 @@ def token(
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"The client may not use grant_type {grant_type}")
     try:
-        return _grant(session, client, grant_type, one, actor)
+        answer = _grant(session, client, grant_type, one, actor)
+        session.flush()  # a deleted client's rows fail here, not at the helper's commit
     except IntegrityError:  # the client was deleted between its authentication and now
-        session.rollback()
         raise InvalidClient("Unknown client") from None
+    return answer
 
 
 def _grant(
@@ -120,20 +121,18 @@ def exchange_code(
     row = clients.get_code(session, digest)
     now = utcnow()
     if row is None or row.client_id != client.client_id:
-        session.commit()
         raise InvalidGrant("The code is unknown, expired or was issued to another client")
     if row.used_at is not None:
-        _replayed(session, row, actor)
+        raise _replayed(row, actor)
     if (
         row.expires_at <= now
         or row.redirect_uri != redirect_uri
         or not pkce.verifier_matches(row.code_challenge, code_verifier)
     ):
-        session.commit()
         raise InvalidGrant("The code is expired, or redirect_uri or code_verifier is wrong")
     if not clients.claim_code(session, digest=digest, now=now):
         session.refresh(row)  # another exchange won: see what it issued
-        _replayed(session, row, actor)
+        raise _replayed(row, actor)
     user = session.get(User, row.user_id, populate_existing=True)
     approving = (
         session.get(AuthSession, row.browser_session_id, populate_existing=True)
@@ -145,8 +144,10 @@ def exchange_code(
         or not user.is_active
         or (approving is not None and approving.revoked_at is not None)
     ):
-        session.commit()  # the code is spent
-        raise InvalidGrant("The sign-in behind this code has ended")
+        raise Remembered(  # the code is spent all the same
+            InvalidGrant("The sign-in behind this code has ended"),
+            lambda session: clients.claim_code(session, digest=digest, now=now),
+        )
     scope = row.scope.split()
     with_refresh = Scope.OFFLINE_ACCESS in scope and GrantType.REFRESH_TOKEN in client.grant_types
     refresh_jti = new_jti()
@@ -190,23 +191,26 @@ def exchange_code(
         acr=acr_level(row.amr.split()) if row.acr_values is not None else None,
         id_token_alg=client.id_token_signed_response_alg,
     )
-    session.commit()
     return answer
 
 
-def _replayed(session: Session, row: AuthorizationCode, actor: Actor) -> None:
-    """A used code presented again: end the session its exchange opened (RFC 6749 §4.1.2)."""
-    revoked = sessions.revoke(session, row.session_id) if row.session_id else False
-    audit.record(
-        session,
-        "oauth.code_reuse_detected",
-        actor=actor,
-        subject_id=row.user_id,
-        client_id=row.client_id,
-        revoked=revoked,
-    )
-    session.commit()
-    raise InvalidGrant("The code was already used")
+def _replayed(row: AuthorizationCode, actor: Actor) -> Remembered:
+    """A used code presented again: refused, and the session its exchange opened ends
+    (RFC 6749 §4.1.2), audited, whatever the refused transaction held."""
+    session_id, user_id, client_id = row.session_id, row.user_id, row.client_id
+
+    def reuse_detected(session: Session) -> None:
+        revoked = sessions.revoke(session, session_id) if session_id else False
+        audit.record(
+            session,
+            "oauth.code_reuse_detected",
+            actor=actor,
+            subject_id=user_id,
+            client_id=client_id,
+            revoked=revoked,
+        )
+
+    return Remembered(InvalidGrant("The code was already used"), reuse_detected)
 
 
 def refresh(
@@ -222,11 +226,10 @@ def refresh(
     if not refresh_token:
         raise InvalidRequest("refresh_token is required")
     try:
-        claims = decode_token(refresh_token, TokenType.REFRESH)
+        claims = decode(refresh_token, TokenKind.REFRESH)
     except InvalidToken:
         raise InvalidGrant("The refresh token is invalid, expired or revoked") from None
     row = session.get(AuthSession, claims.sid, populate_existing=True)
-    session.commit()
     if row is None or row.kind is not SessionKind.OAUTH or row.client_id != client.client_id:
         raise InvalidGrant("The refresh token was not issued to this client")
     if row.revoked_at is not None or row.expires_at <= utcnow():
@@ -253,6 +256,9 @@ def refresh(
         )
     except InvalidToken:
         raise InvalidGrant("The refresh token is invalid, expired or revoked") from None
+    except Remembered as reuse:  # the session revoked (its record step), answered as OAuth's
+        refusal = InvalidGrant("The refresh token is invalid, expired or revoked")
+        raise Remembered(refusal, reuse.record) from None
 
 
 def client_credentials(
@@ -276,7 +282,6 @@ def client_credentials(
     if not clients.hold_secret(
         session, client_id=client.client_id, secret_digest=client.secret_digest
     ):
-        session.commit()
         raise InvalidClient()  # rotated or deleted since the authentication
     access, jti, exp, lifetime = client_access_token(client.client_id, scope_text)
     clients.add_client_token(
@@ -294,5 +299,4 @@ def client_credentials(
         grant="client_credentials",
         scope=scope_text,
     )
-    session.commit()
     return TokenResponse(access_token=access, expires_in=lifetime, scope=scope_text)

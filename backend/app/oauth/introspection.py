@@ -21,10 +21,9 @@ from app.core.keys import access_key
 from app.core.security import (
     OAuthAccessClaims,
     TokenClaims,
-    TokenType,
+    TokenKind,
     constant_time_equals,
-    decode_oauth_access_token,
-    decode_token,
+    decode,
 )
 from app.crud import clients, sessions
 from app.errors import InvalidToken
@@ -93,8 +92,8 @@ def _verified(token: str) -> OAuthAccessClaims | TokenClaims | None:
     service's own access tokens, ID tokens, expired or forged ones)."""
     try:
         if access_key(token) is not None:
-            return decode_oauth_access_token(token)
-        return decode_token(token, TokenType.REFRESH)
+            return decode(token, TokenKind.OAUTH_ACCESS)
+        return decode(token, TokenKind.REFRESH)
     except InvalidToken:
         return None
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from sqlmodel import Session
 
 from app.core.config import get_settings
-from app.core.security import IdTokenHint, decode_id_token_hint
+from app.core.security import IdTokenHint, TokenKind, decode
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
 from app.errors import InvalidToken
@@ -40,7 +40,7 @@ def parse(session: Session, params: Mapping[str, str]) -> LogoutRequest:
     hint: IdTokenHint | None = None
     if params.get("id_token_hint"):
         try:
-            hint = decode_id_token_hint(params["id_token_hint"])
+            hint = decode(params["id_token_hint"], TokenKind.ID_TOKEN_HINT)
         except InvalidToken:
             raise BadAuthorizationRequest("The id_token_hint is not valid.") from None
         if not _recent(hint):
@@ -50,7 +50,6 @@ def parse(session: Session, params: Mapping[str, str]) -> LogoutRequest:
         raise BadAuthorizationRequest("client_id does not match the id_token_hint.")
     client_id = client_id or (hint.aud if hint else None)
     client = clients.get_client(session, client_id) if client_id else None
-    session.commit()
     wanted = params.get("post_logout_redirect_uri")
     redirect_uri = (
         wanted if client is not None and wanted in client.post_logout_redirect_uris else None
@@ -97,7 +96,6 @@ def end(session: Session, request: LogoutRequest, login: Login | None, *, actor:
         client_id=request.client_id,
         sessions=ended,
     )
-    session.commit()
     return True
 
 

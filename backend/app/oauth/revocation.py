@@ -16,7 +16,7 @@ from app.oauth.client_auth import Credentials
 from app.oauth.errors import InvalidRequest
 from app.oauth.grants import single_values
 from app.oauth.introspection import Presented, lookup
-from app.steps import run_step
+from app.steps import run_transaction
 
 
 def end(session: Session, *, presented: Presented, actor: Actor) -> None:
@@ -40,7 +40,6 @@ def end(session: Session, *, presented: Presented, actor: Actor) -> None:
             token_type=presented.token_type,
             **details,
         )
-    session.commit()
 
 
 async def revocation_request(
@@ -62,4 +61,4 @@ async def revocation_request(
     presented = found.presented
     if presented is None or presented.client_id != found.client.client_id:
         return
-    await run_step(end, session, presented=presented, actor=actor)
+    await run_transaction(end, session, presented=presented, actor=actor)

@@ -4,7 +4,7 @@ live at+jwt with `openid`, checked like every API request (session, is_active)."
 from typing import Any
 
 from app.auth.tokens import authenticate
-from app.core.security import decode_oauth_access_token
+from app.core.security import TokenKind, decode
 from app.errors import InvalidToken
 from app.oauth.errors import InsufficientScope, InvalidBearer, MissingBearer
 from app.oauth.tokens import user_claims
@@ -14,7 +14,7 @@ async def userinfo(token: str | None) -> dict[str, Any]:
     if not token:
         raise MissingBearer("A bearer access token is required")
     try:
-        claims = decode_oauth_access_token(token)
+        claims = decode(token, TokenKind.OAUTH_ACCESS)
         caller = await authenticate(token)
     except InvalidToken:
         raise InvalidBearer("The access token is invalid, expired or revoked") from None

@@ -8,7 +8,7 @@ ceremony and user), the sign counter rule, and the login rules shared with passw
 import hashlib
 import uuid
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -45,15 +45,15 @@ from app.core.config import get_settings
 from app.crud import audit, users
 from app.crud import passkeys as crud
 from app.crud.audit import Actor
-from app.db import retry_conflicts
-from app.errors import DomainError, IncorrectPassword, PasskeyLoginFailed, PasskeyRefused
+from app.db import Remembered
+from app.errors import IncorrectPassword, PasskeyLoginFailed, PasskeyRefused
 from app.models.action_token import TokenPurpose
 from app.models.common import utcnow
 from app.models.passkey import CeremonyKind, Passkey, PasskeyOptions
 from app.models.session import AuthSession, SessionKind
 from app.models.user import User
 from app.passkeys.authenticators import authenticator_name
-from app.steps import run_step
+from app.steps import run_transaction
 
 CHALLENGE_TTL = timedelta(minutes=5)
 RECENT_LOGIN = timedelta(minutes=5)  # a session this young needs no password to add a passkey
@@ -87,7 +87,7 @@ async def begin_registration(
         auth_session.kind is SessionKind.API and utcnow() - auth_session.created_at < RECENT_LOGIN
     ):
         raise IncorrectPassword("Password required: the last login was over 5 minutes ago")
-    return await run_step(_registration_options, session, user, _address(actor))
+    return await run_transaction(_registration_options, session, user, _address(actor))
 
 
 def _address(actor: Actor) -> str:
@@ -118,11 +118,9 @@ def _registration_options(session: Session, user: User, address: str) -> dict[st
         user_id=user.id,
         address=address,
     )
-    session.commit()
     return dict(options_to_json_dict(options))
 
 
-@retry_conflicts
 def register(
     session: Session, *, user: User, credential: dict[str, Any], name: str | None, actor: Actor
 ) -> Passkey:
@@ -144,13 +142,8 @@ def register(
             expected_origin=settings.webauthn_origins,
         )
     except MALFORMED as error:
-        session.rollback()
         raise PasskeyRefused(f"Passkey registration refused: {error}"[:200]) from None
-    except PasskeyRefused:
-        session.rollback()
-        raise
     if not crud.spend_challenge(session, challenge_id=row.id):
-        session.rollback()
         raise PasskeyRefused("Unknown, used or expired challenge")
     passkey = Passkey(
         user_id=user.id,
@@ -165,12 +158,10 @@ def register(
     try:
         session.flush()
     except IntegrityError:
-        session.rollback()
         raise PasskeyRefused("This passkey is already registered") from None
     audit.record(
         session, "passkey.registered", actor=actor, subject_id=user.id, passkey_id=str(passkey.id)
     )
-    session.commit()
     return passkey
 
 
@@ -178,7 +169,6 @@ def rename(session: Session, *, user_id: uuid.UUID, passkey_id: uuid.UUID, name:
     passkey = crud.get_own(session, user_id=user_id, passkey_id=passkey_id)
     passkey.name = name
     session.add(passkey)
-    session.commit()
     return passkey
 
 
@@ -188,7 +178,6 @@ def delete(session: Session, *, user_id: uuid.UUID, passkey_id: uuid.UUID, actor
     audit.record(
         session, "passkey.deleted", actor=actor, subject_id=user_id, passkey_id=str(passkey_id)
     )
-    session.commit()
 
 
 def login_options(session: Session, *, email: str | None, actor: Actor) -> PasskeyOptions:
@@ -212,11 +201,9 @@ def login_options(session: Session, *, email: str | None, actor: Actor) -> Passk
         user_id=user.id if user else None,
         address=address,
     )
-    session.commit()
     return PasskeyOptions(flow_id=row.id, options=dict(options_to_json_dict(options)))
 
 
-@retry_conflicts
 def login(
     session: Session,
     *,
@@ -233,18 +220,18 @@ def login(
         parsed: AuthenticationCredential = parse_authentication_credential_json(credential)
         challenge = parse_client_data_json(parsed.response.client_data_json).challenge
     except MALFORMED:
-        _failed(session, None, actor, "malformed")
+        raise _failed(None, actor, "malformed") from None
     row = crud.live_challenge(
         session, kind=CeremonyKind.AUTHENTICATION, digest=_digest(challenge), flow_id=flow_id
     )
     passkey = crud.by_credential_id(session, bytes_to_base64url(parsed.raw_id))
     user = session.get(User, passkey.user_id, populate_existing=True) if passkey else None
     if row is None or passkey is None or user is None:
-        _failed(session, user, actor, "unknown credential or challenge")
+        raise _failed(user, actor, "unknown credential or challenge")
     if (row.user_id is not None and row.user_id != user.id) or (
         parsed.response.user_handle is not None and parsed.response.user_handle != user.id.bytes
     ):
-        _failed(session, user, actor, "credential of another user")
+        raise _failed(user, actor, "credential of another user")
     lockout.ensure_not_locked(session, email=user.email, actor=actor)
     try:
         verified = verify_authentication_response(
@@ -256,28 +243,22 @@ def login(
             credential_current_sign_count=0,  # the counter rule is ours, below, to audit it
         )
     except MALFORMED:
-        _failed(session, user, actor, "verification failed")
+        raise _failed(user, actor, "verification failed") from None
     stored, presented = passkey.sign_count, verified.new_sign_count
     if (stored or presented) and presented <= stored:
-        _failed(session, user, actor, "sign counter went backwards", clone=passkey)
+        raise _failed(user, actor, "sign counter went backwards", clone=passkey)
     if not crud.spend_challenge(session, challenge_id=row.id) or not crud.record_use(
         session, passkey=passkey, sign_count=presented
     ):
-        _failed(session, user, actor, "challenge already used")
-    try:
-        ensure_may_log_in(user)
-    except DomainError:
-        session.rollback()
-        raise
+        raise _failed(user, actor, "challenge already used")
+    ensure_may_log_in(user)
     if not verified.user_verified and user.mfa_enabled:
-        challenge_token = mfa.challenge(
+        return mfa.challenge(
             session,
             user=user,
             version=user.credentials_version,
             purpose=TokenPurpose.MFA_LOGIN_PASSKEY,  # the code's session says `hwk otp`
         )
-        session.commit()
-        return challenge_token
     amr = ("hwk", "user") if verified.user_verified else ("hwk",)
     return complete(
         session,
@@ -292,28 +273,27 @@ def login(
 
 
 def _failed(
-    session: Session, user: User | None, actor: Actor, reason: str, clone: Passkey | None = None
-) -> NoReturn:
-    """Refuse a passkey sign-in (401): audited, and counted toward the lockout of a known
-    credential's account."""
-    session.rollback()
-    if user is not None:
-        lockout.record_failure(session, email=user.email, actor=actor, subject_id=user.id)
-    if clone is not None:
+    user: User | None, actor: Actor, reason: str, clone: Passkey | None = None
+) -> Remembered:
+    """A refused passkey sign-in (401), to raise: the refused transaction is rolled back, and
+    the refusal is audited and counted toward the lockout of a known credential's account."""
+    subject_id, email = (user.id, user.email) if user is not None else (None, None)
+    clone_id = str(clone.id) if clone is not None else None
+
+    def record(session: Session) -> None:
+        if email is not None:
+            lockout.record_failure(session, email=email, actor=actor, subject_id=subject_id)
+        if clone_id is not None:
+            audit.record(
+                session,
+                "passkey.clone_suspected",
+                actor=actor,
+                subject_id=subject_id,
+                passkey_id=clone_id,
+            )
         audit.record(
-            session,
-            "passkey.clone_suspected",
-            actor=actor,
-            subject_id=user.id if user else None,
-            passkey_id=str(clone.id),
+            session, "passkey.login_failed", actor=actor, subject_id=subject_id, reason=reason
         )
-    audit.record(
-        session,
-        "passkey.login_failed",
-        actor=actor,
-        subject_id=user.id if user else None,
-        reason=reason,
-    )
-    session.commit()
-    metrics.LOGINS.labels("failed").inc()
-    raise PasskeyLoginFailed()
+        metrics.LOGINS.labels("failed").inc()
+
+    return Remembered(PasskeyLoginFailed(), record)

@@ -6,16 +6,18 @@ browser's session ends. The rules live in oauth/logout.py."""
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
+from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep, client_actor
 from app.crud import clients
+from app.db import transaction
 from app.models.user import User
 from app.oauth import logout
 from app.oauth.authorize import Login
 from app.oauth.discovery import END_SESSION_PATH
 from app.oauth.errors import BadAuthorizationRequest
-from app.steps import run_step
+from app.steps import run_transaction
 from app.web import csrf
 from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
 from app.web.pages import error_page, render
@@ -40,7 +42,7 @@ def end_session(request: Request, session: SessionDep) -> Response:
         pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
     except ValueError:
         return error_page(request, "The request has too many parameters.")
-    return _end_session(request, session, _params(pairs), confirmed=False)
+    return transaction(_end_session, session, request, _params(pairs), confirmed=False)
 
 
 @router.post(END_SESSION_PATH)
@@ -53,11 +55,12 @@ async def end_session_post(request: Request, session: SessionDep) -> Response:
         token = form.get("csrf_token")
         if not csrf.valid(request, token if isinstance(token, str) else None):
             return error_page(request, EXPIRED_FORM, status_code=403)
-    return await run_step(_end_session, request, session, _params(pairs), confirmed=confirming)
+    params = _params(pairs)
+    return await run_transaction(_end_session, session, request, params, confirmed=confirming)
 
 
 def _end_session(
-    request: Request, session: SessionDep, params: dict[str, str], *, confirmed: bool
+    session: Session, request: Request, params: dict[str, str], *, confirmed: bool
 ) -> Response:
     try:
         parsed = logout.parse(session, params)
@@ -65,7 +68,7 @@ def _end_session(
         return error_page(request, error.description)
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     if not confirmed and logout.asks_first(parsed, login):
-        return _confirmation(request, session, parsed, params, login)
+        return _confirmation(session, request, parsed, params, login)
     signed_out = logout.end(session, parsed, login, actor=client_actor(request))
     url = logout.redirect_url(parsed)
     response: Response = (
@@ -79,8 +82,8 @@ def _end_session(
 
 
 def _confirmation(
+    session: Session,
     request: Request,
-    session: SessionDep,
     parsed: logout.LogoutRequest,
     params: dict[str, str],
     login: Login | None,
@@ -89,7 +92,6 @@ def _confirmation(
     this browser's session whatever the hint named) but with the client the hint named."""
     client = clients.get_client(session, parsed.client_id) if parsed.client_id else None
     user = session.get(User, login.user_id) if login is not None else None
-    session.commit()
     carried = {k: v for k, v in params.items() if k != "id_token_hint"}
     if parsed.client_id is not None:
         carried["client_id"] = parsed.client_id

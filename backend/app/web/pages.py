@@ -1,12 +1,13 @@
-"""Rendering the hosted pages: Jinja2 templates in the package, a strict CSP, and the CSRF
-binding of every form."""
+"""Rendering the hosted pages: Jinja2 templates in the package, a strict CSP, the CSRF
+binding of every form, and the page that answers instead of a route (PageAnswer)."""
 
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
 from app.core.config import get_settings
 from app.web import csrf
@@ -51,3 +52,22 @@ def error_page(request: Request, message: str, *, status_code: int = 400) -> HTM
         heading="This sign-in request cannot be completed",
         message=message,
     )
+
+
+class PageAnswer(Exception):
+    """A page that answers instead of the route (a hosted form refused before the route's own
+    logic, the console's login redirect or its 403): raised by the checks, written as it is
+    by the one handler `install` adds."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def _answer(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, PageAnswer)
+    return error.response
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(PageAnswer, _answer)

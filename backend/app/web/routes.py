@@ -7,10 +7,12 @@ login_mfa, called as they are with a browser-session `start`)."""
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
@@ -19,6 +21,7 @@ from app.auth import login as login_flow
 from app.core.config import get_settings
 from app.core.permissions import PERMISSION_DESCRIPTIONS
 from app.crud import sessions as session_rows
+from app.db import transaction
 from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
 from app.models.token import MfaChallenge
 from app.models.user import User
@@ -26,10 +29,10 @@ from app.oauth import authorize
 from app.oauth.authorize import AuthorizationRequest, Login, Next
 from app.oauth.errors import AccessDenied, BadAuthorizationRequest, RedirectedError
 from app.passkeys import ceremonies as passkey_ceremonies
-from app.steps import run_step, run_transaction
+from app.steps import run_transaction
 from app.web import csrf
 from app.web.cookies import SESSION_COOKIE, read_cookie, set_cookie
-from app.web.pages import error_page, render
+from app.web.pages import PageAnswer, error_page, render
 from app.web.sessions import BrowserLogin, current_login, opener
 
 router = APIRouter(prefix="/oauth", include_in_schema=False)
@@ -90,8 +93,8 @@ def _login_page(
 
 
 def _proceed(
+    session: Session,
     request: Request,
-    session: SessionDep,
     query: str,
     auth: AuthorizationRequest,
     login: Login | None,
@@ -111,7 +114,6 @@ def _proceed(
     assert login is not None
     if step is Next.SELECT_ACCOUNT:
         user = session.get(User, login.user_id)
-        session.commit()
         return render(
             request,
             "select_account.html",
@@ -121,7 +123,6 @@ def _proceed(
         )
     if step is Next.CONSENT:
         user = session.get(User, login.user_id)
-        session.commit()
         return render(
             request,
             "consent.html",
@@ -134,7 +135,7 @@ def _proceed(
     return _redirect(url, status_code)
 
 
-def _parse(session: SessionDep, query: str) -> AuthorizationRequest:
+def _parse(session: Session, query: str) -> AuthorizationRequest:
     return authorize.parse_request(session, _params(query))
 
 
@@ -147,7 +148,7 @@ def _refusal(request: Request, error: Exception) -> Response:
 
 @router.get("/authorize")
 def authorization_endpoint(request: Request, session: SessionDep) -> Response:
-    return _authorize(request, session, request.url.query)
+    return transaction(_authorize, session, request, request.url.query)
 
 
 @router.post("/authorize")
@@ -157,37 +158,52 @@ async def authorization_endpoint_post(request: Request, session: SessionDep) -> 
     query = urlencode(
         [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
     )
-    return await run_step(_authorize, request, session, query)
+    return await run_transaction(_authorize, session, request, query)
 
 
-def _authorize(request: Request, session: SessionDep, query: str) -> Response:
+def _authorize(session: Session, request: Request, query: str) -> Response:
     try:
         auth = _parse(session, query)
     except (BadAuthorizationRequest, RedirectedError) as error:
         return _refusal(request, error)
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
-    return _proceed(request, session, query, auth, login)
+    return _proceed(session, request, query, auth, login)
 
 
-async def _form_request(
-    request: Request, session: SessionDep
-) -> tuple[FormData, str, AuthorizationRequest] | Response:
-    """The posted form, if its CSRF token is bound to this browser, and the authorization
-    request it continues; or the page that refuses it."""
+@dataclass(frozen=True, slots=True)
+class PostedForm:
+    """A hosted page's form, posted with this browser's CSRF token, and the authorization
+    request it continues (its `request` field, validated again)."""
+
+    form: FormData
+    query: str
+    auth: AuthorizationRequest
+
+    def field(self, name: str) -> str:
+        return _field(self.form, name)
+
+
+async def _posted_form(request: Request, session: SessionDep) -> PostedForm:
+    """Every POST of the hosted pages takes this first: a form whose CSRF token is not bound
+    to this browser, or whose authorization request no longer holds, is answered with the
+    page that refuses it (PageAnswer), and the route never runs."""
     form = await request.form(max_files=0, max_fields=16)
     if not csrf.valid(request, _field(form, "csrf_token")):
-        return error_page(request, EXPIRED_FORM, status_code=403)
+        raise PageAnswer(error_page(request, EXPIRED_FORM, status_code=403))
     query = _field(form, "request")
     try:
-        auth = await run_step(_parse, session, query)
+        auth = await run_transaction(_parse, session, query)
     except (BadAuthorizationRequest, RedirectedError) as error:
-        return _refusal(request, error)
-    return form, query, auth
+        raise PageAnswer(_refusal(request, error)) from None
+    return PostedForm(form, query, auth)
+
+
+PostedFormDep = Annotated[PostedForm, Depends(_posted_form)]
 
 
 def _signed_in(
+    session: Session,
     request: Request,
-    session: SessionDep,
     query: str,
     auth: AuthorizationRequest,
     browser: BrowserLogin,
@@ -196,28 +212,22 @@ def _signed_in(
     previous = current_login(session, read_cookie(request, SESSION_COOKIE))
     if previous is not None and previous.session_id != browser.login.session_id:
         session_rows.revoke(session, previous.session_id)
-        session.commit()
-    response = _proceed(request, session, query, auth, browser.login, fresh=True, status_code=303)
+    response = _proceed(session, request, query, auth, browser.login, fresh=True, status_code=303)
     set_cookie(response, SESSION_COOKIE, browser.cookie, max_age=browser.max_age)
     return response
 
 
 @router.post("/authorize/login")
-async def login_form(request: Request, session: SessionDep) -> Response:
-    parsed = await _form_request(request, session)
-    if isinstance(parsed, Response):
-        return parsed
-    form, query, auth = parsed
-    email = _field(form, "email")[:320]
+async def login_form(request: Request, session: SessionDep, posted: PostedFormDep) -> Response:
+    email = posted.field("email")[:320]
     return await _after_login(
         request,
         session,
-        query,
-        auth,
+        posted,
         lambda: login_flow.login(
             session,
             email=email,
-            password=_field(form, "password"),
+            password=posted.field("password"),
             actor=client_actor(request),
             start=opener(("pwd",)),
         ),
@@ -227,9 +237,8 @@ async def login_form(request: Request, session: SessionDep) -> Response:
 
 async def _after_login(
     request: Request,
-    session: SessionDep,
-    query: str,
-    auth: AuthorizationRequest,
+    session: Session,
+    posted: PostedForm,
     attempt: Callable[[], Awaitable[Any]],
     *,
     email: str | None = None,
@@ -237,6 +246,7 @@ async def _after_login(
 ) -> Response:
     """The page after a sign-in attempt: the form again (429 when rate-limited or locked
     out, else 400 with one generic message), the TOTP step, or on to the client."""
+    query, auth = posted.query, posted.auth
     try:
         result = await attempt()
     except RateLimited as error:
@@ -254,19 +264,16 @@ async def _after_login(
         return _login_page(request, query, auth, message=message, email=email, status_code=400)
     if isinstance(result, MfaChallenge):
         return render(request, "mfa.html", request_query=query, mfa_token=result.mfa_token)
-    return await run_step(_signed_in, request, session, query, auth, result)
+    return await run_transaction(_signed_in, session, request, query, auth, result)
 
 
 @router.post("/authorize/passkey")
-async def passkey_form(request: Request, session: SessionDep) -> Response:
+async def passkey_form(request: Request, session: SessionDep, posted: PostedFormDep) -> Response:
     """The answer of "Sign in with a passkey" (web/static/passkey.js), posted with the form."""
-    parsed = await _form_request(request, session)
-    if isinstance(parsed, Response):
-        return parsed
-    form, query, auth = parsed
-    raw = form.get("credential")
+    query, auth = posted.query, posted.auth
+    raw = posted.form.get("credential")
     try:
-        flow_id = uuid.UUID(_field(form, "flow_id"))
+        flow_id = uuid.UUID(posted.field("flow_id"))
         if not isinstance(raw, str) or len(raw) > MAX_CREDENTIAL:
             raise ValueError("no credential")
         credential = json.loads(raw)
@@ -277,8 +284,7 @@ async def passkey_form(request: Request, session: SessionDep) -> Response:
     return await _after_login(
         request,
         session,
-        query,
-        auth,
+        posted,
         lambda: run_transaction(
             passkey_ceremonies.login,
             session,
@@ -292,18 +298,15 @@ async def passkey_form(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/authorize/mfa")
-async def mfa_form(request: Request, session: SessionDep) -> Response:
-    parsed = await _form_request(request, session)
-    if isinstance(parsed, Response):
-        return parsed
-    form, query, auth = parsed
-    mfa_token = _field(form, "mfa_token")
+async def mfa_form(request: Request, session: SessionDep, posted: PostedFormDep) -> Response:
+    query, auth = posted.query, posted.auth
+    mfa_token = posted.field("mfa_token")
     try:
         result: Any = await run_transaction(
             login_flow.login_mfa,
             session,
             mfa_token=mfa_token,
-            code=_field(form, "code")[:64],
+            code=posted.field("code")[:64],
             actor=client_actor(request),
             opener=opener,
         )
@@ -318,21 +321,18 @@ async def mfa_form(request: Request, session: SessionDep) -> Response:
         )
     except InvalidToken:
         return _login_page(request, query, auth, message="Please sign in again.", status_code=400)
-    return await run_step(_signed_in, request, session, query, auth, result)
+    return await run_transaction(_signed_in, session, request, query, auth, result)
 
 
 @router.post("/authorize/account")
-async def account_form(request: Request, session: SessionDep) -> Response:
+async def account_form(request: Request, session: SessionDep, posted: PostedFormDep) -> Response:
     """The answer of the account choice (prompt=select_account)."""
-    parsed = await _form_request(request, session)
-    if isinstance(parsed, Response):
-        return parsed
-    form, query, auth = parsed
-    return await run_step(_account, request, session, query, auth, _field(form, "action"))
+    action = posted.field("action")
+    return await run_transaction(_account, session, request, posted.query, posted.auth, action)
 
 
 def _account(
-    request: Request, session: SessionDep, query: str, auth: AuthorizationRequest, action: str
+    session: Session, request: Request, query: str, auth: AuthorizationRequest, action: str
 ) -> Response:
     """ "Continue as …" carries on with the browser's login; "Use another account" shows the
     login form, whose login replaces the browser's session (as after prompt=login)."""
@@ -341,20 +341,17 @@ def _account(
     if action != "continue":
         return error_page(request, "Choose to continue or to use another account.")
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
-    return _proceed(request, session, query, auth, login, selected=True, status_code=303)
+    return _proceed(session, request, query, auth, login, selected=True, status_code=303)
 
 
 @router.post("/authorize/consent")
-async def consent_form(request: Request, session: SessionDep) -> Response:
-    parsed = await _form_request(request, session)
-    if isinstance(parsed, Response):
-        return parsed
-    form, query, auth = parsed
-    return await run_step(_consent, request, session, query, auth, _field(form, "action"))
+async def consent_form(request: Request, session: SessionDep, posted: PostedFormDep) -> Response:
+    action = posted.field("action")
+    return await run_transaction(_consent, session, request, posted.query, posted.auth, action)
 
 
 def _consent(
-    request: Request, session: SessionDep, query: str, auth: AuthorizationRequest, action: str
+    session: Session, request: Request, query: str, auth: AuthorizationRequest, action: str
 ) -> Response:
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     if login is None:  # prompt and max_age were applied before the consent page was shown

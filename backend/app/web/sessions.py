@@ -68,7 +68,6 @@ def current_login(session: Session, cookie: str | None) -> Login | None:
         .where(col(AuthSession.id) == sid),
         execution_options={"populate_existing": True},
     ).first()
-    session.commit()
     if row is None:
         return None
     auth_session, is_active = row

@@ -11,6 +11,7 @@ from app.core.passwords import hash_password_sync
 from app.core.permissions import Role
 from app.crud import users
 from app.crud.audit import SYSTEM
+from app.db import transaction
 from app.models.user import User
 
 PASSWORD = "correct-horse-battery"
@@ -33,7 +34,8 @@ def make_user(
     is_active: bool = True,
     **fields: Any,
 ) -> User:
-    user = users.create_user(
+    user = transaction(
+        users.create_user,
         session,
         email=email or random_email(),
         hashed_password=hash_password_sync(password),

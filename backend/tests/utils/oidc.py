@@ -18,6 +18,7 @@ from sqlmodel import Session
 from app.core import keys
 from app.crud import clients
 from app.crud.audit import SYSTEM
+from app.db import transaction
 from app.models.client import DEFAULT_SCOPES, ClientCreate, ClientCreated
 from app.models.user import User
 from tests.utils import PASSWORD
@@ -36,7 +37,7 @@ TEST_SCOPES = [*DEFAULT_SCOPES, "account"]
 
 def make_client(db: Session, **fields: Any) -> ClientCreated:
     body = {"name": "Example App", "redirect_uris": [REDIRECT_URI], "scopes": TEST_SCOPES, **fields}
-    return clients.create_client(db, body=ClientCreate(**body), actor=SYSTEM)
+    return transaction(clients.create_client, db, body=ClientCreate(**body), actor=SYSTEM)
 
 
 def browser(client: TestClient) -> httpx.Client:

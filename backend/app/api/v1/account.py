@@ -17,7 +17,6 @@ from app.models.account import (
 )
 from app.models.token import TokenPair
 from app.models.user import UserRead
-from app.steps import run_step
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -51,7 +50,7 @@ async def reset_password(
 
 @router.post("/verify-email", response_model=UserRead, responses=BAD_TOKEN)
 def verify_email(body: VerifyEmailRequest, session: SessionDep, actor: AnonymousActor) -> UserRead:
-    user = verification.verify_email(session, token=body.token, actor=actor)
+    user = transaction(verification.verify_email, session, token=body.token, actor=actor)
     return UserRead.model_validate(user)
 
 
@@ -62,7 +61,7 @@ def verify_email(body: VerifyEmailRequest, session: SessionDep, actor: Anonymous
     responses={**UNAUTHORIZED, 429: {"description": "Too many requests"}},
 )
 async def request_verification(user: CurrentUser, session: SessionDep) -> Accepted:
-    await run_step(verification.request_verification, session, user=user)
+    await verification.request_verification(session, user=user)
     return Accepted(message=VERIFICATION_ACCEPTED)
 
 

@@ -9,9 +9,9 @@ from app.api.deps import ActorDep, AnonymousActor, PrincipalDep, SessionDep
 from app.api.errors import Responses
 from app.auth import login as login_flow
 from app.auth import tokens, verification
+from app.db import transaction
 from app.models.token import MfaChallenge, RefreshRequest, TokenPair
 from app.models.user import UserCreate, UserRead
-from app.steps import run_step
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -39,7 +39,7 @@ REAUTHENTICATION: Responses = {
 )
 async def register(body: UserCreate, session: SessionDep, actor: AnonymousActor) -> UserRead:
     user = await login_flow.register(session, body=body, actor=actor)
-    await run_step(verification.send_verification, session, user=user)
+    await verification.send_verification(session, user=user)
     return UserRead.model_validate(user)
 
 
@@ -67,14 +67,16 @@ def refresh(
     body: RefreshRequest, session: SessionDep, actor: AnonymousActor, response: Response
 ) -> TokenPair:
     response.headers.update(NO_STORE)
-    return tokens.refresh(session, refresh_token=body.refresh_token, actor=actor)
+    return transaction(tokens.refresh, session, refresh_token=body.refresh_token, actor=actor)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
 def logout(principal: PrincipalDep, session: SessionDep, actor: ActorDep) -> None:
-    tokens.logout(session, user=principal.user, auth_session=principal.session, actor=actor)
+    transaction(
+        tokens.logout, session, user=principal.user, auth_session=principal.session, actor=actor
+    )
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
 def logout_all(principal: PrincipalDep, session: SessionDep, actor: ActorDep) -> None:
-    tokens.logout_all(session, user=principal.user, actor=actor)
+    transaction(tokens.logout_all, session, user=principal.user, actor=actor)

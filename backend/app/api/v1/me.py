@@ -8,6 +8,7 @@ from app.api.deps import ActorDep, CredentialPrincipal, CurrentUser, PrincipalDe
 from app.api.errors import Responses
 from app.api.v1.auth import NO_STORE, REAUTHENTICATION
 from app.auth import mfa, password_change, user_sessions
+from app.db import transaction
 from app.models.account import (
     PasswordChangeRequest,
     PasswordConfirmation,
@@ -46,8 +47,11 @@ async def change_password(
 
 @router.get("/sessions", response_model=list[SessionRead], responses=NOT_AUTHENTICATED)
 def list_sessions(principal: PrincipalDep, session: SessionDep) -> list[SessionRead]:
-    return user_sessions.list_sessions(
-        session, user_id=principal.user.id, current_id=principal.session.id
+    return transaction(
+        user_sessions.list_sessions,
+        session,
+        user_id=principal.user.id,
+        current_id=principal.session.id,
     )
 
 
@@ -59,7 +63,9 @@ def list_sessions(principal: PrincipalDep, session: SessionDep) -> list[SessionR
 def end_session(
     session_id: uuid.UUID, user: CurrentUser, session: SessionDep, actor: ActorDep
 ) -> None:
-    user_sessions.end_session(session, user_id=user.id, session_id=session_id, actor=actor)
+    transaction(
+        user_sessions.end_session, session, user_id=user.id, session_id=session_id, actor=actor
+    )
 
 
 @router.post(
@@ -101,7 +107,9 @@ def confirm_totp(
     response: Response,
 ) -> RecoveryCodesRead:
     response.headers.update(NO_STORE)
-    codes = mfa.confirm_setup(session, user_id=principal.user.id, code=body.code, actor=actor)
+    codes = transaction(
+        mfa.confirm_setup, session, user_id=principal.user.id, code=body.code, actor=actor
+    )
     return RecoveryCodesRead(recovery_codes=codes)
 
 

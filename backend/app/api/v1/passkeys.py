@@ -22,7 +22,7 @@ from app.models.passkey import (
 )
 from app.models.token import MfaChallenge, TokenPair
 from app.passkeys import ceremonies
-from app.steps import run_step
+from app.steps import run_transaction
 
 router = APIRouter(tags=["passkeys"])
 
@@ -65,16 +65,20 @@ def register(
     body: RegistrationRequest, principal: CredentialPrincipal, session: SessionDep, actor: ActorDep
 ) -> PasskeyRead:
     return _read(
-        ceremonies.register(
-            session, user=principal.user, credential=body.credential, name=body.name, actor=actor
+        transaction(
+            ceremonies.register,
+            session,
+            user=principal.user,
+            credential=body.credential,
+            name=body.name,
+            actor=actor,
         )
     )
 
 
 @router.get(MINE, responses=UNAUTHORIZED)
 def list_passkeys(user: CurrentUser, session: SessionDep) -> list[PasskeyRead]:
-    rows = crud.of_user(session, user.id)
-    session.commit()
+    rows = transaction(crud.of_user, session, user.id)
     return [_read(row) for row in rows]
 
 
@@ -83,7 +87,11 @@ def rename_passkey(
     passkey_id: uuid.UUID, body: PasskeyUpdate, principal: CredentialPrincipal, session: SessionDep
 ) -> PasskeyRead:
     user_id = principal.user.id
-    return _read(ceremonies.rename(session, user_id=user_id, passkey_id=passkey_id, name=body.name))
+    return _read(
+        transaction(
+            ceremonies.rename, session, user_id=user_id, passkey_id=passkey_id, name=body.name
+        )
+    )
 
 
 @router.delete(
@@ -94,7 +102,9 @@ def rename_passkey(
 def delete_passkey(
     passkey_id: uuid.UUID, principal: CredentialPrincipal, session: SessionDep, actor: ActorDep
 ) -> None:
-    ceremonies.delete(session, user_id=principal.user.id, passkey_id=passkey_id, actor=actor)
+    transaction(
+        ceremonies.delete, session, user_id=principal.user.id, passkey_id=passkey_id, actor=actor
+    )
 
 
 @router.post("/auth/passkey/options", responses=RATE_LIMITED)
@@ -103,7 +113,7 @@ async def login_options(
 ) -> PasskeyOptions:
     """A sign-in's `flow_id` and PublicKeyCredentialRequestOptionsJSON."""
     response.headers.update(NO_STORE)
-    return await run_step(ceremonies.login_options, session, email=body.email, actor=actor)
+    return await run_transaction(ceremonies.login_options, session, email=body.email, actor=actor)
 
 
 @router.post(

@@ -34,12 +34,13 @@ from app.core.permissions import (
     needed_to_update,
 )
 from app.crud import users
-from app.db import get_engine
+from app.crud.audit import Actor
+from app.db import get_engine, transaction
 from app.errors import BadRequest
 from app.models.common import CursorPage, PageCursor, parse_cursor
 from app.models.user import UserRead, UserUpdate, UserUpdateMe
 from app.reads import read_connection
-from app.steps import run_step
+from app.steps import run_step, run_transaction
 
 router = APIRouter(prefix="/users", tags=["users"])
 # GET and PATCH /users/me, in a router of their own: it comes first in the app, then the OAuth
@@ -133,8 +134,9 @@ async def list_users(
     }  # fmt: skip
     if get_settings().is_sqlite and role is None and is_active is None and not q:
         # Unfiltered: a range of the created_at index, and a count(*) that SQLite takes from
-        # the index's page counts (~0.1 ms at 100,000 users); cheaper on the event loop, like
-        # the per-request read, than a hop to a worker thread and back.
+        # the index's page counts, quick even at 100,000 users; cheaper on the event loop,
+        # like the per-request read, than a hop to a worker thread and back (bench/README.md,
+        # "Where the time goes now").
         with read_connection() as connection:
             page = users.read_user_page(connection, get_engine(), **query)
     else:  # a filtered count or a substring search reads many rows: in a worker thread
@@ -193,12 +195,12 @@ async def update_user(
         updated = await profile.update_own(session, user=user, changes=changes, actor=actor)
         return UserRead.model_validate(updated)
     changes.pop("current_password", None)
-    target = await run_step(users.get_user, session, user_id)
-    await run_step(session.commit)  # no transaction stays open while hashing
+    # The read, then the hashing outside any transaction, then the write.
+    target = await run_transaction(users.get_user, session, user_id)
     password = changes.pop("password", None)
     hashed = await hash_password(password) if password else None
     old_email = target.email
-    updated = await run_step(
+    updated = await run_transaction(
         users.update_user,
         session,
         user=target,
@@ -206,7 +208,7 @@ async def update_user(
         actor=actor,
         hashed_password=hashed,
     )
-    await run_step(verification.email_set_by_admin, session, user=updated, old_email=old_email)
+    await verification.email_set_by_admin(session, user=updated, old_email=old_email)
     return UserRead.model_validate(updated)
 
 
@@ -217,6 +219,10 @@ async def update_user(
     dependencies=[Depends(require(Permission.USERS_DELETE))],
 )
 def delete_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
+    transaction(_delete_user, session, user_id, actor)
+
+
+def _delete_user(session: Session, user_id: uuid.UUID, actor: Actor) -> None:
     users.delete_user(session, user=users.get_user(session, user_id), actor=actor)
 
 
@@ -227,5 +233,9 @@ def delete_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Non
     dependencies=[Depends(require(Permission.USERS_UNLOCK))],
 )
 def unlock_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
+    transaction(_unlock_user, session, user_id, actor)
+
+
+def _unlock_user(session: Session, user_id: uuid.UUID, actor: Actor) -> None:
     target = users.get_user(session, user_id)
     lockout.unlock(session, email=target.email, subject_id=target.id, actor=actor)

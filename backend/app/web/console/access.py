@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import Depends, Form, Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from app.api.deps import SessionDep, client_actor
 from app.core.config import get_settings
@@ -18,24 +19,16 @@ from app.core.permissions import Permission, can_update_user, has_permission
 from app.core.security import pkce_s256
 from app.crud import console as console_rows
 from app.crud.audit import Actor
+from app.db import transaction
 from app.models.user import User
 from app.oauth.authorize import Login
 from app.web import csrf
 from app.web.cookies import SESSION_COOKIE, read_cookie
-from app.web.pages import PAGE_CSP, templates
+from app.web.pages import PAGE_CSP, PageAnswer, templates
 from app.web.sessions import current_login as browser_login
 
 CALLBACK_PATH = "/admin/callback"
 MAX_NEXT = 1024
-
-
-class ConsolePage(Exception):
-    """A page that answers instead of the route (the login redirect, a 403): raised by the
-    checks, turned into its response by the handler `install` adds."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +108,8 @@ def render(
 
 def refused(
     request: Request, message: str, *, console: Console | None = None, status_code: int = 403
-) -> ConsolePage:
-    return ConsolePage(
+) -> PageAnswer:
+    return PageAnswer(
         render(request, "refused.html", console=console, status_code=status_code, message=message)
     )
 
@@ -144,7 +137,7 @@ def login_redirect(request: Request, session: SessionDep) -> RedirectResponse:
 
     The code is never exchanged: the console's verifier is thrown away at once, so nobody
     can redeem it; what the console uses is the browser session the login has just set."""
-    console_rows.ensure_console_client(session, redirect_uri=callback_uri())
+    transaction(console_rows.ensure_console_client, session, redirect_uri=callback_uri())
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     params = {
         "response_type": "code",
@@ -163,14 +156,17 @@ def login_redirect(request: Request, session: SessionDep) -> RedirectResponse:
 def _signed_in_any(request: Request, session: SessionDep) -> Console:
     """The console user of this browser session, whatever their role; without one, a GET
     goes to the hosted login and anything else is refused."""
-    login = browser_login(session, read_cookie(request, SESSION_COOKIE))
-    user = session.get(User, login.user_id, populate_existing=True) if login else None
-    session.commit()
+    login, user = transaction(_console_user, session, read_cookie(request, SESSION_COOKIE))
     if login is None or user is None:
         if request.method in ("GET", "HEAD"):
-            raise ConsolePage(login_redirect(request, session))
+            raise PageAnswer(login_redirect(request, session))
         raise refused(request, "Your session has ended. Sign in again.")
     return Console(user=user, login=login)
+
+
+def _console_user(session: Session, cookie: str | None) -> tuple[Login | None, User | None]:
+    login = browser_login(session, cookie)
+    return login, session.get(User, login.user_id, populate_existing=True) if login else None
 
 
 def signed_in(request: Request, session: SessionDep) -> Console:

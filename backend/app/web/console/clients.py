@@ -5,12 +5,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from pydantic import ValidationError
+from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep
 from app.core.permissions import Permission
 from app.crud import clients
+from app.crud.audit import Actor
 from app.crud.console import CONSOLE_CLIENT_ID
+from app.db import transaction
 from app.models.client import DEFAULT_GRANTS, ClientCreate, ClientCreated, GrantType
 from app.web.console.access import Console, ConsoleDep, PostDep, need, render
 
@@ -34,8 +37,7 @@ def _page(
     confirm: str = "",
     status_code: int = 200,
 ) -> Response:
-    items, total = clients.list_clients(session, skip=0, limit=LIST_SIZE)
-    session.commit()
+    items, total = transaction(clients.list_clients, session, skip=0, limit=LIST_SIZE)
     response = render(
         request,
         "clients.html",
@@ -112,7 +114,7 @@ def create_client(
             form=form,
             status_code=400,
         )
-    created = clients.create_client(session, body=body, actor=console.actor(request))
+    created = transaction(clients.create_client, session, body=body, actor=console.actor(request))
     return _page(request, session, console, created=created, status_code=201)
 
 
@@ -124,10 +126,16 @@ def delete_client(
     if client_id == CONSOLE_CLIENT_ID:
         alert = "The console's own client is built in: it cannot be deleted."
         return _page(request, session, console, alert=alert, status_code=400)
-    client = clients.get_client(session, client_id)
-    if client is None:
-        session.commit()
+    if not transaction(_delete, session, client_id, console.actor(request)):
         alert = "This client does not exist (deleted already?)."
         return _page(request, session, console, alert=alert, status_code=404)
-    clients.delete_client(session, client=client, actor=console.actor(request))
     return RedirectResponse("/admin/clients?done=deleted", status_code=303)
+
+
+def _delete(session: Session, client_id: str, actor: Actor) -> bool:
+    """Delete the client `client_id`; False if there is none."""
+    client = clients.get_client(session, client_id)
+    if client is None:
+        return False
+    clients.delete_client(session, client=client, actor=actor)
+    return True

@@ -2,12 +2,15 @@
 session: single sign-on included)."""
 
 from fastapi import APIRouter, Request
+from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep
 from app.auth import tokens
+from app.crud.audit import Actor
+from app.db import transaction
 from app.models.session import AuthSession
-from app.web.console.access import CALLBACK_PATH, SignOutDep, render, safe_next
+from app.web.console.access import CALLBACK_PATH, Console, SignOutDep, render, safe_next
 from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
 from app.web.sessions import current_login
 
@@ -18,7 +21,7 @@ router = APIRouter(prefix="/admin")
 def callback(request: Request, session: SessionDep, state: str = "", error: str = "") -> Response:
     """The console client's redirect URI: the login set the browser session; go where the
     admin was going. The code in the query is not used (see access.login_redirect)."""
-    login = current_login(session, read_cookie(request, SESSION_COOKIE))
+    login = transaction(current_login, session, read_cookie(request, SESSION_COOKIE))
     if login is None or error:
         return render(
             request,
@@ -32,9 +35,7 @@ def callback(request: Request, session: SessionDep, state: str = "", error: str 
 
 @router.post("/logout")
 def sign_out(request: Request, session: SessionDep, console: SignOutDep) -> Response:
-    row = session.get(AuthSession, console.login.session_id)
-    if row is not None:
-        tokens.logout(session, user=console.user, auth_session=row, actor=console.actor(request))
+    transaction(_end_browser_session, session, console, console.actor(request))
     response = render(
         request,
         "signed_out.html",
@@ -43,3 +44,9 @@ def sign_out(request: Request, session: SessionDep, console: SignOutDep) -> Resp
     )
     clear_cookie(response, SESSION_COOKIE)
     return response
+
+
+def _end_browser_session(session: Session, console: Console, actor: Actor) -> None:
+    row = session.get(AuthSession, console.login.session_id)
+    if row is not None:
+        tokens.logout(session, user=console.user, auth_session=row, actor=actor)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
+from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep
@@ -13,12 +14,15 @@ from app.auth import lockout, mfa, tokens, user_sessions
 from app.core.permissions import Role
 from app.crud import audit, passkeys, sessions, users
 from app.crud import console as console_rows
+from app.db import transaction
 from app.errors import BadRequest, LastAdmin, NotFound
 from app.models.audit import AuditEvent
 from app.models.common import PageCursor
+from app.models.passkey import Passkey
+from app.models.session import AuthSession
 from app.models.user import User
 from app.web.console.access import Console, ConsoleDep, PostDep, need, refused, render
-from app.web.console.paging import MAX_TRAIL, PAGE_SIZE, keyset_window
+from app.web.console.paging import MAX_TRAIL, PAGE_SIZE, KeysetWindow, keyset_window
 
 router = APIRouter(prefix="/admin")
 
@@ -62,26 +66,21 @@ def users_page(
     done: str = "",
 ) -> Response:
     q = q.strip()[:MAX_QUERY]
-
-    def fetch(after: PageCursor | None) -> tuple[list[Any], int, str | None]:
-        page = users.list_users(
-            session,
-            limit=PAGE_SIZE,
-            role=role_filter,
-            is_active=ACTIVE_FILTER[active],
-            q=q or None,
-            after=after,
-        )
-        return page.items, page.total, page.next.encode() if page.next else None
-
     try:
         role_filter = _role(role)
         if active not in ACTIVE_FILTER:
             raise BadRequest("Active is yes, no or any.")
-        page = keyset_window(cursor[:64], back[: 65 * MAX_TRAIL], fetch)
+        page = transaction(
+            _users_window,
+            session,
+            cursor=cursor[:64],
+            back=back[: 65 * MAX_TRAIL],
+            role=role_filter,
+            is_active=ACTIVE_FILTER[active],
+            q=q or None,
+        )
     except BadRequest as error:
         raise refused(request, error.detail, console=console, status_code=400) from None
-    session.commit()
     filters = {"q": q, "role": role, "active": active}
 
     def link(to: dict[str, str] | None) -> str | None:
@@ -103,6 +102,24 @@ def users_page(
     )
 
 
+def _users_window(
+    session: Session,
+    *,
+    cursor: str,
+    back: str,
+    role: Role | None,
+    is_active: bool | None,
+    q: str | None,
+) -> KeysetWindow[Any]:
+    def fetch(after: PageCursor | None) -> tuple[list[Any], int, str | None]:
+        page = users.list_users(
+            session, limit=PAGE_SIZE, role=role, is_active=is_active, q=q, after=after
+        )
+        return page.items, page.total, page.next.encode() if page.next else None
+
+    return keyset_window(cursor, back, fetch)
+
+
 def _user_id(request: Request, console: Console, raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
@@ -112,9 +129,8 @@ def _user_id(request: Request, console: Console, raw: str) -> uuid.UUID:
 
 def _target(request: Request, session: SessionDep, console: Console, user_id: uuid.UUID) -> User:
     try:
-        return users.get_user(session, user_id)
+        return transaction(users.get_user, session, user_id)
     except NotFound:
-        session.commit()
         raise refused(request, "No such user.", console=console, status_code=404) from None
 
 
@@ -130,14 +146,7 @@ def _user_page(
     confirm_delete: bool = False,
 ) -> Response:
     controls = console.controls(target.id)
-    live = sessions.live_sessions(session, target.id)
-    keys = passkeys.of_user(session, target.id)
-    history: list[AuditEvent] = []
-    names: dict[uuid.UUID, str] = {}
-    if controls.history:
-        history, _ = audit.list_events(session, skip=0, limit=HISTORY_SIZE, subject_id=target.id)
-        names = console_rows.emails_by_id(session, (event.actor_id for event in history))
-    session.commit()
+    live, keys, history, names = transaction(_activity, session, target.id, controls.history)
     return render(
         request,
         "user.html",
@@ -176,6 +185,21 @@ def user_page(
     )
 
 
+def _activity(
+    session: Session, user_id: uuid.UUID, with_history: bool
+) -> tuple[list[AuthSession], list[Passkey], list[AuditEvent], dict[uuid.UUID, str]]:
+    """A user's live sessions, passkeys and (`with_history`) latest audit events, with the
+    emails of those events' actors."""
+    live = sessions.live_sessions(session, user_id)
+    keys = passkeys.of_user(session, user_id)
+    history: list[AuditEvent] = []
+    names: dict[uuid.UUID, str] = {}
+    if with_history:
+        history, _ = audit.list_events(session, skip=0, limit=HISTORY_SIZE, subject_id=user_id)
+        names = console_rows.emails_by_id(session, (event.actor_id for event in history))
+    return live, keys, history, names
+
+
 def _done(user_id: uuid.UUID, what: str) -> RedirectResponse:
     return RedirectResponse(f"/admin/users/{user_id}?done={what}", status_code=303)
 
@@ -195,8 +219,12 @@ def set_role(
         new_role = _role(role)
         if new_role is None:
             raise BadRequest("Choose the role user, moderator or admin.")
-        users.update_user(
-            session, user=target, changes={"role": new_role}, actor=console.actor(request)
+        transaction(
+            users.update_user,
+            session,
+            user=target,
+            changes={"role": new_role},
+            actor=console.actor(request),
         )
     except BadRequest as error:
         return _user_page(request, session, console, target, alert=error.detail, status_code=400)
@@ -220,7 +248,8 @@ def set_active(
         alert = "Choose Activate or Deactivate."
         return _user_page(request, session, console, target, alert=alert, status_code=400)
     try:
-        users.update_user(
+        transaction(
+            users.update_user,
             session,
             user=target,
             changes={"is_active": active == "true"},
@@ -236,7 +265,8 @@ def unlock(request: Request, session: SessionDep, console: PostDep, user_id: str
     target_id = _user_id(request, console, user_id)
     need(request, console, console.controls(target_id).unlock)
     target = _target(request, session, console, target_id)
-    lockout.unlock(session, email=target.email, subject_id=target.id, actor=console.actor(request))
+    actor = console.actor(request)
+    transaction(lockout.unlock, session, email=target.email, subject_id=target.id, actor=actor)
     return _done(target.id, "unlocked")
 
 
@@ -245,7 +275,7 @@ def reset_mfa(request: Request, session: SessionDep, console: PostDep, user_id: 
     target_id = _user_id(request, console, user_id)
     need(request, console, console.controls(target_id).reset_mfa)
     target = _target(request, session, console, target_id)
-    was_enabled = mfa.reset(session, user=target, actor=console.actor(request))
+    was_enabled = transaction(mfa.reset, session, user=target, actor=console.actor(request))
     return _done(target.id, "mfa" if was_enabled else "mfa-none")
 
 
@@ -257,7 +287,8 @@ def revoke_session(
     need(request, console, console.controls(target_id).end_sessions)
     target = _target(request, session, console, target_id)
     try:
-        user_sessions.end_session(
+        transaction(
+            user_sessions.end_session,
             session,
             user_id=target.id,
             session_id=uuid.UUID(session_id),
@@ -276,7 +307,7 @@ def sign_out_everywhere(
     target_id = _user_id(request, console, user_id)
     need(request, console, console.controls(target_id).end_sessions)
     target = _target(request, session, console, target_id)
-    tokens.logout_all(session, user=target, actor=console.actor(request))
+    transaction(tokens.logout_all, session, user=target, actor=console.actor(request))
     return _done(target.id, "signed-out")
 
 
@@ -286,7 +317,7 @@ def delete_user(request: Request, session: SessionDep, console: PostDep, user_id
     need(request, console, console.controls(target_id).delete)
     target = _target(request, session, console, target_id)
     try:
-        users.delete_user(session, user=target, actor=console.actor(request))
+        transaction(users.delete_user, session, user=target, actor=console.actor(request))
     except LastAdmin as error:
         return _user_page(request, session, console, target, alert=error.detail, status_code=409)
     return RedirectResponse("/admin/users?done=deleted", status_code=303)
