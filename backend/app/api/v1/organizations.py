@@ -67,6 +67,11 @@ def acting_as(permission: OrgPermission | None) -> Callable[[Caller], Delegate]:
     return delegate
 
 
+def account_caller(caller: CallerDep) -> Caller:
+    return require_account(caller)
+
+
+AccountCaller = Annotated[Caller, Depends(account_caller)]  # refused before the body is read
 AnyMember = Annotated[Delegate, Depends(acting_as(None))]
 MemberReader = Annotated[Delegate, Depends(acting_as(OrgPermission.MEMBERS_READ))]
 MemberManager = Annotated[Delegate, Depends(acting_as(OrgPermission.MEMBERS_MANAGE))]
@@ -171,10 +176,9 @@ def remove_member(
 
 @router.get("/users/me/organizations", response_model=CursorPage[MyOrganization])
 def my_organizations(
-    caller: CallerDep, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+    caller: AccountCaller, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> CursorPage[MyOrganization]:
     """The organizations the caller is a member of, with their roles there."""
-    require_account(caller)
     return transaction(
         organizations.my_organizations,
         session,
@@ -246,10 +250,9 @@ def revoke_invitation(
     responses={400: {"description": "A spent, revoked, replaced or expired invitation"}},
 )
 def accept_invitation(
-    body: InvitationAccept, caller: CallerDep, session: SessionDep, actor: ActorDep
+    body: InvitationAccept, caller: AccountCaller, session: SessionDep, actor: ActorDep
 ) -> Accepted:
     """Join the organization, as the invited address (signed in, verified)."""
-    require_account(caller)
     return transaction(
         invitations.accept, session, token=body.token, user_id=caller.user.id, actor=actor
     )
