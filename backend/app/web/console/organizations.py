@@ -16,6 +16,7 @@ from app.auth import mails
 from app.core import mail
 from app.core.permissions import Permission
 from app.crud import invitations, organizations, users
+from app.crud.audit import Actor
 from app.crud.organizations import Delegate
 from app.db import transaction
 from app.errors import BadRequest, DomainError, NotFound
@@ -265,16 +266,12 @@ def put_member(
     organization = _organization(request, session, console, ref)
     form = {"email": email[:MAX_EMAIL], "roles": set(role or [])}
     try:
-        chosen = role_ids(role)
-        person = transaction(users.get_user_by_email, session, email.strip()[:MAX_EMAIL])
-        if person is None:
-            raise NotFound("No user has this email address: invite them instead.")
         transaction(
-            organizations.put_member,
+            _put_by_email,
             session,
             ref=str(organization.id),
-            user_id=person.id,
-            role_ids=chosen,
+            email=email.strip()[:MAX_EMAIL],
+            role_ids=role_ids(role),
             delegate=_admin(console),
             actor=console.actor(request),
         )
@@ -289,6 +286,23 @@ def put_member(
             status_code=error.status,
         )
     return _done(organization, "member")
+
+
+def _put_by_email(
+    session: Session,
+    *,
+    ref: str,
+    email: str,
+    role_ids: list[uuid.UUID],
+    delegate: Delegate,
+    actor: Actor,
+) -> MemberRead:
+    person = users.get_user_by_email(session, email)
+    if person is None:
+        raise NotFound("No user has this email address: invite them instead.")
+    return organizations.put_member(
+        session, ref=ref, user_id=person.id, role_ids=role_ids, delegate=delegate, actor=actor
+    )
 
 
 @router.post("/organizations/{ref}/members/{user_id}/remove")
