@@ -134,8 +134,23 @@ def upgrade() -> None:
     with op.batch_alter_table("membership_role", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_membership_role_role_id"), ["role_id"], unique=False)
 
+    with op.batch_alter_table("oauth_client", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("resources", sa.JSON(), nullable=False, server_default="[]"))
+        batch_op.add_column(
+            sa.Column(
+                "organization_usage",
+                sqlmodel.sql.sqltypes.AutoString(length=8),
+                nullable=False,
+                server_default="none",
+            )
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("oauth_client", schema=None) as batch_op:
+        batch_op.drop_column("organization_usage")
+        batch_op.drop_column("resources")
+
     with op.batch_alter_table("membership_role", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_membership_role_role_id"))
 

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, WithJsonSchema, model_validator
 from sqlmodel import Field, SQLModel
 
 from app.core.permissions import PERMISSION_DESCRIPTIONS
+from app.models.authz import Identifier as ResourceIdentifier
 from app.models.common import UTCDateTime, created_at_field, timestamp_field, utcnow
 
 MAX_URI_LENGTH = 2048
@@ -27,6 +28,17 @@ class GrantType(StrEnum):
     AUTHORIZATION_CODE = "authorization_code"
     REFRESH_TOKEN = "refresh_token"
     CLIENT_CREDENTIALS = "client_credentials"
+
+
+class OrganizationUsage(StrEnum):
+    """Whether the client's authorization requests select an organization (AUTHZ.md)."""
+
+    NONE = "none"  # the `organization` parameter is ignored
+    ALLOW = "allow"
+    REQUIRE = "require"  # without the parameter, the hosted page asks the user to pick one
+
+
+MAX_CLIENT_RESOURCES = 50
 
 
 class Scope(StrEnum):
@@ -136,6 +148,10 @@ class ClientUpdate(BaseModel):
     grant_types: list[GrantType] | None = Field(default=None, min_length=1)
     scopes: list[ClientScope] | None = Field(default=None, min_length=1)
     id_token_signed_response_alg: IdTokenAlg | None = None
+    resources: list[ResourceIdentifier] | None = Field(
+        default=None, max_length=MAX_CLIENT_RESOURCES
+    )
+    organization_usage: OrganizationUsage | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -160,6 +176,11 @@ class ClientCreate(BaseModel):
     grant_types: list[GrantType] = Field(default_factory=lambda: list(DEFAULT_GRANTS), min_length=1)
     scopes: list[ClientScope] = Field(default_factory=lambda: list(DEFAULT_SCOPES), min_length=1)
     id_token_signed_response_alg: IdTokenAlg = DEFAULT_ID_TOKEN_ALG
+    # Identifiers of the API resources the client may ask tokens for (RFC 8707 `resource`).
+    resources: list[ResourceIdentifier] = Field(
+        default_factory=list, max_length=MAX_CLIENT_RESOURCES
+    )
+    organization_usage: OrganizationUsage = OrganizationUsage.NONE
 
     @model_validator(mode="after")
     def _consistent(self) -> "ClientCreate":
@@ -173,6 +194,7 @@ class ClientCreate(BaseModel):
         self.post_logout_redirect_uris = _unique(self.post_logout_redirect_uris)
         self.grant_types = _unique(self.grant_types)
         self.scopes = _unique(self.scopes)
+        self.resources = _unique(self.resources)
         return self
 
 
@@ -194,6 +216,12 @@ class OAuthClient(SQLModel, table=True):
         max_length=8,
         sa_column_kwargs={"server_default": DEFAULT_ID_TOKEN_ALG},
     )
+    resources: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    organization_usage: str = Field(
+        default=OrganizationUsage.NONE.value,
+        max_length=8,
+        sa_column_kwargs={"server_default": OrganizationUsage.NONE.value},
+    )
     created_at: datetime = created_at_field()
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -209,6 +237,8 @@ class ClientRead(BaseModel):
     grant_types: list[GrantType]
     scopes: list[str]
     id_token_signed_response_alg: str
+    resources: list[str]
+    organization_usage: OrganizationUsage
     created_at: datetime
 
 
