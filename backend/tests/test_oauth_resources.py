@@ -1,19 +1,41 @@
 """Tokens for the product's API resources and organizations (AUTHZ.md, "Tokens"): the client's
 registration, RFC 8707 `resource`, `organization`, and the claims they put in tokens."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jwt as pyjwt
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from app.core.config import Settings
 from app.db import get_engine
-from app.models.client import OAuthClient
-from tests.test_authz import ORDERS, create_resource
+from app.models.client import ClientCreated, OAuthClient
+from app.models.user import User
+from tests.test_authz import ORDERS, create_resource, create_role
 from tests.test_cli import manage, refused
-from tests.utils import api
+from tests.utils import PASSWORD, api
+from tests.utils.oidc import (
+    ISSUER,
+    TOKEN,
+    browser,
+    exchange,
+    make_client,
+    oauth_client,
+    redirect_params,
+    refresh_grant,
+    sign_in,
+    start,
+)
 
 WEB_APP = {"name": "Shop", "redirect_uris": ["https://app.example.com/callback"]}
+
+
+@pytest.fixture(autouse=True)
+def issuer(settings: Callable[..., Settings]) -> None:
+    settings(PUBLIC_URL=ISSUER, RATE_LIMIT_ENABLED=False)
 
 
 def register(client: TestClient, headers: dict[str, str], **fields: Any) -> Any:
@@ -87,3 +109,147 @@ def test_manage_client_create_takes_resources_and_an_organization_usage(
     assert "https://nowhere.example.com" in line
     usage = manage("client", "create", "Shop", "--organization-usage", "some", cwd=tmp_path)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr  # click's usage error
+
+
+# RFC 8707 resource
+
+
+def verified(client: TestClient, token: str, audience: str) -> dict[str, Any]:
+    """The claims of `token`, checked by PyJWT against the published JWKS."""
+    jwks = pyjwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
+    kid = pyjwt.get_unverified_header(token)["kid"]
+    key = next(k for k in jwks.keys if k.key_id == kid)
+    return pyjwt.decode(
+        token, key.key, algorithms=["RS256", "ES256"], audience=audience, issuer=ISSUER
+    )
+
+
+def orders_setup(client: TestClient, admin_headers: dict[str, str], user: User) -> dict[str, Any]:
+    """Orders with read, write and delete; the user holds read globally."""
+    create_resource(client, admin_headers, ORDERS, "read", "write", "delete")
+    reader = create_role(client, admin_headers, "reader", (ORDERS, "read"))
+    assigned = client.put(
+        api(f"/users/{user.id}/roles"), json={"roles": [reader["id"]]}, headers=admin_headers
+    )
+    assert assigned.status_code == 200, assigned.text
+    return reader
+
+
+def authorized(
+    client: TestClient, registered: ClientCreated, user: User, scope: str, **params: str
+) -> dict[str, str]:
+    """The redirect's parameters after a sign-in on the hosted page."""
+    started = start(oauth_client(client, registered, scope=scope), **params)
+    answer = redirect_params(sign_in(browser(client), started.url, user.email, PASSWORD))
+    answer["verifier"] = started.verifier
+    return answer
+
+
+def test_a_token_for_a_resource_names_it_and_holds_only_the_permissions_held(
+    client: TestClient, admin_headers: dict[str, str], user: User, db: Session
+) -> None:
+    orders_setup(client, admin_headers, user)
+    registered = make_client(db, first_party=True, resources=[ORDERS])
+    scope = "openid offline_access read write"
+    answer = authorized(client, registered, user, scope, resource=ORDERS)
+    tokens = exchange(client, registered, answer["code"], answer["verifier"]).json()
+    assert tokens["scope"] == "openid offline_access read"
+    claims = verified(client, tokens["access_token"], ORDERS)
+    assert claims["scope"] == "openid offline_access read" and claims["sub"] == str(user.id)
+    id_claims = verified(client, tokens["id_token"], registered.client_id)
+    assert id_claims["sub"] == str(user.id)
+
+    # A refresh recomputes from the roles as they are then; the resource stays.
+    writer = create_role(client, admin_headers, "writer", (ORDERS, "write"))
+    client.put(api(f"/users/{user.id}/roles"), json={"roles": [writer["id"]]},
+               headers=admin_headers)  # fmt: skip
+    refreshed = refresh_grant(client, registered, tokens["refresh_token"]).json()
+    assert refreshed["scope"] == "openid offline_access write"
+    assert verified(client, refreshed["access_token"], ORDERS)["scope"] == refreshed["scope"]
+    again = refresh_grant(client, registered, refreshed["refresh_token"], resource=ORDERS)
+    assert again.status_code == 200, again.text
+
+    # Introspection answers the resource as the audience.
+    service = make_client(db, grant_types=["client_credentials"], redirect_uris=[])
+    seen = client.post(
+        "/oauth/introspect",
+        data={"token": again.json()["access_token"]},
+        auth=(service.client_id, str(service.client_secret)),
+    ).json()
+    assert (
+        seen["active"] is True
+        and seen["aud"] == ORDERS
+        and seen["scope"] == "offline_access openid write"
+    )
+
+
+def test_without_a_resource_the_token_is_for_the_service_as_before(
+    client: TestClient, admin_headers: dict[str, str], user: User, db: Session
+) -> None:
+    orders_setup(client, admin_headers, user)
+    registered = make_client(db, first_party=True, resources=[ORDERS])
+    answer = authorized(client, registered, user, "openid email")
+    tokens = exchange(client, registered, answer["code"], answer["verifier"]).json()
+    assert verified(client, tokens["access_token"], ISSUER)["scope"] == "openid email"
+    started = start(oauth_client(client, registered, scope="openid read"))
+    assert redirect_params(browser(client).get(started.url))["error"] == "invalid_scope"
+
+
+def test_an_unknown_or_unregistered_resource_is_invalid_target(
+    client: TestClient, admin_headers: dict[str, str], user: User, db: Session
+) -> None:
+    orders_setup(client, admin_headers, user)
+    other = "https://api.example.com/billing"
+    create_resource(client, admin_headers, other, "pay")
+    registered = make_client(db, first_party=True, resources=[ORDERS])
+    oauth = oauth_client(client, registered, scope="openid read")
+    b = browser(client)
+    for resource in (other, "https://nowhere.example.com", "", "x" * 3000):
+        started = start(oauth, resource=resource)
+        answer = redirect_params(b.get(started.url))
+        assert answer["error"] in ("invalid_target", "invalid_request"), (resource, answer)
+        if len(resource) < 2048:
+            assert answer["error"] == "invalid_target"
+    twice = start(oauth, resource=ORDERS).url + "&resource=" + ORDERS
+    assert redirect_params(b.get(twice))["error"] == "invalid_request"
+
+    answer = authorized(client, registered, user, "openid offline_access read", resource=ORDERS)
+    form = {
+        "grant_type": "authorization_code",
+        "code": answer["code"],
+        "redirect_uri": registered.redirect_uris[0],
+        "code_verifier": answer["verifier"],
+    }
+    auth = (registered.client_id, str(registered.client_secret))
+    for resource in (other, "https://nowhere.example.com"):
+        refused_target = client.post(TOKEN, data={**form, "resource": resource}, auth=auth)
+        assert refused_target.status_code == 400
+        assert refused_target.json()["error"] == "invalid_target"
+    tokens = client.post(TOKEN, data={**form, "resource": ORDERS}, auth=auth).json()
+    assert tokens["scope"] == "openid offline_access read"
+    moved = refresh_grant(client, registered, tokens["refresh_token"], resource=other)
+    assert moved.status_code == 400 and moved.json()["error"] == "invalid_target"
+
+
+def test_client_credentials_for_a_resource_get_the_client_roles_permissions(
+    client: TestClient, admin_headers: dict[str, str], user: User, db: Session
+) -> None:
+    reader = orders_setup(client, admin_headers, user)
+    service = make_client(db, grant_types=["client_credentials"], redirect_uris=[],
+                          resources=[ORDERS])  # fmt: skip
+    auth = (service.client_id, str(service.client_secret))
+    put = client.put(api(f"/clients/{service.client_id}/roles"), json={"roles": [reader["id"]]},
+                     headers=admin_headers)  # fmt: skip
+    assert put.status_code == 200, put.text
+    form = {"grant_type": "client_credentials", "resource": ORDERS}
+    asked = client.post(TOKEN, data={**form, "scope": "read write"}, auth=auth).json()
+    assert asked["scope"] == "read"
+    assert verified(client, asked["access_token"], ORDERS)["sub"] == service.client_id
+    everything = client.post(TOKEN, data=form, auth=auth).json()
+    assert everything["scope"] == "read"
+    for bad in ("https://nowhere.example.com", ""):
+        refused_target = client.post(TOKEN, data={**form, "resource": bad}, auth=auth)
+        assert refused_target.json()["error"] == "invalid_target"
+    plain = client.post(TOKEN, data={"grant_type": "client_credentials", "scope": "read"},
+                        auth=auth)  # fmt: skip
+    assert plain.json()["error"] == "invalid_scope"

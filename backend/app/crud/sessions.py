@@ -28,6 +28,8 @@ def open_session(
     auth_time: datetime | None = None,
     amr: str | None = None,
     browser_session_id: uuid.UUID | None = None,
+    resource: str | None = None,
+    organization_id: uuid.UUID | None = None,
 ) -> AuthSession:
     row = AuthSession(
         user_id=user_id,
@@ -41,6 +43,8 @@ def open_session(
         auth_time=auth_time,
         amr=amr,
         browser_session_id=browser_session_id,
+        resource=resource,
+        organization_id=organization_id,
     )
     session.add(row)
     session.flush()

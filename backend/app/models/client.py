@@ -18,6 +18,8 @@ from app.models.authz import Identifier as ResourceIdentifier
 from app.models.common import UTCDateTime, created_at_field, timestamp_field, utcnow
 
 MAX_URI_LENGTH = 2048
+MAX_RESOURCE_LENGTH = 2048  # an API resource's identifier (models/authz.py)
+MAX_CLIENT_TOKEN_SCOPE = 4096  # a client's own token: the permissions it holds on a resource
 # The algorithms a client may ask its ID tokens signed with (`id_token_signed_response_alg`,
 # OIDC Dynamic Client Registration §2): RS256 unless it registered ES256 (OIDC.md rev. 2).
 IdTokenAlg = Literal["RS256", "ES256"]
@@ -281,6 +283,8 @@ class AuthorizationCode(SQLModel, table=True):
     acr_values: str | None = Field(default=None, max_length=255)  # as asked, for the `acr` claim
     auth_time: datetime = Field(sa_type=UTCDateTime)
     amr: str = Field(max_length=64)
+    resource: str | None = Field(default=None, max_length=MAX_RESOURCE_LENGTH)  # RFC 8707
+    organization_id: uuid.UUID | None = None  # the organization the request selected
     created_at: datetime = created_at_field()
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = timestamp_field()
@@ -298,7 +302,7 @@ class ClientToken(SQLModel, table=True):
     client_id: str = Field(
         foreign_key="oauth_client.client_id", ondelete="CASCADE", index=True, max_length=64
     )
-    scope: str = Field(max_length=255)
+    scope: str = Field(max_length=MAX_CLIENT_TOKEN_SCOPE)
     created_at: datetime = created_at_field()
     expires_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = timestamp_field()

@@ -59,14 +59,15 @@ def acr_level(amr: list[str]) -> str:
 
 
 def access_token(row: AuthSession, scope: str) -> tuple[str, int]:
-    """An at+jwt for the service's own API (aud = the issuer), naming the session."""
+    """An at+jwt naming the session, for its resource (RFC 8707; aud = the issuer, the
+    service's own API, without one)."""
     assert row.client_id is not None
     now = int(time.time())
     lifetime = get_settings().ACCESS_TOKEN_EXPIRE_MINUTES * 60
     claims: dict[str, Any] = {
         "iss": issuer(),
         "sub": str(row.user_id),
-        "aud": issuer(),
+        "aud": row.resource or issuer(),
         "client_id": row.client_id,
         "scope": scope,
         "jti": new_jti(),
@@ -79,7 +80,9 @@ def access_token(row: AuthSession, scope: str) -> tuple[str, int]:
     return sign_oidc_jwt(claims, typ=OAUTH_ACCESS_TYPE), lifetime
 
 
-def client_access_token(client_id: str, scope: str) -> tuple[str, str, int, int]:
+def client_access_token(
+    client_id: str, scope: str, *, audience: str | None = None
+) -> tuple[str, str, int, int]:
     """An at+jwt for a client itself (client_credentials): `sub` = `client_id`, no `sid`
     (so the service's own API, which needs a user, refuses it). Token, jti, exp, lifetime."""
     now = int(time.time())
@@ -88,7 +91,7 @@ def client_access_token(client_id: str, scope: str) -> tuple[str, str, int, int]
     claims: dict[str, Any] = {
         "iss": issuer(),
         "sub": client_id,
-        "aud": issuer(),
+        "aud": audience or issuer(),
         "client_id": client_id,
         "scope": scope,
         "jti": jti,
@@ -136,13 +139,15 @@ def token_response(
     *,
     scope: list[str],
     with_refresh: bool,
+    access_scope: list[str] | None = None,
     nonce: str | None = None,
     acr: str | None = None,
     id_token_alg: str = DEFAULT_ALGORITHM,
 ) -> TokenResponse:
     """Access token, ID token (with openid) and, `with_refresh`, the session's current
-    refresh token."""
-    scope_text = " ".join(scope)
+    refresh token. `scope`: what the grant holds (the ID token's claims follow it);
+    `access_scope`: the access token's (for a resource, the permissions held now)."""
+    scope_text = " ".join(scope if access_scope is None else access_scope)
     access, lifetime = access_token(row, scope_text)
     refresh = current_refresh_token(row) if with_refresh else None
     return TokenResponse(

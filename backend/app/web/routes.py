@@ -129,7 +129,7 @@ def _proceed(
             request_query=query,
             client_name=auth.client.name,
             email=user.email if user else "",
-            scopes=[SCOPE_DESCRIPTIONS[name] for name in auth.scope],
+            scopes=[SCOPE_DESCRIPTIONS.get(name, name) for name in auth.scope],
         )
     url = authorize.issue_code(session, auth, login, actor=client_actor(request, login.user_id))
     return _redirect(url, status_code)
