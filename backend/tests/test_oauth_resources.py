@@ -14,14 +14,15 @@ from app.core.config import Settings
 from app.db import get_engine
 from app.models.client import ClientCreated, OAuthClient
 from app.models.user import User
-from tests.test_authz import ORDERS, create_resource, create_role
+from tests.test_authz import ORDERS, add_member, create_resource, create_role
 from tests.test_cli import manage, refused
-from tests.utils import PASSWORD, api
+from tests.utils import PASSWORD, api, make_user
 from tests.utils.oidc import (
     ISSUER,
     TOKEN,
     browser,
     exchange,
+    form_fields,
     make_client,
     oauth_client,
     redirect_params,
@@ -253,3 +254,81 @@ def test_client_credentials_for_a_resource_get_the_client_roles_permissions(
     plain = client.post(TOKEN, data={"grant_type": "client_credentials", "scope": "read"},
                         auth=auth)  # fmt: skip
     assert plain.json()["error"] == "invalid_scope"
+
+
+# Organizations
+
+
+def test_an_organization_named_by_the_request_goes_into_the_tokens_for_members_only(
+    client: TestClient, admin_headers: dict[str, str], user: User, db: Session
+) -> None:
+    create_resource(client, admin_headers, ORDERS, "read", "write")
+    writer = create_role(client, admin_headers, "writer", (ORDERS, "write"))
+    acme = add_member(db, user, [writer["id"]], slug="acme")
+    add_member(db, make_other(db), [], slug="globex")
+    registered = make_client(db, first_party=True, resources=[ORDERS], organization_usage="allow")
+    scope = "openid offline_access read write"
+    for ref in ("acme", str(acme.id)):
+        answer = authorized(client, registered, user, scope, resource=ORDERS, organization=ref)
+        tokens = exchange(client, registered, answer["code"], answer["verifier"]).json()
+        assert tokens["scope"] == "openid offline_access write"  # held in acme only
+        for token, audience in ((tokens["access_token"], ORDERS),
+                                (tokens["id_token"], registered.client_id)):  # fmt: skip
+            claims = verified(client, token, audience)
+            assert claims["org_id"] == str(acme.id) and claims["org_slug"] == "acme"
+    refreshed = refresh_grant(client, registered, tokens["refresh_token"]).json()
+    assert verified(client, refreshed["access_token"], ORDERS)["org_id"] == str(acme.id)
+    assert refreshed["scope"] == "openid offline_access write"
+
+    for ref in ("globex", "nowhere", "x" * 64):
+        answer = authorized(client, registered, user, scope, resource=ORDERS, organization=ref)
+        assert answer["error"] == "access_denied", ref
+    # Without the parameter (allow): no organization, the global roles only.
+    answer = authorized(client, registered, user, scope, resource=ORDERS)
+    tokens = exchange(client, registered, answer["code"], answer["verifier"]).json()
+    assert tokens["scope"] == "openid offline_access"
+    assert "org_id" not in verified(client, tokens["access_token"], ORDERS)
+
+
+def make_other(db: Session) -> User:
+    return make_user(db, email="other@example.com")
+
+
+def test_a_client_that_uses_no_organization_ignores_the_parameter(
+    client: TestClient, user: User, db: Session
+) -> None:
+    registered = make_client(db, first_party=True)
+    answer = authorized(client, registered, user, "openid", organization="nowhere")
+    tokens = exchange(client, registered, answer["code"], answer["verifier"]).json()
+    assert "org_id" not in verified(client, tokens["id_token"], registered.client_id)
+
+
+def test_a_client_that_requires_an_organization_lets_the_user_pick_one(
+    client: TestClient, user: User, db: Session
+) -> None:
+    acme = add_member(db, user, [], slug="acme")
+    add_member(db, user, [], slug="initech")
+    add_member(db, make_other(db), [], slug="globex")
+    registered = make_client(db, first_party=True, organization_usage="require")
+    b = browser(client)
+    started = start(oauth_client(client, registered, scope="openid"))
+    page = sign_in(b, started.url, user.email, PASSWORD)
+    assert page.status_code == 200 and "Choose an organization" in page.text
+    assert "Acme" in page.text and "Initech" in page.text and "Globex" not in page.text
+    fields = form_fields(page.text)
+    forged = b.post("/oauth/authorize/organization",
+                    data={**fields, "csrf_token": "x", "organization": str(acme.id)})  # fmt: skip
+    assert forged.status_code == 403
+    other = b.post("/oauth/authorize/organization", data={**fields, "organization": "globex"})
+    assert redirect_params(other)["error"] == "access_denied"
+    picked = b.post("/oauth/authorize/organization", data={**fields, "organization": str(acme.id)})
+    answer = redirect_params(picked)
+    tokens = exchange(client, registered, answer["code"], started.verifier).json()
+    assert verified(client, tokens["id_token"], registered.client_id)["org_slug"] == "acme"
+
+    loner = make_user(db, email="loner@example.com")
+    started = start(oauth_client(client, registered, scope="openid"))
+    answer = redirect_params(sign_in(browser(client), started.url, loner.email, PASSWORD))
+    assert answer["error"] == "access_denied"
+    none = start(oauth_client(client, registered, scope="openid"), prompt="none")
+    assert redirect_params(b.get(none.url))["error"] == "access_denied"

@@ -156,6 +156,18 @@ def membership(
     ).first()
 
 
+def of_user(session: Session, user_id: uuid.UUID) -> list[Organization]:
+    """The organizations the user is a member of, by name (the hosted page's picker)."""
+    return list(
+        session.exec(
+            select(Organization)
+            .join(Membership, col(Membership.organization_id) == col(Organization.id))
+            .where(col(Membership.user_id) == user_id)
+            .order_by(col(Organization.name), col(Organization.slug))
+        ).all()
+    )
+
+
 def is_member(session: Session, organization_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     return membership(session, organization_id, user_id) is not None
 

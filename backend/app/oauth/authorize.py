@@ -13,14 +13,22 @@ from urllib.parse import urlencode
 from sqlmodel import Session
 
 from app.core.security import TokenKind, decode, token_digest
-from app.crud import audit, clients
+from app.crud import audit, clients, organizations
 from app.crud.audit import Actor
 from app.errors import InvalidToken
-from app.models.client import CLIENT_SCOPES, AuthorizationCode, GrantType, OAuthClient
+from app.models.client import (
+    CLIENT_SCOPES,
+    AuthorizationCode,
+    GrantType,
+    OAuthClient,
+    OrganizationUsage,
+)
 from app.models.common import utcnow
+from app.models.organization import Organization
 from app.oauth import pkce, resources
 from app.oauth.discovery import issuer
 from app.oauth.errors import (
+    AccessDenied,
     AccountSelectionRequired,
     BadAuthorizationRequest,
     ConsentRequired,
@@ -63,6 +71,7 @@ class AuthorizationRequest:
     hint_subject: str | None  # the `sub` of a valid id_token_hint
     acr_values: str | None
     resource: Target | None = None  # RFC 8707
+    organization: str | None = None  # an id or a slug; None also when the client uses none
 
     def permissions(self) -> tuple[str, ...]:
         """The permission names of `resource` asked for (beside the registered scopes)."""
@@ -96,6 +105,7 @@ class Login:
 class Next(Enum):
     LOGIN = "login"
     SELECT_ACCOUNT = "select_account"
+    ORGANIZATION = "organization"  # the client requires one and the request named none
     CONSENT = "consent"
     ISSUE = "issue"
 
@@ -191,6 +201,9 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         hint_subject=hint_subject,
         acr_values=one.get("acr_values") or None,
         resource=resource,
+        organization=(
+            one.get("organization") if client.organization_usage != OrganizationUsage.NONE else None
+        ),
     )
 
 
@@ -251,11 +264,32 @@ def next_step(
         if "none" in request.prompt:
             raise request.error(AccountSelectionRequired("The user must choose an account"))
         return Next.SELECT_ACCOUNT
+    if request.client.organization_usage != OrganizationUsage.NONE:
+        if request.organization is None and request.client.organization_usage == (
+            OrganizationUsage.REQUIRE
+        ):
+            if "none" in request.prompt or not organizations.of_user(session, login.user_id):
+                raise request.error(AccessDenied("The user must choose an organization"))
+            return Next.ORGANIZATION
+        selected_organization(session, request, login)
     if needs_consent(session, request, login):
         if "none" in request.prompt:
             raise request.error(ConsentRequired("The user has not allowed this client"))
         return Next.CONSENT
     return Next.ISSUE
+
+
+def selected_organization(
+    session: Session, request: AuthorizationRequest, login: Login
+) -> Organization | None:
+    """The organization the request selects, of which the user must be a member (else
+    access_denied); None when it selects none."""
+    if request.organization is None:
+        return None
+    organization = organizations.find(session, request.organization)
+    if organization is None or not organizations.is_member(session, organization.id, login.user_id):
+        raise request.error(AccessDenied("The user is not a member of that organization"))
+    return organization
 
 
 def grant_consent(
@@ -274,6 +308,7 @@ def issue_code(
     session: Session, request: AuthorizationRequest, login: Login, *, actor: Actor
 ) -> str:
     """A new code for this request and login; returns the redirect URL that carries it."""
+    organization = selected_organization(session, request, login)
     code = secrets.token_urlsafe(CODE_BYTES)
     now = utcnow()
     clients.delete_stale_codes(session, user_id=login.user_id, expired_before=now - CODE_KEPT_FOR)
@@ -292,6 +327,7 @@ def issue_code(
             auth_time=login.auth_time,
             amr=" ".join(login.amr),
             resource=request.resource.identifier if request.resource else None,
+            organization_id=organization.id if organization else None,
             created_at=now,
             expires_at=now + CODE_LIFETIME,
         ),

@@ -9,12 +9,13 @@ from sqlmodel import Session
 from app.auth import tokens as session_tokens
 from app.core.config import get_settings
 from app.core.security import TokenKind, decode, new_jti, token_digest
-from app.crud import audit, clients, sessions
+from app.crud import audit, clients, organizations, sessions
 from app.crud.audit import Actor
 from app.db import Remembered
 from app.errors import InvalidToken
 from app.models.client import API_SCOPES, AuthorizationCode, GrantType, OAuthClient, Scope
 from app.models.common import utcnow
+from app.models.organization import Organization
 from app.models.session import AuthSession, SessionKind
 from app.models.user import User
 from app.oauth import client_auth, pkce, resources
@@ -162,10 +163,18 @@ def exchange_code(
         if row.browser_session_id
         else None
     )
+    organization = session.get(Organization, row.organization_id) if row.organization_id else None
     if (
         user is None
         or not user.is_active
         or (approving is not None and approving.revoked_at is not None)
+        or (
+            row.organization_id is not None
+            and (
+                organization is None
+                or not organizations.is_member(session, row.organization_id, user.id)
+            )
+        )
     ):
         raise Remembered(  # the code is spent all the same
             InvalidGrant("The sign-in behind this code has ended"),
@@ -216,6 +225,7 @@ def exchange_code(
         nonce=row.nonce,
         acr=acr_level(row.amr.split()) if row.acr_values is not None else None,
         id_token_alg=client.id_token_signed_response_alg,
+        organization=organization,
     )
     return answer
 
@@ -283,6 +293,11 @@ def refresh(
     def issue(renewed: AuthSession) -> TokenResponse:
         user = session.get(User, renewed.user_id)
         assert user is not None  # the session and its user were just read live
+        organization = None
+        if renewed.organization_id is not None:  # ended with its membership (crud/organizations)
+            organization = session.get(Organization, renewed.organization_id)
+            if organization is None:
+                raise InvalidGrant("The organization of this sign-in is gone")
         return token_response(
             renewed,
             user,
@@ -290,6 +305,7 @@ def refresh(
             access_scope=_access_scope(session, renewed, requested),
             with_refresh=True,
             id_token_alg=client.id_token_signed_response_alg,
+            organization=organization,
         )
 
     try:

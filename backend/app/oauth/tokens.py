@@ -58,7 +58,22 @@ def acr_level(amr: list[str]) -> str:
     return ACR_ONE_FACTOR
 
 
-def access_token(row: AuthSession, scope: str) -> tuple[str, int]:
+class Selected(Protocol):
+    """The organization a sign-in selected, as its tokens name it."""
+
+    id: Any
+    slug: str
+
+
+def organization_claims(organization: Selected | None) -> dict[str, str]:
+    if organization is None:
+        return {}
+    return {"org_id": str(organization.id), "org_slug": organization.slug}
+
+
+def access_token(
+    row: AuthSession, scope: str, organization: Selected | None = None
+) -> tuple[str, int]:
     """An at+jwt naming the session, for its resource (RFC 8707; aud = the issuer, the
     service's own API, without one)."""
     assert row.client_id is not None
@@ -74,6 +89,7 @@ def access_token(row: AuthSession, scope: str) -> tuple[str, int]:
         "iat": now,
         "exp": now + lifetime,
         "sid": str(row.id),
+        **organization_claims(organization),
     }
     if row.auth_time is not None:
         claims["auth_time"] = int(row.auth_time.timestamp())
@@ -110,6 +126,8 @@ def id_token(
     access: str,
     acr: str | None = None,
     algorithm: str = DEFAULT_ALGORITHM,
+    organization: Selected | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Signed with the client's id_token_signed_response_alg (RS256 unless ES256)."""
     assert row.client_id is not None and row.auth_time is not None
@@ -125,6 +143,8 @@ def id_token(
         "sid": str(row.browser_session_id or row.id),
         "amr": (row.amr or "").split(),
         **user_claims(user, scope),
+        **organization_claims(organization),
+        **(extra or {}),
     }
     if nonce is not None:
         claims["nonce"] = nonce
@@ -143,12 +163,14 @@ def token_response(
     nonce: str | None = None,
     acr: str | None = None,
     id_token_alg: str = DEFAULT_ALGORITHM,
+    organization: Selected | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> TokenResponse:
     """Access token, ID token (with openid) and, `with_refresh`, the session's current
     refresh token. `scope`: what the grant holds (the ID token's claims follow it);
     `access_scope`: the access token's (for a resource, the permissions held now)."""
     scope_text = " ".join(scope if access_scope is None else access_scope)
-    access, lifetime = access_token(row, scope_text)
+    access, lifetime = access_token(row, scope_text, organization)
     refresh = current_refresh_token(row) if with_refresh else None
     return TokenResponse(
         access_token=access,
@@ -163,6 +185,8 @@ def token_response(
                 access=access,
                 acr=acr,
                 algorithm=id_token_alg,
+                organization=organization,
+                extra=extra,
             )
             if "openid" in scope
             else None

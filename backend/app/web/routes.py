@@ -20,6 +20,7 @@ from app.api.deps import SessionDep, client_actor
 from app.auth import login as login_flow
 from app.core.config import get_settings
 from app.core.permissions import PERMISSION_DESCRIPTIONS
+from app.crud import organizations
 from app.crud import sessions as session_rows
 from app.db import transaction
 from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
@@ -120,6 +121,16 @@ def _proceed(
             request_query=query,
             client_name=auth.client.name,
             email=user.email if user else "",
+        )
+    if step is Next.ORGANIZATION:
+        user = session.get(User, login.user_id)
+        return render(
+            request,
+            "organization.html",
+            request_query=query,
+            client_name=auth.client.name,
+            email=user.email if user else "",
+            organizations=organizations.of_user(session, login.user_id),
         )
     if step is Next.CONSENT:
         user = session.get(User, login.user_id)
@@ -340,6 +351,28 @@ def _account(
         return _login_page(request, query, auth, email="")
     if action != "continue":
         return error_page(request, "Choose to continue or to use another account.")
+    login = current_login(session, read_cookie(request, SESSION_COOKIE))
+    return _proceed(session, request, query, auth, login, selected=True, status_code=303)
+
+
+@router.post("/authorize/organization")
+async def organization_form(
+    request: Request, session: SessionDep, posted: PostedFormDep
+) -> Response:
+    """The answer of the organization picker: the request goes on with that organization
+    (checked again, as one named by the client: a member only)."""
+    chosen = posted.field("organization")[:64]
+    if not chosen or posted.auth.organization is not None:
+        return error_page(request, "Choose an organization.")
+    query = posted.query + "&" + urlencode({"organization": chosen})
+    return await run_transaction(_chosen_organization, session, request, query)
+
+
+def _chosen_organization(session: Session, request: Request, query: str) -> Response:
+    try:
+        auth = _parse(session, query)
+    except (BadAuthorizationRequest, RedirectedError) as error:
+        return _refusal(request, error)
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     return _proceed(session, request, query, auth, login, selected=True, status_code=303)
 
