@@ -20,6 +20,7 @@ from tests.utils import PASSWORD, api, make_user
 from tests.utils.oidc import (
     ISSUER,
     TOKEN,
+    USERINFO,
     browser,
     exchange,
     form_fields,
@@ -332,3 +333,52 @@ def test_a_client_that_requires_an_organization_lets_the_user_pick_one(
     assert answer["error"] == "access_denied"
     none = start(oauth_client(client, registered, scope="openid"), prompt="none")
     assert redirect_params(b.get(none.url))["error"] == "access_denied"
+
+
+# The roles and organizations scopes
+
+
+def test_the_roles_and_organizations_scopes_name_them_in_the_id_token_and_userinfo(
+    client: TestClient, admin_headers: dict[str, str], user: User, db: Session
+) -> None:
+    create_resource(client, admin_headers, ORDERS, "read", "write")
+    reader = orders_setup_role(client, admin_headers, user, "reader", "read")
+    writer = create_role(client, admin_headers, "writer", (ORDERS, "write"))
+    acme = add_member(db, user, [writer["id"]], slug="acme")
+    initech = add_member(db, user, [], slug="initech")
+    registered = make_client(
+        db, first_party=True, organization_usage="allow",
+        scopes=["openid", "roles", "organizations", "email"],
+    )  # fmt: skip
+    assert (
+        "organizations"
+        in client.get("/.well-known/openid-configuration").json()["scopes_supported"]
+    )
+    answer = authorized(client, registered, user, "openid roles organizations", organization="acme")
+    tokens = exchange(client, registered, answer["code"], answer["verifier"]).json()
+    claims = verified(client, tokens["id_token"], registered.client_id)
+    assert claims["role"] == "user" and claims["roles"] == ["reader", "writer"]
+    assert sorted(claims["organizations"]) == sorted([str(acme.id), str(initech.id)])
+    info = client.get(USERINFO, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert info.status_code == 200, info.text
+    assert info.json()["roles"] == ["reader", "writer"] and info.json()["role"] == "user"
+    assert sorted(info.json()["organizations"]) == sorted(claims["organizations"])
+
+    answer = authorized(client, registered, user, "openid roles")  # no organization
+    tokens = exchange(client, registered, answer["code"], answer["verifier"]).json()
+    claims = verified(client, tokens["id_token"], registered.client_id)
+    assert claims["roles"] == [reader["name"]] and "organizations" not in claims
+    answer = authorized(client, registered, user, "openid email")
+    tokens = exchange(client, registered, answer["code"], answer["verifier"]).json()
+    claims = verified(client, tokens["id_token"], registered.client_id)
+    assert "roles" not in claims and "organizations" not in claims
+
+
+def orders_setup_role(
+    client: TestClient, headers: dict[str, str], user: User, name: str, permission: str
+) -> dict[str, Any]:
+    role = create_role(client, headers, name, (ORDERS, permission))
+    assigned = client.put(api(f"/users/{user.id}/roles"), json={"roles": [role["id"]]},
+                          headers=headers)  # fmt: skip
+    assert assigned.status_code == 200, assigned.text
+    return role

@@ -493,6 +493,20 @@ def client_permissions(session: Session, *, client_id: str, resource_id: uuid.UU
     return _names(session, held.subquery(), resource_id)
 
 
+def role_names(
+    session: Session, *, user_id: uuid.UUID, organization_id: uuid.UUID | None
+) -> list[str]:
+    """The names of the product roles the user holds: global, and in the organization."""
+    roles = roles_held(user_id, organization_id)
+    statement = (
+        select_columns(col(ProductRole.name))
+        .join(roles, roles.c.role_id == col(ProductRole.id))
+        .distinct()
+        .order_by(col(ProductRole.name))
+    )
+    return list(session.execute(statement).scalars())
+
+
 def _names(session: Session, roles: Any, resource_id: uuid.UUID) -> list[str]:
     statement = (
         select_columns(col(RolePermission.name))

@@ -49,6 +49,7 @@ class Scope(StrEnum):
     EMAIL = "email"
     OFFLINE_ACCESS = "offline_access"
     ROLES = "roles"
+    ORGANIZATIONS = "organizations"  # the ids of the user's organizations (AUTHZ.md)
 
 
 # The built-in resource's permissions, which a client asks for as scopes to use the
@@ -131,7 +132,8 @@ def check_redirect_uri(value: str) -> str:
 RedirectUri = Annotated[str, AfterValidator(check_redirect_uri)]
 ClientName = Annotated[str, Field(min_length=1, max_length=255)]
 DEFAULT_GRANTS = [GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN]
-DEFAULT_SCOPES = [scope.value for scope in Scope]  # the API's scopes only when asked for
+# The API's scopes, and organizations, only when asked for.
+DEFAULT_SCOPES = [scope.value for scope in Scope if scope is not Scope.ORGANIZATIONS]
 
 
 PUBLIC_NEEDS_PKCE = "A public client must use PKCE (require_pkce true)"

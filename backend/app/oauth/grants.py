@@ -226,6 +226,9 @@ def exchange_code(
         acr=acr_level(row.amr.split()) if row.acr_values is not None else None,
         id_token_alg=client.id_token_signed_response_alg,
         organization=organization,
+        extra=resources.identity_claims(
+            session, user_id=user.id, organization_id=row.organization_id, scope=scope
+        ),
     )
     return answer
 
@@ -306,6 +309,12 @@ def refresh(
             with_refresh=True,
             id_token_alg=client.id_token_signed_response_alg,
             organization=organization,
+            extra=resources.identity_claims(
+                session,
+                user_id=renewed.user_id,
+                organization_id=renewed.organization_id,
+                scope=requested,
+            ),
         )
 
     try:

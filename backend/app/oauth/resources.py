@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from app.crud import authz
+from app.crud import authz, organizations
 from app.models.authz import NAME_PATTERN
 from app.models.client import CLIENT_SCOPES, OAuthClient, Scope
 from app.oauth.errors import InvalidScope, InvalidTarget
@@ -74,6 +74,25 @@ def user_scope(
         session, user_id=user_id, resource_id=resource_id, organization_id=organization_id
     )
     return _kept(scope, held)
+
+
+def identity_claims(
+    session: Session, *, user_id: uuid.UUID, organization_id: uuid.UUID | None, scope: Iterable[str]
+) -> dict[str, list[str]]:
+    """The claims of the `roles` and `organizations` scopes beside `role` (ID token and
+    userinfo): the user's product roles (global, and in the selected organization) and the
+    ids of the organizations they are a member of."""
+    scope = set(scope)
+    claims: dict[str, list[str]] = {}
+    if Scope.ROLES in scope:
+        claims["roles"] = authz.role_names(
+            session, user_id=user_id, organization_id=organization_id
+        )
+    if Scope.ORGANIZATIONS in scope:
+        claims["organizations"] = [
+            str(organization.id) for organization in organizations.of_user(session, user_id)
+        ]
+    return claims
 
 
 def client_scope(

@@ -42,7 +42,8 @@ SCOPE_DESCRIPTIONS = {
     "openid": "Know who you are",
     "profile": "See your name",
     "email": "See your email address",
-    "roles": "See your role",
+    "roles": "See your role and your roles",
+    "organizations": "See which organizations you belong to",
     "offline_access": "Keep access while you are away (stay signed in)",
     **{permission.value: text for permission, text in PERMISSION_DESCRIPTIONS.items()},
 }
