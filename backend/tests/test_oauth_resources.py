@@ -1,6 +1,7 @@
 """Tokens for the product's API resources and organizations (AUTHZ.md, "Tokens"): the client's
 registration, RFC 8707 `resource`, `organization`, and the claims they put in tokens."""
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.core.config import Settings
+from app.crud import sessions
 from app.db import get_engine
 from app.models.client import ClientCreated, OAuthClient
 from app.models.user import User
@@ -382,3 +384,148 @@ def orders_setup_role(
                           headers=headers)  # fmt: skip
     assert assigned.status_code == 200, assigned.text
     return role
+
+
+# Ending what an organization or a role no longer allows
+
+
+def org_tokens(
+    client: TestClient, db: Session, user: User, registered: ClientCreated, slug: str = "acme"
+) -> dict[str, Any]:
+    answer = authorized(client, registered, user, "openid offline_access", organization=slug)
+    tokens = exchange(client, registered, answer["code"], answer["verifier"]).json()
+    assert "refresh_token" in tokens, tokens
+    return dict(tokens)
+
+
+def introspected(client: TestClient, service: ClientCreated, token: str) -> dict[str, Any]:
+    seen = client.post(
+        "/oauth/introspect",
+        data={"token": token},
+        auth=(service.client_id, str(service.client_secret)),
+    )
+    assert seen.status_code == 200, seen.text
+    return dict(seen.json())
+
+
+@pytest.fixture
+def org_client(db: Session) -> ClientCreated:
+    return make_client(db, first_party=True, organization_usage="allow")
+
+
+@pytest.fixture
+def service(db: Session) -> ClientCreated:
+    return make_client(db, grant_types=["client_credentials"], redirect_uris=[])
+
+
+def test_removing_a_member_ends_their_sessions_bound_to_that_organization(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    user: User,
+    db: Session,
+    org_client: ClientCreated,
+    service: ClientCreated,
+) -> None:
+    acme = add_member(db, user, [], slug="acme")
+    add_member(db, user, [], slug="initech")
+    other = make_other(db)
+    add_member(db, other, [], slug="acme")
+    mine, theirs = (
+        org_tokens(client, db, user, org_client),
+        org_tokens(client, db, other, org_client),
+    )
+    elsewhere = org_tokens(client, db, user, org_client, slug="initech")
+    for token in (mine["access_token"], mine["refresh_token"]):
+        seen = introspected(client, service, token)
+        assert seen["active"] is True and seen["org_id"] == str(acme.id)
+
+    removed = client.delete(
+        api(f"/organizations/{acme.id}/members/{user.id}"), headers=admin_headers
+    )
+    assert removed.status_code == 204, removed.text
+    refused_refresh = refresh_grant(client, org_client, mine["refresh_token"])
+    assert refused_refresh.status_code == 400 and refused_refresh.json()["error"] == "invalid_grant"
+    for token in (mine["access_token"], mine["refresh_token"]):
+        assert introspected(client, service, token) == {"active": False}
+    for kept in (theirs, elsewhere):  # another member's, and another organization's
+        assert refresh_grant(client, org_client, kept["refresh_token"]).status_code == 200
+
+
+def test_deleting_the_organization_ends_every_members_sessions_bound_to_it(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    user: User,
+    db: Session,
+    org_client: ClientCreated,
+    service: ClientCreated,
+) -> None:
+    acme = add_member(db, user, [], slug="acme")
+    add_member(db, make_other(db), [], slug="acme")
+    mine = org_tokens(client, db, user, org_client)
+    unbound = authorized(client, org_client, user, "openid offline_access")
+    plain = exchange(client, org_client, unbound["code"], unbound["verifier"]).json()
+    deleted = client.delete(api(f"/organizations/{acme.id}"), headers=admin_headers)
+    assert deleted.status_code == 204, deleted.text
+    assert (
+        refresh_grant(client, org_client, mine["refresh_token"]).json()["error"] == "invalid_grant"
+    )
+    assert introspected(client, service, mine["refresh_token"]) == {"active": False}
+    assert refresh_grant(client, org_client, plain["refresh_token"]).status_code == 200
+
+
+def test_deleting_a_role_ends_the_sessions_of_those_who_held_it_in_an_organization(
+    client: TestClient, admin_headers: dict[str, str], user: User, db: Session,
+    org_client: ClientCreated,
+) -> None:  # fmt: skip
+    create_resource(client, admin_headers, ORDERS, "read")
+    reader = create_role(client, admin_headers, "reader", (ORDERS, "read"))
+    add_member(db, user, [reader["id"]], slug="acme")
+    other = make_other(db)
+    add_member(db, other, [], slug="acme")
+    mine, theirs = (
+        org_tokens(client, db, user, org_client),
+        org_tokens(client, db, other, org_client),
+    )
+    gone = client.delete(api(f"/roles/{reader['id']}"), headers=admin_headers)
+    assert gone.status_code == 204, gone.text
+    assert (
+        refresh_grant(client, org_client, mine["refresh_token"]).json()["error"] == "invalid_grant"
+    )
+    assert refresh_grant(client, org_client, theirs["refresh_token"]).status_code == 200
+
+
+def test_a_member_removed_while_their_refresh_is_in_flight_cannot_refresh(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    user: User,
+    db: Session,
+    org_client: ClientCreated,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The refresh has read its session (live) when the removal commits; its rotation, a
+    compare-and-swap on the session row, then finds it ended."""
+    acme = add_member(db, user, [], slug="acme")
+    tokens = org_tokens(client, db, user, org_client)
+    reached, resume = threading.Event(), threading.Event()
+    real = sessions.rotate
+
+    def paused(*args: Any, **kwargs: Any) -> bool:
+        reached.set()
+        resume.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sessions, "rotate", paused)
+    answers: list[Any] = []
+    racer = threading.Thread(
+        target=lambda: answers.append(refresh_grant(client, org_client, tokens["refresh_token"]))
+    )
+    racer.start()
+    assert reached.wait(10)
+    removed = client.delete(
+        api(f"/organizations/{acme.id}/members/{user.id}"), headers=admin_headers
+    )
+    assert removed.status_code == 204, removed.text
+    resume.set()
+    racer.join(20)
+    assert answers and answers[0].status_code == 400, answers[0].text
+    assert answers[0].json()["error"] == "invalid_grant"

@@ -16,7 +16,7 @@ from app.core.permissions import (
     PERMISSION_DESCRIPTIONS,
     OrgPermission,
 )
-from app.crud import audit
+from app.crud import audit, sessions
 from app.crud.audit import Actor
 from app.crud.pages import keyset_page
 from app.errors import Conflict, Forbidden, Invalid, NotFound
@@ -319,6 +319,20 @@ def delete_role(session: Session, *, role_id: uuid.UUID, actor: Actor) -> None:
     """Delete the role and every assignment of it (the foreign keys cascade)."""
     role = get_role(session, role_id)
     audit.record(session, "authz.role_deleted", actor=actor, role_id=str(role.id), name=role.name)
+    # The OAuth sessions of those who held it in an organization end (AUTHZ.md, "Tokens").
+    held_in = session.exec(
+        select(Membership.organization_id, Membership.user_id)
+        .join(MembershipRole, col(MembershipRole.membership_id) == col(Membership.id))
+        .where(col(MembershipRole.role_id) == role.id)
+    ).all()
+    by_organization: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for organization_id, user_id in held_in:
+        by_organization.setdefault(organization_id, []).append(user_id)
+    for organization_id, user_ids in by_organization.items():
+        for start in range(0, len(user_ids), 1000):  # bounded IN lists
+            sessions.revoke_organization(
+                session, organization_id, user_ids=user_ids[start : start + 1000]
+            )
     for model in (RolePermission, UserRole, ClientRole, MembershipRole):
         session.exec(delete(model).where(col(model.role_id) == role.id))
     session.delete(role)

@@ -141,6 +141,7 @@ def _refresh(claims: TokenClaims, state: sessions.SessionState | None) -> Presen
         iat=int(state.issued_at.timestamp()),
         exp=int(claims.exp.timestamp()),
         live=current and _session_live(state),
+        org_id=str(state.organization_id) if state.organization_id else None,
         session_id=claims.sid,
         user_id=state.user_id,
     )
