@@ -32,6 +32,7 @@ from tests.utils.oidc import (
     refresh_grant,
     sign_in,
     start,
+    submit,
 )
 
 WEB_APP = {"name": "Shop", "redirect_uris": ["https://app.example.com/callback"]}
@@ -529,3 +530,28 @@ def test_a_member_removed_while_their_refresh_is_in_flight_cannot_refresh(
     racer.join(20)
     assert answers and answers[0].status_code == 400, answers[0].text
     assert answers[0].json()["error"] == "invalid_grant"
+
+
+# Consent
+
+
+def test_consent_lists_the_permissions_asked_for_by_their_descriptions(
+    client: TestClient, admin_headers: dict[str, str], user: User, db: Session
+) -> None:
+    orders_setup(client, admin_headers, user)
+    registered = make_client(db, resources=[ORDERS])  # third party
+    b = browser(client)
+    started = start(oauth_client(client, registered, scope="openid read write"), resource=ORDERS)
+    page = sign_in(b, started.url, user.email, PASSWORD)
+    assert page.status_code == 200 and "wants to" in page.text
+    assert "Know who you are" in page.text
+    assert "may read" in page.text and "may write" in page.text and "may delete" not in page.text
+    answer = redirect_params(submit(b, page, "/oauth/authorize/consent", action="allow"))
+    tokens = exchange(client, registered, answer["code"], started.verifier).json()
+    assert tokens["scope"] == "openid read"
+
+    again = start(oauth_client(client, registered, scope="openid read"), resource=ORDERS)
+    assert "code" in redirect_params(b.get(again.url))  # allowed already
+    more = start(oauth_client(client, registered, scope="openid delete"), resource=ORDERS)
+    page = b.get(more.url)
+    assert page.status_code == 200 and "may delete" in page.text and "may read" not in page.text

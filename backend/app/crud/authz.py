@@ -507,6 +507,22 @@ def client_permissions(session: Session, *, client_id: str, resource_id: uuid.UU
     return _names(session, held.subquery(), resource_id)
 
 
+def permission_descriptions(
+    session: Session, *, resource_id: uuid.UUID, names: Sequence[str]
+) -> dict[str, str]:
+    """{name: description} of the named permissions of a resource that exist (the
+    description, or the name when it has none)."""
+    if resource_id == BUILTIN_RESOURCE_ID:
+        known = {str(name): text for name, text in PERMISSION_DESCRIPTIONS.items()}
+        return {name: known[name] for name in names if name in known}
+    rows = session.exec(
+        select(ApiPermission.name, ApiPermission.description).where(
+            col(ApiPermission.resource_id) == resource_id, col(ApiPermission.name).in_(names)
+        )
+    ).all()
+    return {name: description or name for name, description in rows}
+
+
 def role_names(
     session: Session, *, user_id: uuid.UUID, organization_id: uuid.UUID | None
 ) -> list[str]:

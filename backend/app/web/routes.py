@@ -20,7 +20,7 @@ from app.api.deps import SessionDep, client_actor
 from app.auth import login as login_flow
 from app.core.config import get_settings
 from app.core.permissions import PERMISSION_DESCRIPTIONS
-from app.crud import organizations
+from app.crud import authz, organizations
 from app.crud import sessions as session_rows
 from app.db import transaction
 from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
@@ -141,10 +141,23 @@ def _proceed(
             request_query=query,
             client_name=auth.client.name,
             email=user.email if user else "",
-            scopes=[SCOPE_DESCRIPTIONS.get(name, name) for name in auth.scope],
+            scopes=_consent_lines(session, auth),
         )
     url = authorize.issue_code(session, auth, login, actor=client_actor(request, login.user_id))
     return _redirect(url, status_code)
+
+
+def _consent_lines(session: Session, auth: AuthorizationRequest) -> list[str]:
+    """What the consent page lists: each scope asked for, and each permission of the
+    resource asked for, by its description (AUTHZ.md, "Tokens")."""
+    asked = auth.permissions()
+    lines = [SCOPE_DESCRIPTIONS.get(name, name) for name in auth.scope if name not in asked]
+    if auth.resource is not None and asked:
+        described = authz.permission_descriptions(
+            session, resource_id=auth.resource.resource_id, names=asked
+        )
+        lines += [described[name] for name in asked if name in described]
+    return lines
 
 
 def _parse(session: Session, query: str) -> AuthorizationRequest:
