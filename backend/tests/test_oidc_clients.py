@@ -220,6 +220,7 @@ def test_discovery_documents_list_the_endpoints_that_exist(
             "email",
             "offline_access",
             "roles",
+            "organizations",  # AUTHZ.md, "Tokens"
             # the service's own API, asked for by its permissions (AUTHZ.md)
             "account",
             "users:read",

@@ -134,8 +134,58 @@ def upgrade() -> None:
     with op.batch_alter_table("membership_role", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_membership_role_role_id"), ["role_id"], unique=False)
 
+    with op.batch_alter_table("oauth_client", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("resources", sa.JSON(), nullable=False, server_default="[]"))
+        batch_op.add_column(
+            sa.Column(
+                "organization_usage",
+                sqlmodel.sql.sqltypes.AutoString(length=8),
+                nullable=False,
+                server_default="none",
+            )
+        )
+
+    with op.batch_alter_table("oauth_client_token", schema=None) as batch_op:
+        batch_op.alter_column(
+            "scope",
+            existing_type=sqlmodel.sql.sqltypes.AutoString(length=255),
+            type_=sqlmodel.sql.sqltypes.AutoString(length=4096),
+            existing_nullable=False,
+        )
+    with op.batch_alter_table("oauth_code", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("resource", sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True)
+        )
+        batch_op.add_column(sa.Column("organization_id", sa.Uuid(), nullable=True))
+    with op.batch_alter_table("auth_session", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("resource", sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True)
+        )
+        batch_op.add_column(sa.Column("organization_id", sa.Uuid(), nullable=True))
+        batch_op.create_index(
+            batch_op.f("ix_auth_session_organization_id"), ["organization_id"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("auth_session", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_auth_session_organization_id"))
+        batch_op.drop_column("organization_id")
+        batch_op.drop_column("resource")
+    with op.batch_alter_table("oauth_code", schema=None) as batch_op:
+        batch_op.drop_column("organization_id")
+        batch_op.drop_column("resource")
+    with op.batch_alter_table("oauth_client_token", schema=None) as batch_op:
+        batch_op.alter_column(
+            "scope",
+            existing_type=sqlmodel.sql.sqltypes.AutoString(length=4096),
+            type_=sqlmodel.sql.sqltypes.AutoString(length=255),
+            existing_nullable=False,
+        )
+    with op.batch_alter_table("oauth_client", schema=None) as batch_op:
+        batch_op.drop_column("organization_usage")
+        batch_op.drop_column("resources")
+
     with op.batch_alter_table("membership_role", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_membership_role_role_id"))
 

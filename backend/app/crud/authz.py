@@ -16,7 +16,7 @@ from app.core.permissions import (
     PERMISSION_DESCRIPTIONS,
     OrgPermission,
 )
-from app.crud import audit
+from app.crud import audit, sessions
 from app.crud.audit import Actor
 from app.crud.pages import keyset_page
 from app.errors import Conflict, Forbidden, Invalid, NotFound
@@ -319,6 +319,20 @@ def delete_role(session: Session, *, role_id: uuid.UUID, actor: Actor) -> None:
     """Delete the role and every assignment of it (the foreign keys cascade)."""
     role = get_role(session, role_id)
     audit.record(session, "authz.role_deleted", actor=actor, role_id=str(role.id), name=role.name)
+    # The OAuth sessions of those who held it in an organization end (AUTHZ.md, "Tokens").
+    held_in = session.exec(
+        select(Membership.organization_id, Membership.user_id)
+        .join(MembershipRole, col(MembershipRole.membership_id) == col(Membership.id))
+        .where(col(MembershipRole.role_id) == role.id)
+    ).all()
+    by_organization: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for organization_id, user_id in held_in:
+        by_organization.setdefault(organization_id, []).append(user_id)
+    for organization_id, user_ids in by_organization.items():
+        for start in range(0, len(user_ids), 1000):  # bounded IN lists
+            sessions.revoke_organization(
+                session, organization_id, user_ids=user_ids[start : start + 1000]
+            )
     for model in (RolePermission, UserRole, ClientRole, MembershipRole):
         session.exec(delete(model).where(col(model.role_id) == role.id))
     session.delete(role)
@@ -491,6 +505,36 @@ def client_permissions(session: Session, *, client_id: str, resource_id: uuid.UU
         col(ClientRole.client_id) == client_id
     )
     return _names(session, held.subquery(), resource_id)
+
+
+def permission_descriptions(
+    session: Session, *, resource_id: uuid.UUID, names: Sequence[str]
+) -> dict[str, str]:
+    """{name: description} of the named permissions of a resource that exist (the
+    description, or the name when it has none)."""
+    if resource_id == BUILTIN_RESOURCE_ID:
+        known = {str(name): text for name, text in PERMISSION_DESCRIPTIONS.items()}
+        return {name: known[name] for name in names if name in known}
+    rows = session.exec(
+        select(ApiPermission.name, ApiPermission.description).where(
+            col(ApiPermission.resource_id) == resource_id, col(ApiPermission.name).in_(names)
+        )
+    ).all()
+    return {name: description or name for name, description in rows}
+
+
+def role_names(
+    session: Session, *, user_id: uuid.UUID, organization_id: uuid.UUID | None
+) -> list[str]:
+    """The names of the product roles the user holds: global, and in the organization."""
+    roles = roles_held(user_id, organization_id)
+    statement = (
+        select_columns(col(ProductRole.name))
+        .join(roles, roles.c.role_id == col(ProductRole.id))
+        .distinct()
+        .order_by(col(ProductRole.name))
+    )
+    return list(session.execute(statement).scalars())
 
 
 def _names(session: Session, roles: Any, resource_id: uuid.UUID) -> list[str]:

@@ -13,7 +13,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from app.core.permissions import OrgPermission
-from app.crud import audit, authz
+from app.crud import audit, authz, sessions
 from app.crud.audit import Actor
 from app.crud.pages import keyset_page
 from app.errors import Conflict, Forbidden, NotFound
@@ -127,6 +127,7 @@ def delete_one(session: Session, *, ref: str, actor: Actor) -> uuid.UUID:
     session.exec(delete(MembershipRole).where(col(MembershipRole.membership_id).in_(memberships)))
     session.exec(delete(Membership).where(col(Membership.organization_id) == organization.id))
     session.delete(organization)
+    sessions.revoke_organization(session, organization.id)
     return organization.id
 
 
@@ -154,6 +155,18 @@ def membership(
             col(Membership.organization_id) == organization_id, col(Membership.user_id) == user_id
         )
     ).first()
+
+
+def of_user(session: Session, user_id: uuid.UUID) -> list[Organization]:
+    """The organizations the user is a member of, by name (the hosted page's picker)."""
+    return list(
+        session.exec(
+            select(Organization)
+            .join(Membership, col(Membership.organization_id) == col(Organization.id))
+            .where(col(Membership.user_id) == user_id)
+            .order_by(col(Organization.name), col(Organization.slug))
+        ).all()
+    )
 
 
 def is_member(session: Session, organization_id: uuid.UUID, user_id: uuid.UUID) -> bool:
@@ -359,6 +372,7 @@ def remove_member(
     )
     session.exec(delete(MembershipRole).where(col(MembershipRole.membership_id) == row.id))
     session.delete(row)
+    sessions.revoke_organization(session, organization_id, user_ids=[user_id])
 
 
 # Delegated administration
