@@ -25,7 +25,7 @@ from app.crud import users
 from app.crud.audit import Actor
 from app.db import transaction
 from app.errors import DomainError
-from app.models.client import GrantType
+from app.models.client import GrantType, OrganizationUsage
 from app.models.user import User
 
 # Plain help (click's), which wraps long option names where rich's panels cut them at 80 columns.
@@ -315,6 +315,20 @@ def client_create(
         KeyAlgorithm | None,
         typer.Option("--id-token-alg", help="What its ID tokens are signed with (default RS256)."),
     ] = None,
+    resource: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--resource",
+            help="The identifier of an API resource the client may ask tokens for; repeat.",
+        ),
+    ] = None,
+    organization_usage: Annotated[
+        OrganizationUsage,
+        typer.Option(
+            "--organization-usage",
+            help="none (default), allow or require: whether a sign-in selects an organization.",
+        ),
+    ] = OrganizationUsage.NONE,
 ) -> None:
     """Register a client; prints its client_id and, for a confidential client, its secret
     (shown only this once)."""
@@ -330,6 +344,8 @@ def client_create(
         "public": public,
         "first_party": first_party,
         "require_pkce": require_pkce,
+        "resources": resource or [],
+        "organization_usage": organization_usage,
     }
     if grant:
         values["grant_types"] = grant
@@ -344,7 +360,10 @@ def client_create(
         where = ".".join(str(part) for part in first["loc"]) or "client"
         raise typer.BadParameter(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
     with db_session() as session:
-        created = transaction(clients.create_client, session, body=body, actor=CLI_ACTOR)
+        try:
+            created = transaction(clients.create_client, session, body=body, actor=CLI_ACTOR)
+        except DomainError as error:
+            fail(error.detail)
     typer.echo(f"client_id: {created.client_id}")
     if created.client_secret:
         typer.echo(f"client_secret: {created.client_secret}")
@@ -500,6 +519,15 @@ def keys_list() -> None:
             f"{key.kid:<43}  {key.algorithm:<5}  {status.state.value:<7}  {key.source:<8}"
             f"  {_when(key.activates_at):<25}  {_when(status.leaves_at)}"
         )
+
+
+# The product's authorization commands use the helpers above.
+from manage_authz import org_cli, resource_cli, role_cli, user_cli  # noqa: E402
+
+cli.add_typer(resource_cli, name="resource")
+cli.add_typer(role_cli, name="role")
+cli.add_typer(org_cli, name="org")
+cli.add_typer(user_cli, name="user")
 
 
 def main() -> None:

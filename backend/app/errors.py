@@ -127,6 +127,14 @@ class HashQueueFull(ServiceUnavailable):
     detail = "Too many password checks in progress, try again shortly"
 
 
+class Invalid(DomainError):
+    """A well-formed body naming something that does not exist or may not be there (an
+    unknown role or permission, a limit passed): 422, naming it."""
+
+    status = 422
+    detail = "Unprocessable request"
+
+
 class Conflict(DomainError):
     status = 409
     detail = "Conflict"

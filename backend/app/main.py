@@ -11,7 +11,19 @@ from fastapi.telemetry import TelemetryConfig
 from app import reads
 from app.api import docs, errors, oauth, ops
 from app.api.middleware import EdgeMiddleware
-from app.api.v1 import account, audit, auth, clients, me, passkeys, users
+from app.api.v1 import (
+    account,
+    assignments,
+    audit,
+    auth,
+    authz_check,
+    clients,
+    me,
+    organizations,
+    passkeys,
+    resources,
+    users,
+)
 from app.core import keys, passwords
 from app.core.config import SettingsError, get_settings
 from app.core.logging import configure as configure_logging
@@ -80,7 +92,8 @@ def create_app() -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(users.router, prefix=settings.API_V1_STR)
     routers = (me.router, auth.router, account.router, passkeys.router)
-    for router in (*routers, audit.router, clients.router):
+    authorization = (resources.router, assignments.router, authz_check.router, organizations.router)
+    for router in (*routers, audit.router, clients.router, *authorization):
         app.include_router(router, prefix=settings.API_V1_STR)
     app.include_router(ops.router)
     app.include_router(web_routes.router)

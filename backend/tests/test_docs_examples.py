@@ -492,6 +492,10 @@ def test_every_example_runs_as_written_in_order(workdir: Path) -> None:
     assert json.loads(introspected)["active"] is True
     assert live == "True" and revoked == ""
 
+    setup, check = out["roles-and-permissions.md"]
+    assert "ada@example.com is a member of acme-corp: order-editor" in setup
+    assert json.loads(check) == {"results": [True, False]}
+
     migrated = out["database.md"]
     assert len(migrated) == 1
     _key, verified_claims, staged, _rotated = out["signing-keys.md"]

@@ -220,6 +220,7 @@ def test_discovery_documents_list_the_endpoints_that_exist(
             "email",
             "offline_access",
             "roles",
+            "organizations",  # AUTHZ.md, "Tokens"
             # the service's own API, asked for by its permissions (AUTHZ.md)
             "account",
             "users:read",
@@ -229,6 +230,10 @@ def test_discovery_documents_list_the_endpoints_that_exist(
             "users:unlock",
             "audit:read",
             "clients:manage",
+            "authz:manage",
+            "org:members:read",
+            "org:members:manage",
+            "org:invitations:manage",
         }
         assert set(metadata["token_endpoint_auth_methods_supported"]) == {
             "client_secret_basic", "client_secret_post", "none",

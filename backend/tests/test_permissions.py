@@ -28,6 +28,7 @@ README_TABLE = """
 | update other users, change roles, delete users | ✗ | ✗ | ✓ |
 | read audit events, unlock accounts | ✗ | ✗ | ✓ |
 | manage OAuth clients | ✗ | ✗ | ✓ |
+| manage API resources, roles and organizations | ✗ | ✗ | ✓ |
 """
 
 OWN = "register, login, view and update own profile"
@@ -35,6 +36,7 @@ VIEW = "view all users, view other users"
 MANAGE = "update other users, change roles, delete users"
 ADMIN = "read audit events, unlock accounts"
 CLIENTS = "manage OAuth clients"
+AUTHZ = "manage API resources, roles and organizations"
 
 # What each row of the table means in ROLE_PERMISSIONS.
 ROW_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -45,6 +47,7 @@ ROW_PERMISSIONS: dict[str, frozenset[Permission]] = {
     ),
     ADMIN: frozenset({Permission.AUDIT_READ, Permission.USERS_UNLOCK}),
     CLIENTS: frozenset({Permission.CLIENTS_MANAGE}),
+    AUTHZ: frozenset({Permission.AUTHZ_MANAGE}),
 }
 
 

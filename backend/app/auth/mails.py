@@ -85,3 +85,20 @@ def email_change_notice(to: str, new_email: str, *, done: bool = False) -> Mail:
         + "If it was not you, reset your password and contact your administrator.\n"
     )
     return Mail(to=to, subject=f"{settings.PROJECT_NAME}: your account's email address", text=text)
+
+
+INVITATION_PATH = "/invitation"
+
+
+def invitation(to: str, token: str, *, organization: str, days: int) -> Mail:
+    """An invitation to an organization (AUTHZ.md): the link asks the invitee to sign in or
+    sign up with this address, then accept."""
+    settings = get_settings()
+    lines = [
+        f"You are invited to join {organization} on {settings.PROJECT_NAME}.",
+        f"To accept, open this link within {days} days and sign in (or sign up) with this "
+        "email address:",
+    ]
+    footer = "If you do not know why you got this, ignore it: nothing happens without you."
+    url = link(INVITATION_PATH, token)
+    return _with_link(to, f"join {organization}", lines, url, "Accept the invitation", footer)

@@ -18,11 +18,21 @@ class Permission(StrEnum):
     USERS_UNLOCK = "users:unlock"
     AUDIT_READ = "audit:read"
     CLIENTS_MANAGE = "clients:manage"  # register, change and delete OAuth clients
+    AUTHZ_MANAGE = "authz:manage"  # API resources, roles, organizations (AUTHZ.md)
 
 
-# What each permission lets a client do, as a consent page names it (AUTHZ.md: consent lists
-# the permissions asked for by their descriptions).
-PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
+class OrgPermission(StrEnum):
+    """The built-in resource's organization permissions: held through roles assigned in an
+    organization, for that organization only (AUTHZ.md, "Delegated administration")."""
+
+    MEMBERS_READ = "org:members:read"
+    MEMBERS_MANAGE = "org:members:manage"
+    INVITATIONS_MANAGE = "org:invitations:manage"
+
+
+# What each permission of the built-in resource lets a client do, as a consent page names it
+# (AUTHZ.md: consent lists the permissions asked for by their descriptions).
+PERMISSION_DESCRIPTIONS: dict[Permission | OrgPermission, str] = {
     Permission.ACCOUNT: "Manage your account: profile, sessions, passkeys (not your credentials)",
     Permission.USERS_READ: "See every user's account",
     Permission.USERS_UPDATE: "Change other users' accounts",
@@ -31,6 +41,10 @@ PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     Permission.USERS_UNLOCK: "Unlock locked-out accounts",
     Permission.AUDIT_READ: "Read the audit log",
     Permission.CLIENTS_MANAGE: "Register, change and delete OAuth clients",
+    Permission.AUTHZ_MANAGE: "Manage API resources, roles and organizations",
+    OrgPermission.MEMBERS_READ: "See the members of your organization",
+    OrgPermission.MEMBERS_MANAGE: "Add, change and remove members of your organization",
+    OrgPermission.INVITATIONS_MANAGE: "Invite people to your organization",
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

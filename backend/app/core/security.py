@@ -212,6 +212,8 @@ class OAuthAccessClaims:
     sid: uuid.UUID | None
     auth_time: int | None
     iat: int = 0
+    aud: str = ""  # the issuer (the service's own API) or an API resource's identifier
+    org_id: str | None = None  # the organization the sign-in selected
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,7 @@ class TokenKind(Generic[Claims]):
     REFRESH: ClassVar["TokenKind[TokenClaims]"]
     MFA: ClassVar["TokenKind[TokenClaims]"]
     OAUTH_ACCESS: ClassVar["TokenKind[OAuthAccessClaims]"]
+    RESOURCE_ACCESS: ClassVar["TokenKind[OAuthAccessClaims]"]
     ID_TOKEN_HINT: ClassVar["TokenKind[IdTokenHint]"]
 
 
@@ -378,6 +381,8 @@ def _oauth_access_claims(payload: dict[str, Any]) -> OAuthAccessClaims:
         sid=uuid.UUID(payload["sid"]) if "sid" in payload else None,
         auth_time=payload.get("auth_time"),
         iat=payload["iat"],
+        aud=payload["aud"] if isinstance(payload.get("aud"), str) else "",
+        org_id=payload.get("org_id"),
     )
 
 
@@ -414,9 +419,20 @@ TokenKind.OAUTH_ACCESS = TokenKind(
     keys=KeyFamily.OIDC,
     typ=OAUTH_ACCESS_TYPE,
     required=(("sub", str), ("client_id", str), ("scope", str), ("jti", str)),
-    optional=(("sid", str), ("auth_time", int)),
+    optional=(("sid", str), ("auth_time", int), ("org_id", str)),
     issuer=_public_url,
     audience=_public_url,
+    claims=_oauth_access_claims,
+)
+# The same for any audience: the service's own API or an API resource (RFC 8707), as
+# introspection and revocation see the tokens they are given.
+TokenKind.RESOURCE_ACCESS = TokenKind(
+    name="resource_access",
+    keys=KeyFamily.OIDC,
+    typ=OAUTH_ACCESS_TYPE,
+    required=(("sub", str), ("client_id", str), ("scope", str), ("jti", str), ("aud", str)),
+    optional=(("sid", str), ("auth_time", int), ("org_id", str)),
+    issuer=_public_url,
     claims=_oauth_access_claims,
 )
 # An ID token of this issuer given back as id_token_hint, signed with an OIDC key it still

@@ -13,9 +13,9 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from app.core.security import constant_time_equals, token_digest
-from app.crud import audit, sessions
+from app.crud import audit, authz, sessions
 from app.crud.audit import Actor
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, Invalid, NotFound
 from app.models.client import (
     PUBLIC_NEEDS_PKCE,
     AuthorizationCode,
@@ -70,7 +70,15 @@ def _new_client_id() -> str:
     return client_id
 
 
+def _check_resources(session: Session, identifiers: list[str]) -> None:
+    """Every resource a client is registered for exists (422 naming one that does not)."""
+    for identifier in identifiers:
+        if authz.resource_id_of(session, identifier) is None:
+            raise Invalid(f"Unknown resource: {identifier}")
+
+
 def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> ClientCreated:
+    _check_resources(session, body.resources)
     secret, digest = (None, None) if body.public else _new_secret()
     client = OAuthClient(
         client_id=_new_client_id(),
@@ -84,6 +92,8 @@ def create_client(session: Session, *, body: ClientCreate, actor: Actor) -> Clie
         grant_types=[g.value for g in body.grant_types],
         scopes=list(body.scopes),
         id_token_signed_response_alg=body.id_token_signed_response_alg,
+        resources=list(body.resources),
+        organization_usage=body.organization_usage.value,
     )
     session.add(client)
     session.flush()
@@ -229,6 +239,8 @@ def update_client(
         raise BadRequest("A public client cannot use client_credentials")
     if client.public and changes.get("require_pkce") is False:
         raise BadRequest(PUBLIC_NEEDS_PKCE)
+    if "resources" in changes:
+        _check_resources(session, changes["resources"])
     for name, value in changes.items():
         if isinstance(value, list):
             value = list(dict.fromkeys(str(item) for item in value))

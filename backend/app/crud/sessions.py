@@ -28,6 +28,8 @@ def open_session(
     auth_time: datetime | None = None,
     amr: str | None = None,
     browser_session_id: uuid.UUID | None = None,
+    resource: str | None = None,
+    organization_id: uuid.UUID | None = None,
 ) -> AuthSession:
     row = AuthSession(
         user_id=user_id,
@@ -41,6 +43,8 @@ def open_session(
         auth_time=auth_time,
         amr=amr,
         browser_session_id=browser_session_id,
+        resource=resource,
+        organization_id=organization_id,
     )
     session.add(row)
     session.flush()
@@ -115,6 +119,23 @@ def revoke_client(session: Session, client_id: str) -> int:
     return int(result.rowcount)
 
 
+def revoke_organization(
+    session: Session, organization_id: uuid.UUID, *, user_ids: Any = None
+) -> int:
+    """End the OAuth sessions bound to an organization (AUTHZ.md, "Tokens"): of every member,
+    or of `user_ids` (a list or a subquery of user ids). Their refresh tokens fail at once."""
+    statement = update(AuthSession).where(
+        col(AuthSession.organization_id) == organization_id,
+        col(AuthSession.revoked_at).is_(None),
+    )
+    if user_ids is not None:
+        statement = statement.where(col(AuthSession.user_id).in_(user_ids))
+    result = session.exec(
+        statement.values(revoked_at=utcnow()).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)
+
+
 def live_sessions(session: Session, user_id: uuid.UUID) -> list[AuthSession]:
     now = utcnow()
     return list(
@@ -162,6 +183,7 @@ class SessionState:
     revoked_at: datetime | None
     expires_at: datetime
     user_active: bool | None
+    organization_id: uuid.UUID | None = None
 
 
 AnySelect = Select[*tuple[Any, ...]]  # a SELECT of any columns
@@ -181,6 +203,7 @@ SESSION_STATE_COLUMNS = (
     col(AuthSession.revoked_at),
     col(AuthSession.expires_at),
     col(User.is_active),
+    col(AuthSession.organization_id),
 )
 
 
@@ -199,7 +222,7 @@ def session_state(values: Sequence[Any]) -> SessionState | None:
     kind, client_id, user_id, scope, refresh_jti, rotated_at, created_at, *rest = values
     if kind is None:
         return None
-    revoked_at, expires_at, user_active = rest
+    revoked_at, expires_at, user_active, organization_id = rest
     return SessionState(
         kind=kind,
         client_id=client_id,
@@ -210,4 +233,5 @@ def session_state(values: Sequence[Any]) -> SessionState | None:
         revoked_at=revoked_at,
         expires_at=expires_at,
         user_active=user_active,
+        organization_id=organization_id,
     )

@@ -13,10 +13,13 @@ from ada_url import URL
 from pydantic import AfterValidator, BaseModel, WithJsonSchema, model_validator
 from sqlmodel import Field, SQLModel
 
-from app.core.permissions import Permission
+from app.core.permissions import PERMISSION_DESCRIPTIONS
+from app.models.authz import Identifier as ResourceIdentifier
 from app.models.common import UTCDateTime, created_at_field, timestamp_field, utcnow
 
 MAX_URI_LENGTH = 2048
+MAX_RESOURCE_LENGTH = 2048  # an API resource's identifier (models/authz.py)
+MAX_CLIENT_TOKEN_SCOPE = 4096  # a client's own token: the permissions it holds on a resource
 # The algorithms a client may ask its ID tokens signed with (`id_token_signed_response_alg`,
 # OIDC Dynamic Client Registration §2): RS256 unless it registered ES256 (OIDC.md rev. 2).
 IdTokenAlg = Literal["RS256", "ES256"]
@@ -29,17 +32,30 @@ class GrantType(StrEnum):
     CLIENT_CREDENTIALS = "client_credentials"
 
 
+class OrganizationUsage(StrEnum):
+    """Whether the client's authorization requests select an organization (AUTHZ.md)."""
+
+    NONE = "none"  # the `organization` parameter is ignored
+    ALLOW = "allow"
+    REQUIRE = "require"  # without the parameter, the hosted page asks the user to pick one
+
+
+MAX_CLIENT_RESOURCES = 50
+
+
 class Scope(StrEnum):
     OPENID = "openid"
     PROFILE = "profile"
     EMAIL = "email"
     OFFLINE_ACCESS = "offline_access"
     ROLES = "roles"
+    ORGANIZATIONS = "organizations"  # the ids of the user's organizations (AUTHZ.md)
 
 
 # The built-in resource's permissions, which a client asks for as scopes to use the
 # service's own API with a user's token (AUTHZ.md); beside the OIDC scopes.
-API_SCOPES = tuple(permission.value for permission in Permission)
+# The built-in resource's permissions a client may ask for as scopes (AUTHZ.md).
+API_SCOPES = tuple(permission.value for permission in PERMISSION_DESCRIPTIONS)
 CLIENT_SCOPES = (*(scope.value for scope in Scope), *API_SCOPES)
 
 
@@ -116,7 +132,8 @@ def check_redirect_uri(value: str) -> str:
 RedirectUri = Annotated[str, AfterValidator(check_redirect_uri)]
 ClientName = Annotated[str, Field(min_length=1, max_length=255)]
 DEFAULT_GRANTS = [GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN]
-DEFAULT_SCOPES = [scope.value for scope in Scope]  # the API's scopes only when asked for
+# The API's scopes, and organizations, only when asked for.
+DEFAULT_SCOPES = [scope.value for scope in Scope if scope is not Scope.ORGANIZATIONS]
 
 
 PUBLIC_NEEDS_PKCE = "A public client must use PKCE (require_pkce true)"
@@ -135,6 +152,10 @@ class ClientUpdate(BaseModel):
     grant_types: list[GrantType] | None = Field(default=None, min_length=1)
     scopes: list[ClientScope] | None = Field(default=None, min_length=1)
     id_token_signed_response_alg: IdTokenAlg | None = None
+    resources: list[ResourceIdentifier] | None = Field(
+        default=None, max_length=MAX_CLIENT_RESOURCES
+    )
+    organization_usage: OrganizationUsage | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -159,6 +180,11 @@ class ClientCreate(BaseModel):
     grant_types: list[GrantType] = Field(default_factory=lambda: list(DEFAULT_GRANTS), min_length=1)
     scopes: list[ClientScope] = Field(default_factory=lambda: list(DEFAULT_SCOPES), min_length=1)
     id_token_signed_response_alg: IdTokenAlg = DEFAULT_ID_TOKEN_ALG
+    # Identifiers of the API resources the client may ask tokens for (RFC 8707 `resource`).
+    resources: list[ResourceIdentifier] = Field(
+        default_factory=list, max_length=MAX_CLIENT_RESOURCES
+    )
+    organization_usage: OrganizationUsage = OrganizationUsage.NONE
 
     @model_validator(mode="after")
     def _consistent(self) -> "ClientCreate":
@@ -172,6 +198,7 @@ class ClientCreate(BaseModel):
         self.post_logout_redirect_uris = _unique(self.post_logout_redirect_uris)
         self.grant_types = _unique(self.grant_types)
         self.scopes = _unique(self.scopes)
+        self.resources = _unique(self.resources)
         return self
 
 
@@ -193,6 +220,12 @@ class OAuthClient(SQLModel, table=True):
         max_length=8,
         sa_column_kwargs={"server_default": DEFAULT_ID_TOKEN_ALG},
     )
+    resources: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    organization_usage: str = Field(
+        default=OrganizationUsage.NONE.value,
+        max_length=8,
+        sa_column_kwargs={"server_default": OrganizationUsage.NONE.value},
+    )
     created_at: datetime = created_at_field()
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -208,6 +241,8 @@ class ClientRead(BaseModel):
     grant_types: list[GrantType]
     scopes: list[str]
     id_token_signed_response_alg: str
+    resources: list[str]
+    organization_usage: OrganizationUsage
     created_at: datetime
 
 
@@ -250,6 +285,8 @@ class AuthorizationCode(SQLModel, table=True):
     acr_values: str | None = Field(default=None, max_length=255)  # as asked, for the `acr` claim
     auth_time: datetime = Field(sa_type=UTCDateTime)
     amr: str = Field(max_length=64)
+    resource: str | None = Field(default=None, max_length=MAX_RESOURCE_LENGTH)  # RFC 8707
+    organization_id: uuid.UUID | None = None  # the organization the request selected
     created_at: datetime = created_at_field()
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = timestamp_field()
@@ -267,7 +304,7 @@ class ClientToken(SQLModel, table=True):
     client_id: str = Field(
         foreign_key="oauth_client.client_id", ondelete="CASCADE", index=True, max_length=64
     )
-    scope: str = Field(max_length=255)
+    scope: str = Field(max_length=MAX_CLIENT_TOKEN_SCOPE)
     created_at: datetime = created_at_field()
     expires_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = timestamp_field()

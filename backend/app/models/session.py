@@ -50,6 +50,10 @@ class AuthSession(SQLModel, table=True):
     auth_time: datetime | None = timestamp_field()
     amr: str | None = Field(default=None, max_length=64)  # space-separated RFC 8176 values
     browser_session_id: uuid.UUID | None = None  # the browser session that approved it
+    # The API resource its access tokens are for (RFC 8707; None: the service's own API) and
+    # the organization the sign-in selected (AUTHZ.md, "Tokens").
+    resource: str | None = Field(default=None, max_length=2048)
+    organization_id: uuid.UUID | None = Field(default=None, index=True)
 
 
 class SessionRead(BaseModel):

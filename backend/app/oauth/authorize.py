@@ -13,14 +13,22 @@ from urllib.parse import urlencode
 from sqlmodel import Session
 
 from app.core.security import TokenKind, decode, token_digest
-from app.crud import audit, clients
+from app.crud import audit, clients, organizations
 from app.crud.audit import Actor
 from app.errors import InvalidToken
-from app.models.client import CLIENT_SCOPES, AuthorizationCode, GrantType, OAuthClient
+from app.models.client import (
+    CLIENT_SCOPES,
+    AuthorizationCode,
+    GrantType,
+    OAuthClient,
+    OrganizationUsage,
+)
 from app.models.common import utcnow
-from app.oauth import pkce
+from app.models.organization import Organization
+from app.oauth import pkce, resources
 from app.oauth.discovery import issuer
 from app.oauth.errors import (
+    AccessDenied,
     AccountSelectionRequired,
     BadAuthorizationRequest,
     ConsentRequired,
@@ -35,16 +43,18 @@ from app.oauth.errors import (
     UnauthorizedClient,
     UnsupportedResponseType,
 )
+from app.oauth.resources import Target
 
 CODE_LIFETIME = timedelta(seconds=60)
 CODE_KEPT_FOR = timedelta(days=1)  # after expiry: a replay still finds (and revokes) it
 CODE_BYTES = 32
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 MAX_LENGTHS = {"state": 2048, "nonce": 255, "login_hint": 320, "scope": 255, "max_age": 10,
-               "acr_values": 255}  # fmt: skip
+               "acr_values": 255, "resource": 2048, "organization": 64}  # fmt: skip
 SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
           "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint",
-          "response_mode", "id_token_hint", "acr_values")  # fmt: skip
+          "response_mode", "id_token_hint", "acr_values", "resource",
+          "organization")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,23 @@ class AuthorizationRequest:
     login_hint: str | None
     hint_subject: str | None  # the `sub` of a valid id_token_hint
     acr_values: str | None
+    resource: Target | None = None  # RFC 8707
+    organization: str | None = None  # an id or a slug; None also when the client uses none
+
+    def permissions(self) -> tuple[str, ...]:
+        """The permission names of `resource` asked for (beside the registered scopes)."""
+        if self.resource is None:
+            return ()
+        return tuple(name for name in self.scope if name not in CLIENT_SCOPES)
+
+    def consent_keys(self) -> set[str]:
+        """What a consent to this request is remembered as: the registered scopes by name,
+        a resource's permissions as "identifier name" (names repeat across resources)."""
+        asked = set(self.permissions())
+        return {
+            f"{self.resource.identifier} {name}" if name in asked and self.resource else name
+            for name in self.scope
+        }
 
     def error(self, error: OAuthError) -> RedirectedError:
         return RedirectedError(error, redirect_uri=self.redirect_uri, state=self.state)
@@ -78,6 +105,7 @@ class Login:
 class Next(Enum):
     LOGIN = "login"
     SELECT_ACCOUNT = "select_account"
+    ORGANIZATION = "organization"  # the client requires one and the request named none
     CONSENT = "consent"
     ISSUE = "issue"
 
@@ -132,9 +160,11 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
     scope = tuple(dict.fromkeys(one.get("scope", "").split()))
     if not scope:
         raise fail(InvalidScope("scope is required"))
-    for name in scope:
-        if name not in CLIENT_SCOPES or name not in client.scopes:
-            raise fail(InvalidScope(f"The client may not ask for the scope {name[:64]}"))
+    try:
+        resource = resources.target(session, client, one.get("resource"))
+        resources.check_scope(client, scope, resource)
+    except OAuthError as error:
+        raise fail(error) from None
     # Without PKCE (a confidential client that opted out), an OpenID request only: the client
     # authenticates at the token endpoint, and its nonce (when it sends one: the suite's
     # oidcc-ensure-request-without-nonce-succeeds-for-code-flow sends none) is its own
@@ -170,6 +200,10 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         login_hint=one.get("login_hint"),
         hint_subject=hint_subject,
         acr_values=one.get("acr_values") or None,
+        resource=resource,
+        organization=(
+            one.get("organization") if client.organization_usage != OrganizationUsage.NONE else None
+        ),
     )
 
 
@@ -196,7 +230,7 @@ def needs_consent(session: Session, request: AuthorizationRequest, login: Login)
     allowed = clients.consented_scopes(
         session, user_id=login.user_id, client_id=request.client.client_id
     )
-    return not set(request.scope) <= allowed
+    return not request.consent_keys() <= allowed
 
 
 def other_user_hinted(request: AuthorizationRequest, login: Login | None, *, fresh: bool) -> bool:
@@ -230,11 +264,32 @@ def next_step(
         if "none" in request.prompt:
             raise request.error(AccountSelectionRequired("The user must choose an account"))
         return Next.SELECT_ACCOUNT
+    if request.client.organization_usage != OrganizationUsage.NONE:
+        if request.organization is None and request.client.organization_usage == (
+            OrganizationUsage.REQUIRE
+        ):
+            if "none" in request.prompt or not organizations.of_user(session, login.user_id):
+                raise request.error(AccessDenied("The user must choose an organization"))
+            return Next.ORGANIZATION
+        selected_organization(session, request, login)
     if needs_consent(session, request, login):
         if "none" in request.prompt:
             raise request.error(ConsentRequired("The user has not allowed this client"))
         return Next.CONSENT
     return Next.ISSUE
+
+
+def selected_organization(
+    session: Session, request: AuthorizationRequest, login: Login
+) -> Organization | None:
+    """The organization the request selects, of which the user must be a member (else
+    access_denied); None when it selects none."""
+    if request.organization is None:
+        return None
+    organization = organizations.find(session, request.organization)
+    if organization is None or not organizations.is_member(session, organization.id, login.user_id):
+        raise request.error(AccessDenied("The user is not a member of that organization"))
+    return organization
 
 
 def grant_consent(
@@ -244,7 +299,7 @@ def grant_consent(
         session,
         user_id=login.user_id,
         client_id=request.client.client_id,
-        scopes=list(request.scope),
+        scopes=sorted(request.consent_keys()),
         actor=actor,
     )
 
@@ -253,6 +308,7 @@ def issue_code(
     session: Session, request: AuthorizationRequest, login: Login, *, actor: Actor
 ) -> str:
     """A new code for this request and login; returns the redirect URL that carries it."""
+    organization = selected_organization(session, request, login)
     code = secrets.token_urlsafe(CODE_BYTES)
     now = utcnow()
     clients.delete_stale_codes(session, user_id=login.user_id, expired_before=now - CODE_KEPT_FOR)
@@ -270,6 +326,8 @@ def issue_code(
             acr_values=request.acr_values,
             auth_time=login.auth_time,
             amr=" ".join(login.amr),
+            resource=request.resource.identifier if request.resource else None,
+            organization_id=organization.id if organization else None,
             created_at=now,
             expires_at=now + CODE_LIFETIME,
         ),

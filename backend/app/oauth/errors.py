@@ -61,6 +61,10 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
+class InvalidTarget(OAuthError):
+    error = "invalid_target"  # RFC 8707 §2: an unknown or unregistered resource
+
+
 class AccessDenied(OAuthError):
     error = "access_denied"
 

@@ -9,20 +9,22 @@ from sqlmodel import Session
 from app.auth import tokens as session_tokens
 from app.core.config import get_settings
 from app.core.security import TokenKind, decode, new_jti, token_digest
-from app.crud import audit, clients, sessions
+from app.crud import audit, clients, organizations, sessions
 from app.crud.audit import Actor
 from app.db import Remembered
 from app.errors import InvalidToken
 from app.models.client import API_SCOPES, AuthorizationCode, GrantType, OAuthClient, Scope
 from app.models.common import utcnow
+from app.models.organization import Organization
 from app.models.session import AuthSession, SessionKind
 from app.models.user import User
-from app.oauth import client_auth, pkce
+from app.oauth import client_auth, pkce, resources
 from app.oauth.errors import (
     InvalidClient,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
+    InvalidTarget,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -82,8 +84,11 @@ def token(
 def _grant(
     session: Session, client: OAuthClient, grant_type: str, one: dict[str, str], actor: Actor
 ) -> TokenResponse:
+    resource = one.get("resource")
     if grant_type == GrantType.CLIENT_CREDENTIALS:
-        return client_credentials(session, client=client, scope=one.get("scope"), actor=actor)
+        return client_credentials(
+            session, client=client, scope=one.get("scope"), resource=resource, actor=actor
+        )
     if grant_type == GrantType.AUTHORIZATION_CODE:
         return exchange_code(
             session,
@@ -91,6 +96,7 @@ def _grant(
             code=one.get("code", ""),
             redirect_uri=one.get("redirect_uri", ""),
             code_verifier=one.get("code_verifier"),
+            resource=resource,
             actor=actor,
         )
     return refresh(
@@ -98,8 +104,24 @@ def _grant(
         client=client,
         refresh_token=one.get("refresh_token", ""),
         scope=one.get("scope"),
+        resource=resource,
         actor=actor,
     )
+
+
+def _bound_target(
+    session: Session, client: OAuthClient, asked: str | None, bound: str | None
+) -> str | None:
+    """The resource of a code exchange or a refresh: the one the grant is bound to; `asked`
+    (RFC 8707 at the token endpoint) may only name it again, or name one for a grant bound
+    to none."""
+    if asked is None:
+        return bound
+    target = resources.target(session, client, asked)
+    assert target is not None
+    if bound is not None and target.identifier != bound:
+        raise InvalidTarget("The grant is for another resource")
+    return target.identifier
 
 
 def exchange_code(
@@ -110,6 +132,7 @@ def exchange_code(
     redirect_uri: str,
     code_verifier: str | None,
     actor: Actor,
+    resource: str | None = None,
 ) -> TokenResponse:
     """Single use: the exchange completes only if its conditional UPDATE marks the code
     used; a second exchange fails and revokes what the first issued. The code_verifier
@@ -130,6 +153,7 @@ def exchange_code(
         or not pkce.verifier_matches(row.code_challenge, code_verifier)
     ):
         raise InvalidGrant("The code is expired, or redirect_uri or code_verifier is wrong")
+    target = _bound_target(session, client, resource, row.resource)
     if not clients.claim_code(session, digest=digest, now=now):
         session.refresh(row)  # another exchange won: see what it issued
         raise _replayed(row, actor)
@@ -139,10 +163,18 @@ def exchange_code(
         if row.browser_session_id
         else None
     )
+    organization = session.get(Organization, row.organization_id) if row.organization_id else None
     if (
         user is None
         or not user.is_active
         or (approving is not None and approving.revoked_at is not None)
+        or (
+            row.organization_id is not None
+            and (
+                organization is None
+                or not organizations.is_member(session, row.organization_id, user.id)
+            )
+        )
     ):
         raise Remembered(  # the code is spent all the same
             InvalidGrant("The sign-in behind this code has ended"),
@@ -170,6 +202,8 @@ def exchange_code(
         auth_time=row.auth_time,
         amr=row.amr,
         browser_session_id=row.browser_session_id,
+        resource=target,
+        organization_id=row.organization_id,
     )
     clients.bind_code_session(session, digest=digest, session_id=oauth_session.id)
     audit.record(
@@ -186,12 +220,28 @@ def exchange_code(
         oauth_session,
         user,
         scope=scope,
+        access_scope=_access_scope(session, oauth_session, scope),
         with_refresh=with_refresh,
         nonce=row.nonce,
         acr=acr_level(row.amr.split()) if row.acr_values is not None else None,
         id_token_alg=client.id_token_signed_response_alg,
+        organization=organization,
+        extra=resources.identity_claims(
+            session, user_id=user.id, organization_id=row.organization_id, scope=scope
+        ),
     )
     return answer
+
+
+def _access_scope(session: Session, row: AuthSession, scope: list[str]) -> list[str]:
+    """The access token's scope for the session's resource and organization, now."""
+    return resources.user_scope(
+        session,
+        scope=scope,
+        resource=row.resource,
+        user_id=row.user_id,
+        organization_id=row.organization_id,
+    )
 
 
 def _replayed(row: AuthorizationCode, actor: Actor) -> Remembered:
@@ -220,6 +270,7 @@ def refresh(
     refresh_token: str,
     scope: str | None,
     actor: Actor,
+    resource: str | None = None,
 ) -> TokenResponse:
     """Rotation, reuse detection and grace are /auth/refresh's (auth.tokens.refresh); the
     token must be one issued to this client, and the scope may only narrow."""
@@ -238,16 +289,32 @@ def refresh(
     requested = list(dict.fromkeys(scope.split())) if scope is not None else granted
     if not requested or not set(requested) <= set(granted):
         raise InvalidScope("The scope may only narrow what was granted")
+    _bound_target(session, client, resource, row.resource)
+    if resource is not None and row.resource is None:
+        raise InvalidTarget("The grant is for the service's own API")
 
     def issue(renewed: AuthSession) -> TokenResponse:
         user = session.get(User, renewed.user_id)
         assert user is not None  # the session and its user were just read live
+        organization = None
+        if renewed.organization_id is not None:  # ended with its membership (crud/organizations)
+            organization = session.get(Organization, renewed.organization_id)
+            if organization is None:
+                raise InvalidGrant("The organization of this sign-in is gone")
         return token_response(
             renewed,
             user,
             scope=requested,
+            access_scope=_access_scope(session, renewed, requested),
             with_refresh=True,
             id_token_alg=client.id_token_signed_response_alg,
+            organization=organization,
+            extra=resources.identity_claims(
+                session,
+                user_id=renewed.user_id,
+                organization_id=renewed.organization_id,
+                scope=requested,
+            ),
         )
 
     try:
@@ -262,28 +329,41 @@ def refresh(
 
 
 def client_credentials(
-    session: Session, *, client: OAuthClient, scope: str | None, actor: Actor
+    session: Session,
+    *,
+    client: OAuthClient,
+    scope: str | None,
+    actor: Actor,
+    resource: str | None = None,
 ) -> TokenResponse:
     """An access token for the client itself (RFC 6749 §4.4): the requested scopes, or
     without `scope` all it was registered with (but openid and offline_access); recorded
     by jti so that revocation, a secret rotation or deleting the client end it at once."""
     if client.public:  # registration refuses it; a public client has no credentials
         raise UnauthorizedClient("A public client cannot use client_credentials")
-    if scope is None:
+    target = resources.target(session, client, resource)
+    asked = None if scope is None else list(dict.fromkeys(scope.split()))
+    if asked is None:
         granted = [name for name in client.scopes if name not in USER_ONLY_SCOPES]
     else:
-        granted = list(dict.fromkeys(scope.split()))
+        granted = asked
         if set(granted) & USER_ONLY_SCOPES:
             raise InvalidScope("openid and offline_access are for a user's sign-in")
-        if not set(granted) <= set(client.scopes):
+        if target is not None:
+            resources.check_scope(client, granted, target)
+        elif not set(granted) <= set(client.scopes):
             raise InvalidScope("The client is not registered for that scope")
+    if target is not None:
+        granted = resources.client_scope(session, client=client, scope=asked, resource=target)
     scope_text = " ".join(granted)
     assert client.secret_digest is not None  # confidential: authenticated by its secret
     if not clients.hold_secret(
         session, client_id=client.client_id, secret_digest=client.secret_digest
     ):
         raise InvalidClient()  # rotated or deleted since the authentication
-    access, jti, exp, lifetime = client_access_token(client.client_id, scope_text)
+    access, jti, exp, lifetime = client_access_token(
+        client.client_id, scope_text, audience=target.identifier if target else None
+    )
     clients.add_client_token(
         session,
         jti=jti,

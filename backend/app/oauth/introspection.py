@@ -52,6 +52,8 @@ class Presented:
     iat: int
     exp: int
     live: bool
+    aud: str | None = None  # None: the issuer
+    org_id: str | None = None
     session_id: uuid.UUID | None = None
     user_id: uuid.UUID | None = None
     client_token_jti: str | None = None
@@ -92,7 +94,7 @@ def _verified(token: str) -> OAuthAccessClaims | TokenClaims | None:
     service's own access tokens, ID tokens, expired or forged ones)."""
     try:
         if access_key(token) is not None:
-            return decode(token, TokenKind.OAUTH_ACCESS)
+            return decode(token, TokenKind.RESOURCE_ACCESS)
         return decode(token, TokenKind.REFRESH)
     except InvalidToken:
         return None
@@ -139,6 +141,7 @@ def _refresh(claims: TokenClaims, state: sessions.SessionState | None) -> Presen
         iat=int(state.issued_at.timestamp()),
         exp=int(claims.exp.timestamp()),
         live=current and _session_live(state),
+        org_id=str(state.organization_id) if state.organization_id else None,
         session_id=claims.sid,
         user_id=state.user_id,
     )
@@ -167,6 +170,8 @@ def _access_presented(claims: OAuthAccessClaims, *, live: bool, **row: Any) -> P
         iat=claims.iat,
         exp=int(claims.exp.timestamp()),
         live=live,
+        aud=claims.aud or None,
+        org_id=claims.org_id,
         **row,
     )
 
@@ -184,8 +189,10 @@ def answer(presented: Presented | None) -> dict[str, Any]:
         "iat": presented.iat,
         "token_type": presented.token_type,
         "iss": issuer(),
-        "aud": issuer(),
+        "aud": presented.aud or issuer(),
     }
+    if presented.org_id is not None:
+        body["org_id"] = presented.org_id
     if presented.session_id is not None:
         body["sid"] = str(presented.session_id)
     return body

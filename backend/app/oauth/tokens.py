@@ -58,28 +58,47 @@ def acr_level(amr: list[str]) -> str:
     return ACR_ONE_FACTOR
 
 
-def access_token(row: AuthSession, scope: str) -> tuple[str, int]:
-    """An at+jwt for the service's own API (aud = the issuer), naming the session."""
+class Selected(Protocol):
+    """The organization a sign-in selected, as its tokens name it."""
+
+    id: Any
+    slug: str
+
+
+def organization_claims(organization: Selected | None) -> dict[str, str]:
+    if organization is None:
+        return {}
+    return {"org_id": str(organization.id), "org_slug": organization.slug}
+
+
+def access_token(
+    row: AuthSession, scope: str, organization: Selected | None = None
+) -> tuple[str, int]:
+    """An at+jwt naming the session, for its resource (RFC 8707; aud = the issuer, the
+    service's own API, without one)."""
     assert row.client_id is not None
     now = int(time.time())
     lifetime = get_settings().ACCESS_TOKEN_EXPIRE_MINUTES * 60
     claims: dict[str, Any] = {
         "iss": issuer(),
         "sub": str(row.user_id),
-        "aud": issuer(),
+        "aud": row.resource or issuer(),
         "client_id": row.client_id,
         "scope": scope,
         "jti": new_jti(),
         "iat": now,
         "exp": now + lifetime,
         "sid": str(row.id),
+        **organization_claims(organization),
     }
     if row.auth_time is not None:
         claims["auth_time"] = int(row.auth_time.timestamp())
     return sign_oidc_jwt(claims, typ=OAUTH_ACCESS_TYPE), lifetime
 
 
-def client_access_token(client_id: str, scope: str) -> tuple[str, str, int, int]:
+def client_access_token(
+    client_id: str, scope: str, *, audience: str | None = None
+) -> tuple[str, str, int, int]:
     """An at+jwt for a client itself (client_credentials): `sub` = `client_id`, no `sid`
     (so the service's own API, which needs a user, refuses it). Token, jti, exp, lifetime."""
     now = int(time.time())
@@ -88,7 +107,7 @@ def client_access_token(client_id: str, scope: str) -> tuple[str, str, int, int]
     claims: dict[str, Any] = {
         "iss": issuer(),
         "sub": client_id,
-        "aud": issuer(),
+        "aud": audience or issuer(),
         "client_id": client_id,
         "scope": scope,
         "jti": jti,
@@ -107,6 +126,8 @@ def id_token(
     access: str,
     acr: str | None = None,
     algorithm: str = DEFAULT_ALGORITHM,
+    organization: Selected | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Signed with the client's id_token_signed_response_alg (RS256 unless ES256)."""
     assert row.client_id is not None and row.auth_time is not None
@@ -122,6 +143,8 @@ def id_token(
         "sid": str(row.browser_session_id or row.id),
         "amr": (row.amr or "").split(),
         **user_claims(user, scope),
+        **organization_claims(organization),
+        **(extra or {}),
     }
     if nonce is not None:
         claims["nonce"] = nonce
@@ -136,14 +159,18 @@ def token_response(
     *,
     scope: list[str],
     with_refresh: bool,
+    access_scope: list[str] | None = None,
     nonce: str | None = None,
     acr: str | None = None,
     id_token_alg: str = DEFAULT_ALGORITHM,
+    organization: Selected | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> TokenResponse:
     """Access token, ID token (with openid) and, `with_refresh`, the session's current
-    refresh token."""
-    scope_text = " ".join(scope)
-    access, lifetime = access_token(row, scope_text)
+    refresh token. `scope`: what the grant holds (the ID token's claims follow it);
+    `access_scope`: the access token's (for a resource, the permissions held now)."""
+    scope_text = " ".join(scope if access_scope is None else access_scope)
+    access, lifetime = access_token(row, scope_text, organization)
     refresh = current_refresh_token(row) if with_refresh else None
     return TokenResponse(
         access_token=access,
@@ -158,6 +185,8 @@ def token_response(
                 access=access,
                 acr=acr,
                 algorithm=id_token_alg,
+                organization=organization,
+                extra=extra,
             )
             if "openid" in scope
             else None

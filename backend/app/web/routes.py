@@ -20,6 +20,7 @@ from app.api.deps import SessionDep, client_actor
 from app.auth import login as login_flow
 from app.core.config import get_settings
 from app.core.permissions import PERMISSION_DESCRIPTIONS
+from app.crud import authz, organizations
 from app.crud import sessions as session_rows
 from app.db import transaction
 from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
@@ -41,7 +42,8 @@ SCOPE_DESCRIPTIONS = {
     "openid": "Know who you are",
     "profile": "See your name",
     "email": "See your email address",
-    "roles": "See your role",
+    "roles": "See your role and your roles",
+    "organizations": "See which organizations you belong to",
     "offline_access": "Keep access while you are away (stay signed in)",
     **{permission.value: text for permission, text in PERMISSION_DESCRIPTIONS.items()},
 }
@@ -121,6 +123,16 @@ def _proceed(
             client_name=auth.client.name,
             email=user.email if user else "",
         )
+    if step is Next.ORGANIZATION:
+        user = session.get(User, login.user_id)
+        return render(
+            request,
+            "organization.html",
+            request_query=query,
+            client_name=auth.client.name,
+            email=user.email if user else "",
+            organizations=organizations.of_user(session, login.user_id),
+        )
     if step is Next.CONSENT:
         user = session.get(User, login.user_id)
         return render(
@@ -129,10 +141,23 @@ def _proceed(
             request_query=query,
             client_name=auth.client.name,
             email=user.email if user else "",
-            scopes=[SCOPE_DESCRIPTIONS[name] for name in auth.scope],
+            scopes=_consent_lines(session, auth),
         )
     url = authorize.issue_code(session, auth, login, actor=client_actor(request, login.user_id))
     return _redirect(url, status_code)
+
+
+def _consent_lines(session: Session, auth: AuthorizationRequest) -> list[str]:
+    """What the consent page lists: each scope asked for, and each permission of the
+    resource asked for, by its description (AUTHZ.md, "Tokens")."""
+    asked = auth.permissions()
+    lines = [SCOPE_DESCRIPTIONS.get(name, name) for name in auth.scope if name not in asked]
+    if auth.resource is not None and asked:
+        described = authz.permission_descriptions(
+            session, resource_id=auth.resource.resource_id, names=asked
+        )
+        lines += [described[name] for name in asked if name in described]
+    return lines
 
 
 def _parse(session: Session, query: str) -> AuthorizationRequest:
@@ -340,6 +365,28 @@ def _account(
         return _login_page(request, query, auth, email="")
     if action != "continue":
         return error_page(request, "Choose to continue or to use another account.")
+    login = current_login(session, read_cookie(request, SESSION_COOKIE))
+    return _proceed(session, request, query, auth, login, selected=True, status_code=303)
+
+
+@router.post("/authorize/organization")
+async def organization_form(
+    request: Request, session: SessionDep, posted: PostedFormDep
+) -> Response:
+    """The answer of the organization picker: the request goes on with that organization
+    (checked again, as one named by the client: a member only)."""
+    chosen = posted.field("organization")[:64]
+    if not chosen or posted.auth.organization is not None:
+        return error_page(request, "Choose an organization.")
+    query = posted.query + "&" + urlencode({"organization": chosen})
+    return await run_transaction(_chosen_organization, session, request, query)
+
+
+def _chosen_organization(session: Session, request: Request, query: str) -> Response:
+    try:
+        auth = _parse(session, query)
+    except (BadAuthorizationRequest, RedirectedError) as error:
+        return _refusal(request, error)
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     return _proceed(session, request, query, auth, login, selected=True, status_code=303)
 

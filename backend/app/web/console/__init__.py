@@ -1,12 +1,21 @@
-"""The admin console at /admin: users, sessions, roles, the audit log and OAuth clients, in
-server-rendered pages behind the hosted login (CONSOLE.md)."""
+"""The admin console at /admin: users, sessions, roles, the audit log, OAuth clients and the
+product's authorization (resources, roles, organizations), in server-rendered pages behind
+the hosted login (CONSOLE.md, AUTHZ.md)."""
 
 from fastapi import APIRouter, FastAPI
 
-from app.web.console import audit, clients, signin, users
+from app.web.console import (
+    audit,
+    clients,
+    organizations,
+    resources,
+    roles,
+    signin,
+    users,
+)
 
 router = APIRouter(include_in_schema=False)
-for module in (users, audit, clients, signin):
+for module in (users, audit, clients, resources, roles, organizations, signin):
     router.include_router(module.router)
 
 

@@ -2,6 +2,7 @@
 through the helper the API and the CLI use (so the same rules and audit events apply)."""
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -11,23 +12,27 @@ from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep
 from app.auth import lockout, mfa, tokens, user_sessions
-from app.core.permissions import Role
-from app.crud import audit, passkeys, sessions, users
+from app.core.permissions import Permission, Role
+from app.crud import audit, authz, organizations, passkeys, sessions, users
 from app.crud import console as console_rows
 from app.db import transaction
-from app.errors import BadRequest, LastAdmin, NotFound
+from app.errors import BadRequest, DomainError, LastAdmin, NotFound
 from app.models.audit import AuditEvent
+from app.models.authz import RoleRead, RoleRef
 from app.models.common import PageCursor
+from app.models.organization import MyOrganization
 from app.models.passkey import Passkey
 from app.models.session import AuthSession
 from app.models.user import User
 from app.web.console.access import Console, ConsoleDep, PostDep, need, refused, render
+from app.web.console.authz_forms import role_choices, role_ids
 from app.web.console.paging import MAX_TRAIL, PAGE_SIZE, KeysetWindow, keyset_window
 
 router = APIRouter(prefix="/admin")
 
 MAX_QUERY = 320
 HISTORY_SIZE = 20
+MEMBERSHIPS_SIZE = 100
 ACTIVE_FILTER = {"": None, "true": True, "false": False}
 DONE = {
     "role": "Role saved.",
@@ -39,6 +44,7 @@ DONE = {
     "revoked": "Session revoked.",
     "signed-out": "Every session of this user has ended.",
     "deleted": "User deleted.",
+    "roles": "Roles saved.",
 }
 
 
@@ -147,6 +153,9 @@ def _user_page(
 ) -> Response:
     controls = console.controls(target.id)
     live, keys, history, names = transaction(_activity, session, target.id, controls.history)
+    authz_view = None
+    if console.can(Permission.AUTHZ_MANAGE):
+        authz_view = transaction(_authz_of, session, target.id)
     return render(
         request,
         "user.html",
@@ -162,6 +171,7 @@ def _user_page(
         status=status,
         alert=alert,
         confirm_delete=confirm_delete and controls.delete,
+        authz=authz_view,
     )
 
 
@@ -198,6 +208,28 @@ def _activity(
         history, _ = audit.list_events(session, skip=0, limit=HISTORY_SIZE, subject_id=user_id)
         names = console_rows.emails_by_id(session, (event.actor_id for event in history))
     return live, keys, history, names
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzView:
+    """A user's product roles (global) and memberships, and the roles an admin may assign."""
+
+    roles: list[RoleRef]
+    choices: list[RoleRead]
+    memberships: list[MyOrganization]
+    memberships_total: int
+
+
+def _authz_of(session: Session, user_id: uuid.UUID) -> AuthzView:
+    memberships = organizations.my_organizations(
+        session, user_id=user_id, limit=MEMBERSHIPS_SIZE, after=None
+    )
+    return AuthzView(
+        roles=authz.user_roles(session, user_id),
+        choices=role_choices(session),
+        memberships=memberships.items,
+        memberships_total=memberships.total,
+    )
 
 
 def _done(user_id: uuid.UUID, what: str) -> RedirectResponse:
@@ -321,3 +353,30 @@ def delete_user(request: Request, session: SessionDep, console: PostDep, user_id
     except LastAdmin as error:
         return _user_page(request, session, console, target, alert=error.detail, status_code=409)
     return RedirectResponse("/admin/users?done=deleted", status_code=303)
+
+
+@router.post("/users/{user_id}/product-roles")
+def set_product_roles(
+    request: Request,
+    session: SessionDep,
+    console: PostDep,
+    user_id: str,
+    role: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Replace the user's global roles of the product (AUTHZ.md) with the checked ones."""
+    target_id = _user_id(request, console, user_id)
+    need(request, console, console.can(Permission.AUTHZ_MANAGE))
+    target = _target(request, session, console, target_id)
+    try:
+        transaction(
+            authz.set_user_roles,
+            session,
+            user_id=target.id,
+            role_ids=role_ids(role),
+            actor=console.actor(request),
+        )
+    except DomainError as error:
+        return _user_page(
+            request, session, console, target, alert=error.detail, status_code=error.status
+        )
+    return _done(target.id, "roles")
