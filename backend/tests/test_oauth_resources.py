@@ -335,7 +335,8 @@ def test_a_client_that_requires_an_organization_lets_the_user_pick_one(
     answer = redirect_params(sign_in(browser(client), started.url, loner.email, PASSWORD))
     assert answer["error"] == "access_denied"
     none = start(oauth_client(client, registered, scope="openid"), prompt="none")
-    assert redirect_params(b.get(none.url))["error"] == "access_denied"
+    # the picker is a page the member must act on: OIDC Core §3.1.2.6
+    assert redirect_params(b.get(none.url))["error"] == "interaction_required"
 
 
 # The roles and organizations scopes

@@ -32,6 +32,7 @@ from app.oauth.errors import (
     AccountSelectionRequired,
     BadAuthorizationRequest,
     ConsentRequired,
+    InteractionRequired,
     InvalidRequest,
     InvalidScope,
     LoginRequired,
@@ -268,8 +269,10 @@ def next_step(
         if request.organization is None and request.client.organization_usage == (
             OrganizationUsage.REQUIRE
         ):
-            if "none" in request.prompt or not organizations.of_user(session, login.user_id):
-                raise request.error(AccessDenied("The user must choose an organization"))
+            if not organizations.of_user(session, login.user_id):
+                raise request.error(AccessDenied("The user is a member of no organization"))
+            if "none" in request.prompt:  # the picker is a page the user must act on
+                raise request.error(InteractionRequired("The user must choose an organization"))
             return Next.ORGANIZATION
         selected_organization(session, request, login)
     if needs_consent(session, request, login):

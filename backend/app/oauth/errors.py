@@ -93,6 +93,10 @@ class AccountSelectionRequired(OAuthError):
     error = "account_selection_required"  # OIDC Core §3.1.2.6
 
 
+class InteractionRequired(OAuthError):
+    error = "interaction_required"  # OIDC Core §3.1.2.6: the user must act on a page
+
+
 class BearerError(OAuthError):
     """An error of a resource request (RFC 6750 §3.1): its challenge names it."""
 
