@@ -1,6 +1,8 @@
 """Typed domain errors. Domain code raises these; each carries its HTTP answer (status,
 headers, `{"detail"}` body), which the one handler in `api/errors.py` writes."""
 
+from typing import Any
+
 from app.core.http_auth import bearer_challenge
 
 RETRY_UNAVAILABLE_S = 5  # Retry-After of a 503: a dependency is away, try again soon
@@ -20,7 +22,7 @@ class DomainError(Exception):
         # RFC 7235 §3.1: a 401 names its scheme; the API's is the bearer token.
         return {"WWW-Authenticate": bearer_challenge()} if self.status == 401 else {}
 
-    def body(self) -> dict[str, str]:
+    def body(self) -> dict[str, Any]:
         return {"detail": self.detail}
 
 
@@ -129,10 +131,14 @@ class HashQueueFull(ServiceUnavailable):
 
 class Invalid(DomainError):
     """A well-formed body naming something that does not exist or may not be there (an
-    unknown role or permission, a limit passed): 422, naming it."""
+    unknown role or permission, a limit passed): 422, naming it, in the shape of FastAPI's
+    own 422 (a list of errors), which the OpenAPI documents for every body."""
 
     status = 422
     detail = "Unprocessable request"
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": [{"type": "value_error", "loc": ["body"], "msg": self.detail}]}
 
 
 class Conflict(DomainError):

@@ -55,7 +55,8 @@ def _reader(user_id: uuid.UUID, caller: CallerDep) -> Caller:
 def user_permissions(
     user_id: uuid.UUID,
     session: SessionDep,
-    resource: Annotated[str, Query(min_length=1, max_length=2048)],
+    # an identifier is printable ASCII (models/authz.py): percent-encoded, it fits a URL
+    resource: Annotated[str, Query(min_length=1, max_length=2048, pattern=r"^[\x21-\x7e]+$")],
     organization: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> EffectivePermissions:
     """The permissions the user holds on `resource` (an identifier) now, in `organization`
