@@ -2,6 +2,7 @@
 Each command is one step of crud/ run by db.transaction, as the HTTP API runs it."""
 
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
 import typer
@@ -18,7 +19,7 @@ from app.models.authz import (
     RoleCreate,
     RolePermissionRef,
 )
-from app.models.common import PageCursor
+from app.models.common import CursorPage, PageCursor
 from app.models.organization import OrganizationCreate
 from manage import CLI_ACTOR, db_session, fail, find_user
 
@@ -31,6 +32,7 @@ org_cli = typer.Typer(
 )
 user_cli = typer.Typer(help="A user's product roles.", no_args_is_help=True, rich_markup_mode=None)
 M = TypeVar("M", bound=BaseModel)
+Item = TypeVar("Item")
 
 
 def _valid(model: type[M], **fields: object) -> M:
@@ -41,6 +43,19 @@ def _valid(model: type[M], **fields: object) -> M:
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
         fail(f"{where}: {problem['msg']}")
+
+
+def _every(
+    session: Session, page_of: Callable[..., CursorPage[Item]], **query: object
+) -> Iterator[Item]:
+    """Every item of a cursor-paged list step, page after page, each page its own transaction."""
+    after = None
+    while True:
+        page = transaction(page_of, session, limit=100, after=after, **query)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        after = PageCursor.decode(page.next_cursor)
 
 
 def _print(table: Table) -> None:
@@ -71,15 +86,9 @@ def resource_list() -> None:
     """Print the API resources and their permissions."""
     table = Table("id", "identifier", "name", "permissions")
     with db_session() as session:
-        after = None
-        while True:
-            page = transaction(authz.list_resources, session, limit=100, after=after)
-            for item in page.items:
-                names = " ".join(p.name for p in item.permissions)
-                table.add_row(str(item.id), item.identifier, item.name, names)
-            if page.next_cursor is None:
-                break
-            after = PageCursor.decode(page.next_cursor)
+        for item in _every(session, authz.list_resources):
+            names = " ".join(p.name for p in item.permissions)
+            table.add_row(str(item.id), item.identifier, item.name, names)
     _print(table)
 
 
@@ -109,15 +118,9 @@ def role_list() -> None:
     """Print the roles and their permissions."""
     table = Table("id", "name", "description", "permissions")
     with db_session() as session:
-        after = None
-        while True:
-            page = transaction(authz.list_roles, session, limit=100, after=after)
-            for role in page.items:
-                held = " ".join(f"{p.resource} {p.name}" for p in role.permissions)
-                table.add_row(str(role.id), role.name, role.description, held)
-            if page.next_cursor is None:
-                break
-            after = PageCursor.decode(page.next_cursor)
+        for role in _every(session, authz.list_roles):
+            held = " ".join(f"{p.resource} {p.name}" for p in role.permissions)
+            table.add_row(str(role.id), role.name, role.description, held)
     _print(table)
 
 
@@ -162,15 +165,9 @@ def org_list() -> None:
     """Print the organizations."""
     table = Table("id", "slug", "name", "created")
     with db_session() as session:
-        after = None
-        while True:
-            page = transaction(organizations.list_page, session, limit=100, after=after)
-            for org in page.items:
-                created = org.created_at.strftime("%Y-%m-%d %H:%M")
-                table.add_row(str(org.id), org.slug, org.name, created)
-            if page.next_cursor is None:
-                break
-            after = PageCursor.decode(page.next_cursor)
+        for org in _every(session, organizations.list_page):
+            created = org.created_at.strftime("%Y-%m-%d %H:%M")
+            table.add_row(str(org.id), org.slug, org.name, created)
     _print(table)
 
 
@@ -203,19 +200,8 @@ def org_members(org: Annotated[str, typer.Argument(help="The organization's id o
     table = Table("user id", "email", "name", "roles")
     with db_session() as session:
         organization = organizations.get(session, org)
-        after = None
-        while True:
-            page = transaction(
-                organizations.members_page,
-                session,
-                organization_id=organization.id,
-                limit=100,
-                after=after,
-            )
-            for member in page.items:
-                roles = ", ".join(r.name for r in member.roles)
-                table.add_row(str(member.user_id), member.email, member.full_name or "", roles)
-            if page.next_cursor is None:
-                break
-            after = PageCursor.decode(page.next_cursor)
+        members = _every(session, organizations.members_page, organization_id=organization.id)
+        for member in members:
+            roles = ", ".join(r.name for r in member.roles)
+            table.add_row(str(member.user_id), member.email, member.full_name or "", roles)
     _print(table)
