@@ -7,8 +7,9 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import and_, delete, exists, or_, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -17,7 +18,7 @@ from app.crud import audit, authz, sessions
 from app.crud.audit import Actor
 from app.crud.pages import keyset_page
 from app.errors import Conflict, Forbidden, NotFound
-from app.models.authz import BUILTIN_RESOURCE_ID, ProductRole, RolePermission, RoleRef
+from app.models.authz import BUILTIN_RESOURCE_ID, ProductRole, RolePermission, RoleRef, UserRole
 from app.models.common import CursorPage, PageCursor
 from app.models.organization import (
     MemberRead,
@@ -449,6 +450,29 @@ def read_as(session: Session, *, ref: str, delegate: Delegate) -> OrganizationRe
     return _read(access(session, ref=ref, delegate=delegate, permission=None))
 
 
+def _lacking(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    role_ids: Sequence[uuid.UUID],
+) -> dict[uuid.UUID, set[str]]:
+    """For each of the roles, the permissions in it that the user does not hold there."""
+    if not role_ids:
+        return {}
+    wanted = session.exec(
+        select(RolePermission.role_id, RolePermission.resource_id, RolePermission.name).where(
+            col(RolePermission.role_id).in_(role_ids)
+        )
+    ).all()
+    held = authz.user_grants(session, user_id=user_id, organization_id=organization_id)
+    lacking: dict[uuid.UUID, set[str]] = {}
+    for role_id, resource_id, name in wanted:
+        if (resource_id, name) not in held:
+            lacking.setdefault(role_id, set()).add(name)
+    return lacking
+
+
 def ensure_may_grant(
     session: Session,
     *,
@@ -458,16 +482,80 @@ def ensure_may_grant(
 ) -> None:
     """A member (not an admin) grants only roles whose every permission they hold themselves
     in that organization (403 naming one they lack)."""
-    if not role_ids:
-        return
-    wanted = session.exec(
-        select(RolePermission.resource_id, RolePermission.name).where(
-            col(RolePermission.role_id).in_(role_ids)
-        )
-    ).all()
-    missing = set(wanted) - authz.user_grants(
-        session, user_id=user_id, organization_id=organization_id
-    )
-    if missing:
-        name = sorted(name for _, name in missing)[0]
+    lacking = _lacking(session, user_id=user_id, organization_id=organization_id, role_ids=role_ids)
+    if lacking:
+        name = sorted(set().union(*lacking.values()))[0]
         raise Forbidden(f"You cannot grant a role holding {name}, which you do not hold")
+
+
+def grantable(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    role_ids: Sequence[uuid.UUID],
+) -> set[uuid.UUID]:
+    """Those of the roles that the member may grant there (ensure_may_grant's rule)."""
+    lacking = _lacking(session, user_id=user_id, organization_id=organization_id, role_ids=role_ids)
+    return {role_id for role_id in role_ids if role_id not in lacking}
+
+
+def delegated(
+    session: Session, *, user_id: uuid.UUID, organization_id: uuid.UUID
+) -> set[OrgPermission]:
+    """The organization permissions the user holds there as a member (none: not a member)."""
+    if not is_member(session, organization_id, user_id):
+        return set()
+    grants = authz.user_grants(session, user_id=user_id, organization_id=organization_id)
+    return {
+        permission for permission in OrgPermission if (BUILTIN_RESOURCE_ID, permission) in grants
+    }
+
+
+def _holds_delegated(user_id: uuid.UUID) -> Any:
+    """A condition on Membership: the user's roles in it, or their global roles, hold an
+    organization permission (what `access` asks, for every organization at once)."""
+    delegated_permission = and_(
+        col(RolePermission.resource_id) == BUILTIN_RESOURCE_ID,
+        col(RolePermission.name).in_([str(permission) for permission in OrgPermission]),
+    )
+    in_membership = (
+        exists()
+        .where(col(MembershipRole.membership_id) == col(Membership.id))
+        .where(col(RolePermission.role_id) == col(MembershipRole.role_id), delegated_permission)
+    )
+    global_role = (
+        exists()
+        .where(col(UserRole.user_id) == user_id)
+        .where(col(RolePermission.role_id) == col(UserRole.role_id), delegated_permission)
+    )
+    return or_(in_membership, global_role)
+
+
+def administered_page(
+    session: Session, *, user_id: uuid.UUID, limit: int, after: PageCursor | None
+) -> CursorPage[OrganizationRead]:
+    """The organizations the user may administer as a member (delegated administration)."""
+    rows, total, next_cursor = keyset_page(
+        session,
+        Membership,
+        col(Membership.user_id) == user_id,
+        _holds_delegated(user_id),
+        limit=limit,
+        after=after,
+    )
+    found = {
+        org.id: org
+        for org in session.exec(
+            select(Organization).where(
+                col(Organization.id).in_([row.organization_id for row in rows])
+            )
+        ).all()
+    }
+    return CursorPage(
+        items=[_read(found[row.organization_id]) for row in rows],
+        total=total,
+        skip=0,
+        limit=limit,
+        next_cursor=next_cursor,
+    )

@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI
 from app.web.console import (
     audit,
     clients,
+    organization_members,
     organizations,
     resources,
     roles,
@@ -15,7 +16,16 @@ from app.web.console import (
 )
 
 router = APIRouter(include_in_schema=False)
-for module in (users, audit, clients, resources, roles, organizations, signin):
+for module in (
+    users,
+    audit,
+    clients,
+    resources,
+    roles,
+    organizations,
+    organization_members,
+    signin,
+):
     router.include_router(module.router)
 
 

@@ -18,6 +18,7 @@ from app.core.config import get_settings
 from app.core.permissions import Permission, can_update_user, has_permission
 from app.core.security import pkce_s256
 from app.crud import console as console_rows
+from app.crud import organizations
 from app.crud.audit import Actor
 from app.db import transaction
 from app.models.user import User
@@ -170,15 +171,26 @@ def _console_user(session: Session, cookie: str | None) -> tuple[Login | None, U
 
 
 def signed_in(request: Request, session: SessionDep) -> Console:
-    """A console user whose role may see the console (users:read); others get a 403 page."""
+    """A console user whose role may see the console (users:read); others get a 403 page,
+    except a delegated organization admin, whom `/admin` sends to their organizations."""
     console = _signed_in_any(request, session)
     if not console.can(Permission.USERS_READ):
+        if request.url.path in ("/admin", "/admin/users") and transaction(
+            administers, session, console.user.id
+        ):
+            raise PageAnswer(RedirectResponse("/admin/organizations", status_code=303))
         raise refused(
             request,
             f"You are signed in as {console.user.email}, whose role may not use the console.",
             console=console,
         )
     return console
+
+
+def administers(session: Session, user_id: uuid.UUID) -> bool:
+    """Whether the user administers an organization as a member (delegated admin)."""
+    page = organizations.administered_page(session, user_id=user_id, limit=1, after=None)
+    return page.total > 0
 
 
 def _check_csrf(request: Request, console: Console, presented: str) -> Console:
@@ -206,7 +218,7 @@ def posted_any_role(
 
 
 PostDep = Annotated[Console, Depends(posted)]
-SignOutDep = Annotated[Console, Depends(posted_any_role)]
+AnyRolePostDep = Annotated[Console, Depends(posted_any_role)]
 
 
 def need(request: Request, console: Console, allowed: bool) -> None:

@@ -1,6 +1,7 @@
 """What the console's authorization pages (resources, roles, organizations, a user's roles)
-share: a form's first problem in words, role ids from checkboxes, the roles and permissions a
-form offers, and the links of a keyset page. The rules themselves are the steps' (crud/)."""
+share: a list page of keyset rows, a step's refusal as the form's alert, role ids from
+checkboxes, the roles and permissions a form offers. The rules themselves are the steps'
+(crud/)."""
 
 import uuid
 from collections.abc import Callable
@@ -10,12 +11,16 @@ from urllib.parse import urlencode
 
 from pydantic import ValidationError
 from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import Response
 
 from app.core.permissions import OrgPermission
 from app.crud import authz
-from app.errors import BadRequest
+from app.db import transaction
+from app.errors import BadRequest, DomainError
 from app.models.authz import MAX_ROLES_PER_HOLDER, ResourceRead, RoleRead
-from app.models.common import PageCursor
+from app.models.common import CursorPage, PageCursor
+from app.web.console.access import Console, refused, render
 from app.web.console.paging import KeysetWindow, keyset_window
 
 T = TypeVar("T")
@@ -35,6 +40,25 @@ def first_problem(error: ValidationError, labels: dict[str, str], default: str) 
     if len(loc) > 1 and isinstance(value, str) and value:
         return f"{where}: “{value[:80]}” {message}"
     return f"{where}: {message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A step's (or a form's) refusal, as the page re-shows it: the alert and the status."""
+
+    alert: str
+    status_code: int
+
+
+def attempt(run: Callable[[], T], labels: dict[str, str], what: str) -> T | Refusal:
+    """`run()`'s result, or its refusal: a form that does not validate (422, its first
+    problem in words) or a domain error (its own status and detail)."""
+    try:
+        return run()
+    except ValidationError as error:
+        return Refusal(first_problem(error, labels, what), 422)
+    except DomainError as error:
+        return Refusal(error.detail, error.status)
 
 
 def role_ids(values: list[str] | None) -> list[uuid.UUID]:
@@ -94,6 +118,44 @@ def keyset(cursor: str, back: str, fetch: Callable[[PageCursor | None], Any]) ->
         return page.items, page.total, page.next_cursor
 
     return keyset_window(cursor[:MAX_CURSOR], back[:MAX_BACK], rows)
+
+
+Fetch = Callable[[Session, PageCursor | None], CursorPage[Any]]
+
+
+def list_page(
+    request: Request,
+    session: Session,
+    console: Console,
+    *,
+    template: str,
+    path: str,
+    fetch: Fetch,
+    cursor: str = "",
+    back: str = "",
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    """A console list page: the keyset page of `fetch` at `cursor` (a forged cursor is a
+    400 page), its Next and Previous links to `path`, and the template's own context."""
+    try:
+        page = transaction(_window, session, cursor, back, fetch)
+    except BadRequest as error:
+        raise refused(request, error.detail, console=console, status_code=400) from None
+    return render(
+        request,
+        template,
+        console=console,
+        status_code=status_code,
+        page=page,
+        next_url=page_link(path, page.next_query),
+        previous_url=page_link(path, page.previous_query),
+        **context,
+    )
+
+
+def _window(session: Session, cursor: str, back: str, fetch: Fetch) -> KeysetWindow[Any]:
+    return keyset(cursor, back, lambda after: fetch(session, after))
 
 
 def page_link(path: str, to: dict[str, str] | None) -> str | None:

@@ -6,15 +6,13 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from pydantic import ValidationError
-from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep
 from app.core.permissions import Permission
 from app.crud import authz
 from app.db import transaction
-from app.errors import BadRequest, DomainError, NotFound
+from app.errors import DomainError, NotFound
 from app.models.authz import (
     MAX_PERMISSIONS_PER_RESOURCE,
     ResourceCreate,
@@ -22,8 +20,7 @@ from app.models.authz import (
     ResourceUpdate,
 )
 from app.web.console.access import Console, ConsoleDep, PostDep, need, refused, render
-from app.web.console.authz_forms import PAGE_SIZE, first_problem, keyset, page_link, parse_id
-from app.web.console.paging import KeysetWindow
+from app.web.console.authz_forms import PAGE_SIZE, Refusal, attempt, list_page, parse_id
 
 router = APIRouter(prefix="/admin")
 
@@ -52,39 +49,16 @@ def permission_text(resource: ResourceRead) -> str:
     )
 
 
-def _window(session: Session, cursor: str, back: str) -> KeysetWindow[ResourceRead]:
-    return keyset(
-        cursor, back, lambda after: authz.list_resources(session, limit=PAGE_SIZE, after=after)
-    )
-
-
-def _list_page(
-    request: Request,
-    session: SessionDep,
-    console: Console,
-    *,
-    cursor: str = "",
-    back: str = "",
-    alert: str | None = None,
-    status: str | None = None,
-    form: dict[str, Any] | None = None,
-    status_code: int = 200,
-) -> Response:
-    try:
-        page = transaction(_window, session, cursor, back)
-    except BadRequest as error:
-        raise refused(request, error.detail, console=console, status_code=400) from None
-    return render(
+def _list_page(request: Request, session: SessionDep, console: Console, **context: Any) -> Response:
+    context.setdefault("form", {})
+    return list_page(
         request,
-        "resources.html",
-        console=console,
-        status_code=status_code,
-        page=page,
-        next_url=page_link("/admin/resources", page.next_query),
-        previous_url=page_link("/admin/resources", page.previous_query),
-        alert=alert,
-        status=status,
-        form=form or {},
+        session,
+        console,
+        template="resources.html",
+        path="/admin/resources",
+        fetch=lambda db, after: authz.list_resources(db, limit=PAGE_SIZE, after=after),
+        **context,
     )
 
 
@@ -112,7 +86,8 @@ def create_resource(
 ) -> Response:
     need(request, console, console.can(Permission.AUTHZ_MANAGE))
     form = {"identifier": identifier[:2048], "name": name[:200], "permissions": permissions}
-    try:
+
+    def create() -> ResourceRead:
         body = ResourceCreate.model_validate(
             {
                 "identifier": identifier.strip(),
@@ -120,15 +95,17 @@ def create_resource(
                 "permissions": permission_lines(permissions),
             }
         )
-        created = transaction(
-            authz.create_resource, session, body=body, actor=console.actor(request)
-        )
-    except ValidationError as error:
-        alert = first_problem(error, LABELS, "Resource")
-        return _list_page(request, session, console, alert=alert, form=form, status_code=422)
-    except DomainError as error:
+        return transaction(authz.create_resource, session, body=body, actor=console.actor(request))
+
+    created = attempt(create, LABELS, "Resource")
+    if isinstance(created, Refusal):
         return _list_page(
-            request, session, console, alert=error.detail, form=form, status_code=error.status
+            request,
+            session,
+            console,
+            alert=created.alert,
+            form=form,
+            status_code=created.status_code,
         )
     return RedirectResponse(f"/admin/resources/{created.id}?done=created", status_code=303)
 
@@ -207,29 +184,29 @@ def update_resource(
     need(request, console, console.can(Permission.AUTHZ_MANAGE))
     resource = _resource(request, session, console, _resource_id(request, console, resource_id))
     form = {"name": name[:200], "permissions": permissions}
-    try:
+
+    def update() -> ResourceRead:
         body = ResourceUpdate.model_validate(
             {"name": name.strip(), "permissions": permission_lines(permissions)}
         )
-        transaction(
+        return transaction(
             authz.update_resource,
             session,
             resource_id=resource.id,
             body=body,
             actor=console.actor(request),
         )
-    except ValidationError as error:
-        alert = first_problem(error, LABELS, "Resource")
-        return _detail(request, session, console, resource, alert=alert, form=form, status_code=422)
-    except DomainError as error:
+
+    updated = attempt(update, LABELS, "Resource")
+    if isinstance(updated, Refusal):
         return _detail(
             request,
             session,
             console,
             resource,
-            alert=error.detail,
+            alert=updated.alert,
             form=form,
-            status_code=error.status,
+            status_code=updated.status_code,
         )
     return RedirectResponse(f"/admin/resources/{resource.id}?done=saved", status_code=303)
 

@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
@@ -14,19 +13,18 @@ from app.api.deps import SessionDep
 from app.core.permissions import Permission
 from app.crud import authz
 from app.db import transaction
-from app.errors import BadRequest, DomainError, NotFound
+from app.errors import NotFound
 from app.models.authz import MAX_PERMISSIONS_PER_ROLE, RoleCreate, RoleRead, RoleUpdate
 from app.web.console.access import Console, ConsoleDep, PostDep, need, refused, render
 from app.web.console.authz_forms import (
     PAGE_SIZE,
+    Refusal,
     ResourceChoice,
-    first_problem,
-    keyset,
-    page_link,
+    attempt,
+    list_page,
     parse_id,
     resource_choices,
 )
-from app.web.console.paging import KeysetWindow
 
 router = APIRouter(prefix="/admin")
 
@@ -39,10 +37,9 @@ DONE = {
 
 
 def _permissions(values: list[str] | None) -> list[dict[str, str]]:
-    """The checked permissions, each `identifier name` (an identifier has no space)."""
-    raw = values or []
-    if len(raw) > MAX_PERMISSIONS_PER_ROLE * 2:
-        raise BadRequest(f"At most {MAX_PERMISSIONS_PER_ROLE} permissions in a role.")
+    """The checked permissions, each `identifier name` (an identifier has no space); more
+    than a role may hold are left for the role's validation to refuse (422)."""
+    raw = (values or [])[: MAX_PERMISSIONS_PER_ROLE * 2]
     chosen = []
     for value in dict.fromkeys(raw):
         resource, _, name = value.partition(" ")
@@ -58,40 +55,17 @@ def _form(name: str, description: str, permissions: list[dict[str, str]]) -> dic
     }
 
 
-def _window(session: Session, cursor: str, back: str) -> KeysetWindow[RoleRead]:
-    return keyset(
-        cursor, back, lambda after: authz.list_roles(session, limit=PAGE_SIZE, after=after)
-    )
-
-
-def _list_page(
-    request: Request,
-    session: SessionDep,
-    console: Console,
-    *,
-    cursor: str = "",
-    back: str = "",
-    alert: str | None = None,
-    status: str | None = None,
-    form: dict[str, Any] | None = None,
-    status_code: int = 200,
-) -> Response:
-    try:
-        page = transaction(_window, session, cursor, back)
-    except BadRequest as error:
-        raise refused(request, error.detail, console=console, status_code=400) from None
-    return render(
+def _list_page(request: Request, session: SessionDep, console: Console, **context: Any) -> Response:
+    context.setdefault("form", {"permissions": set()})
+    return list_page(
         request,
-        "roles.html",
-        console=console,
-        status_code=status_code,
-        page=page,
+        session,
+        console,
+        template="roles.html",
+        path="/admin/roles",
+        fetch=lambda db, after: authz.list_roles(db, limit=PAGE_SIZE, after=after),
         choices=transaction(resource_choices, session),
-        next_url=page_link("/admin/roles", page.next_query),
-        previous_url=page_link("/admin/roles", page.previous_query),
-        alert=alert,
-        status=status,
-        form=form or {"permissions": set()},
+        **context,
     )
 
 
@@ -118,20 +92,24 @@ def create_role(
     permission: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     need(request, console, console.can(Permission.AUTHZ_MANAGE))
-    form = _form(name, description, [])
-    try:
-        chosen = _permissions(permission)
-        form = _form(name, description, chosen)
+    chosen = _permissions(permission)
+    form = _form(name, description, chosen)
+
+    def create() -> RoleRead:
         body = RoleCreate.model_validate(
             {"name": name.strip(), "description": description.strip(), "permissions": chosen}
         )
-        created = transaction(authz.create_role, session, body=body, actor=console.actor(request))
-    except ValidationError as error:
-        alert = first_problem(error, LABELS, "Role")
-        return _list_page(request, session, console, alert=alert, form=form, status_code=422)
-    except DomainError as error:
+        return transaction(authz.create_role, session, body=body, actor=console.actor(request))
+
+    created = attempt(create, LABELS, "Role")
+    if isinstance(created, Refusal):
         return _list_page(
-            request, session, console, alert=error.detail, form=form, status_code=error.status
+            request,
+            session,
+            console,
+            alert=created.alert,
+            form=form,
+            status_code=created.status_code,
         )
     return RedirectResponse(f"/admin/roles/{created.id}?done=created", status_code=303)
 
@@ -206,22 +184,27 @@ def update_role(
 ) -> Response:
     need(request, console, console.can(Permission.AUTHZ_MANAGE))
     role = _role(request, session, console, role_id)
-    form = _form(name, description, [])
-    try:
-        chosen = _permissions(permission)
-        form = _form(name, description, chosen)
+    chosen = _permissions(permission)
+    form = _form(name, description, chosen)
+
+    def update() -> RoleRead:
         body = RoleUpdate.model_validate(
             {"name": name.strip(), "description": description.strip(), "permissions": chosen}
         )
-        transaction(
+        return transaction(
             authz.update_role, session, role_id=role.id, body=body, actor=console.actor(request)
         )
-    except ValidationError as error:
-        alert = first_problem(error, LABELS, "Role")
-        return _detail(request, session, console, role, alert=alert, form=form, status_code=422)
-    except DomainError as error:
+
+    updated = attempt(update, LABELS, "Role")
+    if isinstance(updated, Refusal):
         return _detail(
-            request, session, console, role, alert=error.detail, form=form, status_code=error.status
+            request,
+            session,
+            console,
+            role,
+            alert=updated.alert,
+            form=form,
+            status_code=updated.status_code,
         )
     return RedirectResponse(f"/admin/roles/{role.id}?done=saved", status_code=303)
 

@@ -10,7 +10,7 @@ from app.auth import tokens
 from app.crud.audit import Actor
 from app.db import transaction
 from app.models.session import AuthSession
-from app.web.console.access import CALLBACK_PATH, Console, SignOutDep, render, safe_next
+from app.web.console.access import CALLBACK_PATH, AnyRolePostDep, Console, render, safe_next
 from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
 from app.web.sessions import current_login
 
@@ -34,7 +34,7 @@ def callback(request: Request, session: SessionDep, state: str = "", error: str 
 
 
 @router.post("/logout")
-def sign_out(request: Request, session: SessionDep, console: SignOutDep) -> Response:
+def sign_out(request: Request, session: SessionDep, console: AnyRolePostDep) -> Response:
     transaction(_end_browser_session, session, console, console.actor(request))
     response = render(
         request,
