@@ -163,6 +163,10 @@ def test_a_token_for_a_resource_names_it_and_holds_only_the_permissions_held(
     assert claims["scope"] == "openid offline_access read" and claims["sub"] == str(user.id)
     id_claims = verified(client, tokens["id_token"], registered.client_id)
     assert id_claims["sub"] == str(user.id)
+    # A token for a resource is for that resource alone (RFC 8707 §2): not for this service.
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert client.get(USERINFO, headers=bearer).status_code == 401
+    assert client.get(api("/users/me"), headers=bearer).status_code == 401
 
     # A refresh recomputes from the roles as they are then; the resource stays.
     writer = create_role(client, admin_headers, "writer", (ORDERS, "write"))
