@@ -151,3 +151,79 @@ def test_an_admin_finds_promotes_signs_out_and_deactivates_a_user_in_chromium(
     page.goto(f"{live}/admin")
     expect(page.get_by_label("Password")).to_be_visible()
     assert all(url.startswith(f"{live}/") for url in requested), requested  # no external assets
+
+
+def test_an_admin_sets_up_an_organization_that_a_member_then_administers_in_chromium(
+    live: str, page: "Page"
+) -> None:
+    """AUTHZ.md's console: an admin creates an API resource, a role holding organization
+    permissions, an organization and its first member; that member (a plain user) then runs
+    the organization's invitations, offered only the roles they may grant."""
+    from playwright.sync_api import expect
+
+    api = httpx.Client(base_url=live, timeout=10)
+    for email in ("olivia@example.com", "new.hire@example.com"):
+        body = {"email": email, "password": PASSWORD, "full_name": email.split("@")[0].title()}
+        assert api.post("/api/v1/auth/register", json=body).status_code == 201
+
+    page.goto(f"{live}/admin/resources")
+    page.get_by_label("Email").fill(ADMIN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="API resources")).to_be_visible()
+    nav = page.get_by_role("navigation", name="Console")
+    page.get_by_label("Identifier").fill("https://api.example.com/orders")
+    page.get_by_label("Name", exact=True).fill("Orders")
+    page.get_by_label("Permissions").fill("read:orders = Read orders\nwrite:orders")
+    page.get_by_role("button", name="Create resource").click()
+    expect(page.get_by_role("status")).to_have_text("Resource created.")
+
+    nav.get_by_role("link", name="Roles").click()
+    page.get_by_label("Name", exact=True).fill("org-admin")
+    for permission in ("org:members:read", "org:members:manage", "org:invitations:manage"):
+        page.get_by_label(permission, exact=True).check()
+    page.get_by_role("button", name="Create role").click()
+    expect(page.get_by_role("status")).to_have_text("Role created.")
+    nav.get_by_role("link", name="Roles").click()
+    page.get_by_label("Name", exact=True).fill("clerk")
+    page.get_by_label("read:orders", exact=True).check()
+    page.get_by_role("button", name="Create role").click()
+    expect(page.get_by_role("status")).to_have_text("Role created.")
+
+    nav.get_by_role("link", name="Organizations").click()
+    page.get_by_label("Name", exact=True).fill("Acme Corp")
+    page.get_by_role("button", name="Create organization").click()
+    expect(page.get_by_role("status")).to_have_text("Organization created.")
+    adding = page.locator("section", has=page.get_by_role("heading", name="Add or update a member"))
+    adding.get_by_label("Email").fill("olivia@example.com")
+    adding.get_by_label("org-admin").check()
+    adding.get_by_role("button", name="Save member").click()
+    expect(page.get_by_role("status")).to_have_text("Member saved.")
+    expect(page.locator("tbody tr", has_text="olivia@example.com")).to_contain_text("org-admin")
+    page.screenshot(path=str(DOCS / "console-organization.png"), full_page=True)
+    organization = page.url.split("/admin/organizations/")[1].split("?")[0]
+
+    # Olivia, a plain user, signs in to the console: she administers Acme Corp only.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Signed out")).to_be_visible()
+    page.goto(f"{live}/admin")
+    page.get_by_label("Email").fill("olivia@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="Your organizations")).to_be_visible()
+    expect(page.get_by_role("button", name="Create organization")).to_have_count(0)
+    page.get_by_role("link", name="Acme Corp").click()
+    inviting = page.locator("section", has=page.get_by_role("heading", name="Invite"))
+    expect(inviting.get_by_label("clerk")).to_have_count(0)  # she lacks read:orders
+    inviting.get_by_label("Email").fill("new.hire@example.com")
+    inviting.get_by_label("org-admin").check()
+    inviting.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_role("status")).to_have_text("Invitation sent.")
+    expect(page.get_by_role("button", name="Delete organization")).to_have_count(0)
+    page.screenshot(path=str(DOCS / "console-delegated.png"), full_page=True)
+
+    admin = {"Authorization": f"Bearer {api_login(api, ADMIN, 'curl')['access_token']}"}
+    pending = api.get(f"/api/v1/organizations/{organization}/invitations", headers=admin).json()
+    assert [(i["email"], [r["name"] for r in i["roles"]]) for i in pending["items"]] == [
+        ("new.hire@example.com", ["org-admin"])
+    ]
