@@ -51,11 +51,12 @@ CODE_KEPT_FOR = timedelta(days=1)  # after expiry: a replay still finds (and rev
 CODE_BYTES = 32
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 MAX_LENGTHS = {"state": 2048, "nonce": 255, "login_hint": 320, "scope": 255, "max_age": 10,
-               "acr_values": 255, "resource": 2048, "organization": 64}  # fmt: skip
+               "acr_values": 255, "resource": 2048, "organization": 64,
+               "ui_locales": 255}  # fmt: skip
 SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
           "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint",
           "response_mode", "id_token_hint", "acr_values", "resource",
-          "organization")  # fmt: skip
+          "organization", "ui_locales")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class AuthorizationRequest:
     acr_values: str | None
     resource: Target | None = None  # RFC 8707
     organization: str | None = None  # an id or a slug; None also when the client uses none
+    ui_locales: str | None = None  # the pages' language, first (web/i18n.py)
 
     def permissions(self) -> tuple[str, ...]:
         """The permission names of `resource` asked for (beside the registered scopes)."""
@@ -205,6 +207,7 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         organization=(
             one.get("organization") if client.organization_usage != OrganizationUsage.NONE else None
         ),
+        ui_locales=one.get("ui_locales") or None,
     )
 
 

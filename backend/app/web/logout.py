@@ -19,6 +19,7 @@ from app.oauth.discovery import END_SESSION_PATH
 from app.oauth.errors import BadAuthorizationRequest
 from app.steps import run_transaction
 from app.web import csrf
+from app.web import i18n as web_i18n
 from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
 from app.web.pages import error_page, render
 from app.web.routes import EXPIRED_FORM, MAX_FIELD, MAX_PARAMS
@@ -62,6 +63,7 @@ async def end_session_post(request: Request, session: SessionDep) -> Response:
 def _end_session(
     session: Session, request: Request, params: dict[str, str], *, confirmed: bool
 ) -> Response:
+    web_i18n.choose(request, params.get("ui_locales"))
     try:
         parsed = logout.parse(session, params)
     except BadAuthorizationRequest as error:

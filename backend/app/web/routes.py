@@ -28,10 +28,12 @@ from app.models.token import MfaChallenge
 from app.models.user import User
 from app.oauth import authorize
 from app.oauth.authorize import AuthorizationRequest, Login, Next
+from app.oauth.discovery import AUTHORIZE_PATH
 from app.oauth.errors import AccessDenied, BadAuthorizationRequest, RedirectedError
 from app.passkeys import ceremonies as passkey_ceremonies
 from app.steps import run_transaction
 from app.web import csrf
+from app.web import i18n as web_i18n
 from app.web.cookies import SESSION_COOKIE, read_cookie, set_cookie
 from app.web.pages import PageAnswer, error_page, render
 from app.web.sessions import BrowserLogin, current_login, opener
@@ -164,6 +166,13 @@ def _parse(session: Session, query: str) -> AuthorizationRequest:
     return authorize.parse_request(session, _params(query))
 
 
+def _pages_of(request: Request, query: str, auth: AuthorizationRequest) -> None:
+    """The pages of this authorization request speak its `ui_locales` first, and the
+    language menu comes back to the request itself (a form's answer has no address)."""
+    web_i18n.choose(request, auth.ui_locales)
+    request.state.here = f"{AUTHORIZE_PATH}?{query}"
+
+
 def _refusal(request: Request, error: Exception) -> Response:
     if isinstance(error, BadAuthorizationRequest):
         return error_page(request, error.description)
@@ -191,6 +200,7 @@ def _authorize(session: Session, request: Request, query: str) -> Response:
         auth = _parse(session, query)
     except (BadAuthorizationRequest, RedirectedError) as error:
         return _refusal(request, error)
+    _pages_of(request, query, auth)
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     return _proceed(session, request, query, auth, login)
 
@@ -220,6 +230,7 @@ async def _posted_form(request: Request, session: SessionDep) -> PostedForm:
         auth = await run_transaction(_parse, session, query)
     except (BadAuthorizationRequest, RedirectedError) as error:
         raise PageAnswer(_refusal(request, error)) from None
+    _pages_of(request, query, auth)
     return PostedForm(form, query, auth)
 
 
@@ -387,6 +398,7 @@ def _chosen_organization(session: Session, request: Request, query: str) -> Resp
         auth = _parse(session, query)
     except (BadAuthorizationRequest, RedirectedError) as error:
         return _refusal(request, error)
+    _pages_of(request, query, auth)
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     return _proceed(session, request, query, auth, login, selected=True, status_code=303)
 

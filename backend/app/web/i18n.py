@@ -1,0 +1,83 @@
+"""The language of a hosted page (ACCOUNT.md, "Language"): the first supported one of the
+authorization request's `ui_locales`, the `lang` cookie (set by the language menu, see
+web/language.py), `Accept-Language`; else English.
+
+The choice is made once per request and kept on `request.state`, so every page and mail of
+that request speaks one language; a route that knows the authorization request calls
+`choose(request, auth.ui_locales)` before rendering."""
+
+from typing import TypedDict
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+
+from app.core import i18n
+from app.web.cookies import read_cookie
+
+LANG_COOKIE = "lang"
+LANG_PATH = "/lang"
+LANG_MAX_AGE = 365 * 24 * 3600
+
+
+def choose(request: Request, ui_locales: str | None = None) -> str:
+    """Negotiate the request's language (ui_locales > lang cookie > Accept-Language > en)
+    and keep it for the rest of the request."""
+    locale = (
+        i18n.from_ui_locales(ui_locales)
+        or i18n.first_supported([read_cookie(request, LANG_COOKIE)])
+        or i18n.from_accept_language(request.headers.get("accept-language"))
+        or i18n.DEFAULT_LOCALE
+    )
+    request.state.locale = locale
+    return locale
+
+
+def locale_of(request: Request) -> str:
+    """The request's language: the one chosen already, or negotiated now without
+    ui_locales."""
+    chosen = getattr(request.state, "locale", None)
+    return chosen if isinstance(chosen, str) else choose(request)
+
+
+class Language(TypedDict):
+    code: str
+    name: str
+    href: str
+    current: bool
+
+
+def here(request: Request) -> str:
+    """The address that shows the current page again: the one a route set on
+    `request.state.here` (the authorization request's, for the answer of a login form),
+    else the page itself for a GET, its path for a form's answer."""
+    chosen = getattr(request.state, "here", None)
+    if isinstance(chosen, str):
+        return chosen
+    if request.method == "GET" and request.url.query:
+        return f"{request.url.path}?{request.url.query}"
+    return request.url.path
+
+
+def _in(locale: str, target: str) -> str:
+    """`target` with its own `ui_locales` (an authorization or logout request's) set to
+    `locale`, so that the menu's choice is not overruled by the request it came with."""
+    path, _, query = target.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(name == "ui_locales" for name, _ in pairs):
+        return target
+    pairs = [(name, locale if name == "ui_locales" else value) for name, value in pairs]
+    return f"{path}?{urlencode(pairs)}"
+
+
+def menu(locale: str, target: str) -> list[Language]:
+    """The language menu: a link per language to `/lang`, which sets the cookie and comes
+    back to `target`."""
+    return [
+        Language(
+            code=code,
+            name=i18n.language_name(code),
+            href=f"{LANG_PATH}?{urlencode({'to': code, 'next': _in(code, target)})}",
+            current=code == locale,
+        )
+        for code in i18n.LOCALES
+    ]
