@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session
 
+from app.core.i18n import N_
 from app.core.security import TokenKind, decode, token_digest
 from app.crud import audit, clients, organizations
 from app.crud.audit import Actor
@@ -119,13 +120,13 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
     any other problem RedirectedError."""
     for name in ("client_id", "redirect_uri"):
         if len(params.get(name, ())) != 1:
-            raise BadAuthorizationRequest(f"The request needs exactly one {name}.")
+            raise BadAuthorizationRequest(N_("The request needs exactly one %(name)s.", name=name))
     client = clients.get_client(session, params["client_id"][0])
     if client is None:
-        raise BadAuthorizationRequest("Unknown client.")
+        raise BadAuthorizationRequest(N_("Unknown client."))
     redirect_uri = params["redirect_uri"][0]
     if redirect_uri not in client.redirect_uris:  # exact string comparison, RFC 9700 §4.1.3
-        raise BadAuthorizationRequest("This redirect URI is not registered for the client.")
+        raise BadAuthorizationRequest(N_("This redirect URI is not registered for the client."))
     state_values = params.get("state", ())
     state = state_values[0] if len(state_values) == 1 else None
 

@@ -32,6 +32,17 @@ def choose(request: Request, ui_locales: str | None = None) -> str:
     return locale
 
 
+def preference(request: Request) -> str | None:
+    """The request's languages as it states them, unresolved (cheap: every request's actor
+    carries them, for the mails it may cause): the page's chosen locale, else the `lang`
+    cookie, else Accept-Language; None when it states none."""
+    chosen = getattr(request.state, "locale", None)
+    if isinstance(chosen, str):
+        return chosen
+    stated = read_cookie(request, LANG_COOKIE) or request.headers.get("accept-language")
+    return stated[: i18n.MAX_ACCEPT_LANGUAGE] if stated else None
+
+
 def locale_of(request: Request) -> str:
     """The request's language: the one chosen already, or negotiated now without
     ui_locales."""

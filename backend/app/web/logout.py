@@ -22,7 +22,7 @@ from app.web import csrf
 from app.web import i18n as web_i18n
 from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
 from app.web.pages import error_page, render
-from app.web.routes import EXPIRED_FORM, MAX_FIELD, MAX_PARAMS
+from app.web.routes import EXPIRED_FORM, MAX_FIELD, MAX_PARAMS, TOO_MANY_PARAMETERS
 from app.web.sessions import current_login
 
 router = APIRouter(include_in_schema=False)
@@ -42,7 +42,7 @@ def end_session(request: Request, session: SessionDep) -> Response:
     try:
         pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
     except ValueError:
-        return error_page(request, "The request has too many parameters.")
+        return error_page(request, TOO_MANY_PARAMETERS)
     return transaction(_end_session, session, request, _params(pairs), confirmed=False)
 
 

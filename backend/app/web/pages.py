@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from app.core import i18n
-from app.core.config import get_settings
+from app.web import brand as web_brand
 from app.web import csrf
 from app.web import i18n as web_i18n
 
@@ -75,12 +75,15 @@ def render(
     here: str | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """A hosted page in the request's language; `here` is the address that shows it again
-    (the language menu comes back to it; default: web/i18n.py `here`)."""
+    """A hosted page in the request's language and the service's brand (`brand.name`, also
+    as `project`; `brand.logo_url`); `here` is the address that shows it again (the
+    language menu comes back to it; default: web/i18n.py `here`)."""
     locale = web_i18n.locale_of(request)
     token, new_binding = csrf.form_token(request)
+    brand = web_brand.current()
     html = templates.get_template(template).render(
-        project=get_settings().PROJECT_NAME,
+        project=brand.name,
+        brand=brand,
         csrf_token=token,
         languages=web_i18n.menu(locale, here or web_i18n.here(request)),
         **translations(locale),

@@ -19,8 +19,9 @@ from starlette.responses import RedirectResponse, Response
 from app.api.deps import SessionDep, client_actor
 from app.auth import login as login_flow
 from app.core.config import get_settings
+from app.core.i18n import N_
 from app.core.permissions import PERMISSION_DESCRIPTIONS
-from app.crud import authz, organizations
+from app.crud import authz, organizations, users
 from app.crud import sessions as session_rows
 from app.db import transaction
 from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
@@ -41,26 +42,28 @@ from app.web.sessions import BrowserLogin, current_login, opener
 router = APIRouter(prefix="/oauth", include_in_schema=False)
 
 SCOPE_DESCRIPTIONS = {
-    "openid": "Know who you are",
-    "profile": "See your name",
-    "email": "See your email address",
-    "roles": "See your role and your roles",
-    "organizations": "See which organizations you belong to",
-    "offline_access": "Keep access while you are away (stay signed in)",
+    "openid": N_("Know who you are"),
+    "profile": N_("See your name"),
+    "email": N_("See your email address"),
+    "roles": N_("See your role and your roles"),
+    "organizations": N_("See which organizations you belong to"),
+    "offline_access": N_("Keep access while you are away (stay signed in)"),
     **{permission.value: text for permission, text in PERMISSION_DESCRIPTIONS.items()},
 }
 MAX_FIELD = 4096
 MAX_PARAMS = 64
 MAX_CREDENTIAL = 16_384  # a WebAuthn assertion as JSON: about a kilobyte
-EXPIRED_FORM = "This form has expired. Go back to the application and try again."
-PASSKEY_FAILED = "That passkey could not sign you in. Try again, or use your password."
+EXPIRED_FORM = N_("This form has expired. Go back to the application and try again.")
+PASSKEY_FAILED = N_("That passkey could not sign you in. Try again, or use your password.")
+SIGN_IN_AGAIN = N_("Please sign in again.")
+TOO_MANY_PARAMETERS = N_("The request has too many parameters.")
 
 
 def _params(query: str) -> Mapping[str, list[str]]:
     try:
         return parse_qs(query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
     except ValueError:
-        raise BadAuthorizationRequest("The request has too many parameters.") from None
+        raise BadAuthorizationRequest(TOO_MANY_PARAMETERS) from None
 
 
 def _field(form: FormData, name: str) -> str:
@@ -244,10 +247,14 @@ def _signed_in(
     auth: AuthorizationRequest,
     browser: BrowserLogin,
 ) -> Response:
-    """A fresh login: replace the browser's previous session, set the cookie, carry on."""
+    """A fresh login: replace the browser's previous session, keep the language it was made
+    in (the user's mails), set the cookie, carry on."""
     previous = current_login(session, read_cookie(request, SESSION_COOKIE))
     if previous is not None and previous.session_id != browser.login.session_id:
         session_rows.revoke(session, previous.session_id)
+    users.remember_locale(
+        session, user_id=browser.login.user_id, locale=web_i18n.locale_of(request)
+    )
     response = _proceed(session, request, query, auth, browser.login, fresh=True, status_code=303)
     set_cookie(response, SESSION_COOKIE, browser.cookie, max_age=browser.max_age)
     return response
@@ -356,7 +363,7 @@ async def mfa_form(request: Request, session: SessionDep, posted: PostedFormDep)
             message=error.detail,
         )
     except InvalidToken:
-        return _login_page(request, query, auth, message="Please sign in again.", status_code=400)
+        return _login_page(request, query, auth, message=SIGN_IN_AGAIN, status_code=400)
     return await run_transaction(_signed_in, session, request, query, auth, result)
 
 
@@ -375,7 +382,7 @@ def _account(
     if action == "another":
         return _login_page(request, query, auth, email="")
     if action != "continue":
-        return error_page(request, "Choose to continue or to use another account.")
+        return error_page(request, N_("Choose to continue or to use another account."))
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     return _proceed(session, request, query, auth, login, selected=True, status_code=303)
 
@@ -388,7 +395,7 @@ async def organization_form(
     (checked again, as one named by the client: a member only)."""
     chosen = posted.field("organization")[:64]
     if not chosen or posted.auth.organization is not None:
-        return error_page(request, "Choose an organization.")
+        return error_page(request, N_("Choose an organization."))
     query = posted.query + "&" + urlencode({"organization": chosen})
     return await run_transaction(_chosen_organization, session, request, query)
 
@@ -419,7 +426,7 @@ def _consent(
         error = auth.error(AccessDenied("The user denied the request"))
         return _redirect(authorize.error_redirect(error), 303)
     if action != "allow":
-        return error_page(request, "Choose Allow or Deny.")
+        return error_page(request, N_("Choose Allow or Deny."))
     actor = client_actor(request, login.user_id)
     authorize.grant_consent(session, auth, login, actor=actor)
     return _redirect(authorize.issue_code(session, auth, login, actor=actor), 303)

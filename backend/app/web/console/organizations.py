@@ -377,9 +377,13 @@ def invite(
             invite_form=form,
             status_code=error.status,
         )
-    mail.send(
+    mail.send(  # in the admin's browser's language (the console itself stays English)
         mails.invitation(
-            body.email, sent.token, organization=sent.organization, days=INVITATION_DAYS
+            body.email,
+            sent.token,
+            organization=sent.organization,
+            days=INVITATION_DAYS,
+            locale=mails.mail_locale(console.actor(request).language),
         )
     )
     return _done(organization, "invited")
