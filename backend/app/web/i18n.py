@@ -7,7 +7,7 @@ that request speaks one language; a route that knows the authorization request c
 `choose(request, auth.ui_locales)` before rendering."""
 
 from typing import TypedDict
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.requests import Request
 
@@ -69,25 +69,25 @@ def here(request: Request) -> str:
     return request.url.path
 
 
-def _in(locale: str, target: str) -> str:
-    """`target` with its own `ui_locales` (an authorization or logout request's) set to
-    `locale`, so that the menu's choice is not overruled by the request it came with."""
-    path, _, query = target.partition("?")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(name == "ui_locales" for name, _ in pairs):
-        return target
-    pairs = [(name, locale if name == "ui_locales" else value) for name, value in pairs]
-    return f"{path}?{urlencode(pairs)}"
-
-
 def menu(locale: str, target: str) -> list[Language]:
     """The language menu: a link per language to `/lang`, which sets the cookie and comes
-    back to `target`."""
+    back to `target`, whose own `ui_locales` (an authorization or logout request's) says
+    the chosen language, so the request it came with does not overrule the choice."""
+    path, _, query = target.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True) if "ui_locales=" in query else []
+    same = quote(target, safe="")  # the usual case: no ui_locales, one target for all
+
+    def back(code: str) -> str:
+        if not pairs:
+            return same
+        chosen = [(name, code if name == "ui_locales" else value) for name, value in pairs]
+        return quote(f"{path}?{urlencode(chosen)}", safe="")
+
     return [
         Language(
             code=code,
             name=i18n.language_name(code),
-            href=f"{LANG_PATH}?{urlencode({'to': code, 'next': _in(code, target)})}",
+            href=f"{LANG_PATH}?to={code}&next={back(code)}",
             current=code == locale,
         )
         for code in i18n.LOCALES
