@@ -18,6 +18,7 @@ from sqlmodel import Session
 from app.core import i18n
 from app.core.config import Settings
 from app.models.user import User
+from app.web.pages import templates, translations
 from app.web.routes import EXPIRED_FORM
 from tests.test_oidc_authorize import authorize_url
 from tests.utils import PASSWORD
@@ -120,6 +121,43 @@ def test_dates_are_written_as_each_language_writes_them() -> None:
     assert i18n.format_date("en", moment) == "Mar 4, 2026"
     assert "mars" in i18n.format_date("fr", moment)
     assert "15:30" in i18n.format_datetime("es", moment)
+
+
+def test_templates_translate_with_values_escaped_and_plural_forms() -> None:
+    """What the hosted pages' templates may say: _() with values, {% trans %} blocks (their
+    whitespace collapsed, as babel.cfg extracts them) and {% pluralize %}."""
+    source = (
+        "{{ _('Signed in as %(email)s', email=who) }}|"
+        "{% trans email=who %}\n  Signed in as {{ email }}\n{% endtrans %}|"
+        "{% trans num=hours %}Open this link within {{ num }} hour:{% pluralize %}"
+        "Open this link within {{ num }} hours:{% endtrans %}|{{ _(made_in_python) }}|"
+        "{{ ngettext('Open this link within %(num)d hour:', 'Open this link within %(num)d"
+        " hours:', hours) }}"
+    )
+    template = templates.from_string(source)
+    values = {"who": "<b>eve</b>", "made_in_python": EXPIRED_FORM}
+    german = template.render(**translations("de"), hours=1, **values).split("|")
+    assert german[0] == german[1] == "Angemeldet als &lt;b&gt;eve&lt;/b&gt;"
+    # A block's values are %(name)s: this one is no message of the catalogs, so English.
+    assert german[2] == "Open this link within 1 hour:"
+    assert german[3].startswith("Dieses Formular ist abgelaufen.")
+    assert german[4] == "Öffnen Sie diesen Link innerhalb von 1 Stunde:"
+    spanish = template.render(**translations("es"), hours=3, **values).split("|")
+    assert spanish[2] == "Open this link within 3 hours:"
+    assert spanish[4] == "Abre este enlace en menos de 3 horas:"
+    english = template.render(hours=2, **values).split("|")  # no locale: the console's
+    assert english[1] == "Signed in as &lt;b&gt;eve&lt;/b&gt;"
+    assert english[2] == "Open this link within 2 hours:"
+
+
+def test_a_translation_whose_placeholders_do_not_fit_falls_back_to_english(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = i18n.catalog("de")
+    monkeypatch.setattr(broken, "gettext", lambda _msgid: "Angemeldet als %(mail)s")
+    text = translations("de")["gettext"]("Signed in as %(email)s", email="a@b.c")
+    assert text == "Signed in as a@b.c"
+    assert i18n.translate("de", i18n.N_("Signed in as %(email)s", email="a@b.c")) == text
 
 
 @pytest.fixture

@@ -52,11 +52,11 @@ def translations(locale: str) -> dict[str, Any]:
 
     def gettext(message: str, **values: Any) -> Markup:
         text = escape(i18n.translate(locale, message))
-        return text % values if values else text
+        return _filled(text, message, values) if values else text
 
     def ngettext(singular: str, plural: str, num: int, **values: Any) -> Markup:
         text = escape(i18n.catalog(locale).ngettext(singular, plural, num))
-        return text % {"num": num, **values}
+        return _filled(text, singular if num == 1 else plural, {"num": num, **values})
 
     return {
         "locale": locale,
@@ -65,6 +65,15 @@ def translations(locale: str) -> dict[str, Any]:
         "format_datetime": partial(i18n.format_datetime, locale),
         "format_date": partial(i18n.format_date, locale),
     }
+
+
+def _filled(translation: Markup, english: str, values: dict[str, Any]) -> Markup:
+    """The translation with its values (escaped); the English text if its placeholders do
+    not fit (tests/test_i18n.py checks that they do: this keeps a page from failing)."""
+    try:
+        return translation % values
+    except (KeyError, ValueError, TypeError):
+        return escape(english) % values
 
 
 def render(
