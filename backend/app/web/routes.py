@@ -249,12 +249,13 @@ def _signed_in(
 ) -> Response:
     """A fresh login: replace the browser's previous session, keep the language it was made
     in (the user's mails), set the cookie, carry on."""
-    previous = current_login(session, read_cookie(request, SESSION_COOKIE))
-    if previous is not None and previous.session_id != browser.login.session_id:
-        session_rows.revoke(session, previous.session_id)
+    # The user's row first, then sessions': the lock order of every writer.
     users.remember_locale(
         session, user_id=browser.login.user_id, locale=web_i18n.locale_of(request)
     )
+    previous = current_login(session, read_cookie(request, SESSION_COOKIE))
+    if previous is not None and previous.session_id != browser.login.session_id:
+        session_rows.revoke(session, previous.session_id)
     response = _proceed(session, request, query, auth, browser.login, fresh=True, status_code=303)
     set_cookie(response, SESSION_COOKIE, browser.cookie, max_age=browser.max_age)
     return response
