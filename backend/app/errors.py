@@ -1,9 +1,11 @@
 """Typed domain errors. Domain code raises these; each carries its HTTP answer (status,
-headers, `{"detail"}` body), which the one handler in `api/errors.py` writes."""
+headers, `{"detail"}` body), which the one handler in `api/errors.py` writes. The API
+answers the English `detail`; a hosted page shows it translated (its text is marked `N_`)."""
 
 from typing import Any
 
 from app.core.http_auth import bearer_challenge
+from app.core.i18n import N_
 
 RETRY_UNAVAILABLE_S = 5  # Retry-After of a 503: a dependency is away, try again soon
 
@@ -11,7 +13,7 @@ RETRY_UNAVAILABLE_S = 5  # Retry-After of a 503: a dependency is away, try again
 class DomainError(Exception):
     """Base of every refusal the domain can express."""
 
-    detail: str = "Request refused"
+    detail: str = N_("Request refused")
     status: int = 400
 
     def __init__(self, detail: str | None = None) -> None:
@@ -30,34 +32,34 @@ class BadRequest(DomainError):
     """A request the domain refuses as malformed for what it asks (answered 400)."""
 
     status = 400
-    detail = "Bad request"
+    detail = N_("Bad request")
 
 
 class InvalidToken(DomainError):
     status = 401
-    detail = "Could not validate credentials"
+    detail = N_("Could not validate credentials")
 
 
 class InvalidCredentials(DomainError):
     status = 401
-    detail = "Incorrect email or password"
+    detail = N_("Incorrect email or password")
 
 
 class InactiveUser(DomainError):
     status = 403
-    detail = "Inactive user"
+    detail = N_("Inactive user")
 
 
 class Forbidden(DomainError):
     status = 403
-    detail = "Not enough permissions"
+    detail = N_("Not enough permissions")
 
 
 class InsufficientScope(Forbidden):
     """An OAuth access token whose scope does not name what the request needs, though the
     user's role holds it (RFC 6750 §3.1: 403 with the scope needed)."""
 
-    detail = "The access token's scope does not allow this request"
+    detail = N_("The access token's scope does not allow this request")
 
     def __init__(self, needed: set[str]) -> None:
         super().__init__()
@@ -71,7 +73,7 @@ class FreshLoginRequired(Forbidden):
     """A credential change (password, email, TOTP, passkey) from a session that may not make
     one: an OAuth access token. Only a password or passkey login on /auth/* may."""
 
-    detail = (
+    detail = N_(
         "Credentials can be changed only with a token from a password or passkey login"
         " (POST /auth/login), not with an OAuth access token"
     )
@@ -79,29 +81,29 @@ class FreshLoginRequired(Forbidden):
 
 class RegistrationClosed(DomainError):
     status = 403
-    detail = "Registration is closed"
+    detail = N_("Registration is closed")
 
 
 class NotFound(DomainError):
     status = 404
-    detail = "Not found"
+    detail = N_("Not found")
 
 
 class EmailTaken(DomainError):
     status = 409
-    detail = "A user with this email already exists"
+    detail = N_("A user with this email already exists")
 
 
 class LastAdmin(DomainError):
     status = 409
-    detail = "The last active admin cannot be demoted, deactivated or deleted"
+    detail = N_("The last active admin cannot be demoted, deactivated or deleted")
 
 
 class RateLimited(DomainError):
     """Too many attempts, or an account locked out: answered 429 with Retry-After."""
 
     status = 429
-    detail = "Too many attempts, try again later"
+    detail = N_("Too many attempts, try again later")
 
     def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
         super().__init__(detail)
@@ -112,12 +114,12 @@ class RateLimited(DomainError):
 
 
 class AccountLocked(RateLimited):
-    detail = "Account temporarily locked after too many failed logins"
+    detail = N_("Account temporarily locked after too many failed logins")
 
 
 class ServiceUnavailable(DomainError):
     status = 503
-    detail = "Service temporarily unavailable"
+    detail = N_("Service temporarily unavailable")
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(RETRY_UNAVAILABLE_S)}
@@ -126,7 +128,7 @@ class ServiceUnavailable(DomainError):
 class HashQueueFull(ServiceUnavailable):
     """More password checks waiting than PASSWORD_HASH_QUEUE: refused at once (503)."""
 
-    detail = "Too many password checks in progress, try again shortly"
+    detail = N_("Too many password checks in progress, try again shortly")
 
 
 class Invalid(DomainError):
@@ -135,7 +137,7 @@ class Invalid(DomainError):
     own 422 (a list of errors), which the OpenAPI documents for every body."""
 
     status = 422
-    detail = "Unprocessable request"
+    detail = N_("Unprocessable request")
 
     def body(self) -> dict[str, Any]:
         return {"detail": [{"type": "value_error", "loc": ["body"], "msg": self.detail}]}
@@ -143,59 +145,59 @@ class Invalid(DomainError):
 
 class Conflict(DomainError):
     status = 409
-    detail = "Conflict"
+    detail = N_("Conflict")
 
 
 class BadToken(DomainError):
     """A mailed token (reset, verification) that is unknown, expired or already used."""
 
     status = 400
-    detail = "Invalid or expired token"
+    detail = N_("Invalid or expired token")
 
 
 class EmailNotVerified(DomainError):
     status = 403
-    detail = "Email not verified"
+    detail = N_("Email not verified")
 
 
 class IncorrectPassword(DomainError):
     """The caller's own password, asked again before a sensitive change, is wrong."""
 
     status = 400
-    detail = "Incorrect password"
+    detail = N_("Incorrect password")
 
 
 class InvalidCode(DomainError):
     """A wrong one-time code while setting up MFA."""
 
     status = 400
-    detail = "Invalid authentication code"
+    detail = N_("Invalid authentication code")
 
 
 class MfaFailed(DomainError):
     """The second step of a login refused: wrong, replayed or spent code."""
 
     status = 401
-    detail = "Invalid authentication code"
+    detail = N_("Invalid authentication code")
 
 
 class MfaNotStarted(DomainError):
     status = 400
-    detail = "No TOTP set-up in progress: start one first"
+    detail = N_("No TOTP set-up in progress: start one first")
 
 
 class MfaAlreadyEnabled(Conflict):
-    detail = "TOTP is already enabled"
+    detail = N_("TOTP is already enabled")
 
 
 class PasskeyRefused(BadRequest):
     """A passkey registration that does not verify (answered 400; nothing is stored)."""
 
-    detail = "Passkey registration refused"
+    detail = N_("Passkey registration refused")
 
 
 class PasskeyLoginFailed(DomainError):
     """A passkey sign-in refused, whatever the reason (answered 401)."""
 
     status = 401
-    detail = "Passkey sign-in failed"
+    detail = N_("Passkey sign-in failed")

@@ -24,10 +24,12 @@ from app.api.v1 import (
     resources,
     users,
 )
-from app.core import keys, passwords
+from app.core import i18n, keys, passwords
 from app.core.config import SettingsError, get_settings
 from app.core.logging import configure as configure_logging
+from app.web import brand as web_brand
 from app.web import console as web_console
+from app.web import language as web_language
 from app.web import logout as web_logout
 from app.web import pages as web_pages
 from app.web import routes as web_routes
@@ -61,6 +63,8 @@ def create_app() -> FastAPI:
     settings = get_settings()
     keys.key_set()  # a bad JWT key file stops start-up here, with one line
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    i18n.load()  # the catalogs, compiled once: a broken one stops start-up here
+    web_brand.load()
     app = FastAPI(
         title=settings.PROJECT_NAME,
         version=settings.VERSION,
@@ -98,6 +102,8 @@ def create_app() -> FastAPI:
     app.include_router(ops.router)
     app.include_router(web_routes.router)
     app.include_router(web_logout.router)
+    app.include_router(web_language.router)
+    app.include_router(web_brand.router)
     web_pages.install(app)
     web_console.install(app)
     app.mount("/oauth/static", StaticFiles(directory=web_pages.STATIC_DIR), name="oauth-static")

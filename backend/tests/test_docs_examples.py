@@ -61,6 +61,8 @@ NOT_RUN = {
         ".ci/run runs the browser tests",
     ("testing.md", "export TEST_DATABASE_URL="):
         "the suite's own files: .ci/run runs them on PostgreSQL and Redis",
+    ("oidc.md", ".venv/bin/pybabel extract -F babel.cfg"):
+        "rewrites the committed catalogs: tests/test_i18n.py holds them against the extraction",
     ("performance.md", ".venv/bin/python bench/run.py "):
         "minutes of load with wrk: bench/README.md holds its figures",
 }  # fmt: skip

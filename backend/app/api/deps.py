@@ -22,6 +22,7 @@ from app.db import get_session, transaction
 from app.errors import Forbidden, FreshLoginRequired, InsufficientScope, InvalidToken
 from app.models.session import AuthSession
 from app.models.user import User
+from app.web import i18n as web_i18n
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
@@ -144,6 +145,7 @@ def client_actor(request: Request, user_id: uuid.UUID | None = None) -> Actor:
         user_id=user_id,
         ip=request.client.host if request.client else None,
         user_agent=(request.headers.get("user-agent") or "")[:512] or None,
+        language=web_i18n.preference(request),
     )
 
 

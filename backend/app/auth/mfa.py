@@ -17,6 +17,7 @@ from sqlmodel import Session
 from app.auth.credentials import confirm_password, count_wrong_secret
 from app.core import crypto
 from app.core.config import get_settings
+from app.core.i18n import N_
 from app.core.security import (
     TokenType,
     constant_time_equals,
@@ -137,7 +138,7 @@ def confirm_setup(session: Session, *, user_id: uuid.UUID, code: str, actor: Act
     if not mfa_crud.enable(
         session, user_id=user.id, encrypted_secret=encrypted, code_digests=digests
     ):
-        raise Conflict("TOTP set-up changed meanwhile: start again")
+        raise Conflict(N_("TOTP set-up changed meanwhile: start again"))
     audit.record(session, "mfa.enabled", actor=actor, subject_id=user.id, method="totp")
     return codes
 

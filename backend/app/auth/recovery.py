@@ -49,12 +49,14 @@ def _request_recovery(email: str, actor: Actor) -> None:
     with Session(get_engine(), expire_on_commit=False) as session:
         issued = transaction(_issue, session, email, actor)
     if issued is not None:  # mailed once the token is committed
-        mail.send(mails.reset_password(*issued))
+        address, token, user_locale = issued
+        locale = mails.mail_locale(actor.language, user_locale)
+        mail.send(mails.reset_password(address, token, locale=locale))
 
 
-def _issue(session: Session, email: str, actor: Actor) -> tuple[str, str] | None:
+def _issue(session: Session, email: str, actor: Actor) -> tuple[str, str, str | None] | None:
     """A reset token for `email` if it is a known, active account, audited either way: the
-    address and the token to mail, or None."""
+    address, the token to mail and the user's language, or None."""
     user = users.get_user_by_email(session, email)
     if user is None or not user.is_active:
         audit.record(
@@ -76,7 +78,7 @@ def _issue(session: Session, email: str, actor: Actor) -> tuple[str, str] | None
     audit.record(
         session, "auth.password_reset_requested", actor=actor, subject_id=user.id, mailed=True
     )
-    return user.email, token
+    return user.email, token, user.locale
 
 
 async def reset_password(session: Session, *, token: str, new_password: str, actor: Actor) -> None:

@@ -4,6 +4,7 @@ import uuid
 
 from sqlmodel import Session
 
+from app.core.i18n import N_
 from app.crud import audit, sessions
 from app.crud.audit import Actor
 from app.errors import NotFound
@@ -40,7 +41,7 @@ def end_session(
         or row.expires_at <= utcnow()
         or not sessions.revoke(session, row.id)
     ):
-        raise NotFound("Session not found")
+        raise NotFound(N_("Session not found"))
     audit.record(
         session,
         "auth.logout",

@@ -28,11 +28,13 @@ from app.steps import run_step, run_transaction
 VERIFY, CHANGE = TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL
 
 
-async def request_verification(session: Session, *, user: User) -> bool:
+async def request_verification(
+    session: Session, *, user: User, language: str | None = None
+) -> bool:
     """On the user's request: limited like recovery mails (RATE_LIMIT_PASSWORD_RECOVERY)."""
     limit = get_settings().RATE_LIMIT_PASSWORD_RECOVERY
     await run_step(ratelimit.hit, "verification", limit, str(user.id))
-    return await send_verification(session, user=user)
+    return await send_verification(session, user=user, language=language)
 
 
 def _issue(session: Session, *, user: User, purpose: TokenPurpose, email: str) -> str:
@@ -47,13 +49,15 @@ def _issue(session: Session, *, user: User, purpose: TokenPurpose, email: str) -
     )
 
 
-async def send_verification(session: Session, *, user: User) -> bool:
-    """Mail a new verification link to the account's address (once it is committed); False
-    if already verified."""
+async def send_verification(session: Session, *, user: User, language: str | None = None) -> bool:
+    """Mail a new verification link to the account's address (once it is committed), in
+    `language` (the request's: `Actor.language`) or the user's own; False if already
+    verified."""
     if user.is_verified:
         return False
     token = await run_transaction(_issue, session, user=user, purpose=VERIFY, email=user.email)
-    mail.send(mails.verify_email(user.email, token))
+    locale = mails.mail_locale(language, user.locale)
+    mail.send(mails.verify_email(user.email, token, locale=locale))
     return True
 
 
@@ -70,8 +74,9 @@ async def request_change(
     version = await confirm_password(session, user=user, password=password, actor=actor)
     token = await run_transaction(_record_change, session, user, new_email, version, actor)
     assert user.pending_email is not None  # mailed once the change is committed
-    mail.send(mails.change_email(user.pending_email, token))
-    mail.send(mails.email_change_notice(user.email, user.pending_email))
+    locale = mails.mail_locale(actor.language, user.locale)
+    mail.send(mails.change_email(user.pending_email, token, locale=locale))
+    mail.send(mails.email_change_notice(user.email, user.pending_email, locale=locale))
     return user
 
 
@@ -90,10 +95,11 @@ def _record_change(session: Session, user: User, new_email: str, version: int, a
 
 async def email_set_by_admin(session: Session, *, user: User, old_email: str) -> None:
     """After an admin moved an account to another address: tell the old address, and mail
-    the new one a verification link."""
+    the new one a verification link (in the user's language, not the admin's)."""
     if user.email == old_email:
         return
-    mail.send(mails.email_change_notice(old_email, user.email, done=True))
+    locale = mails.mail_locale(user.locale)
+    mail.send(mails.email_change_notice(old_email, user.email, done=True, locale=locale))
     await send_verification(session, user=user)
 
 

@@ -4,6 +4,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import secrets
 from collections import Counter
 from collections.abc import Sequence
@@ -22,6 +23,9 @@ MIN_SECRET_BYTES = 32
 MIN_SECRET_BITS = 128
 MIN_PRODUCTION_BCRYPT_ROUNDS = 10
 MIN_METRICS_TOKEN_BYTES = 16
+MAX_LOGO_BYTES = 512 * 1024
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
 
 class Environment(StrEnum):
@@ -113,6 +117,11 @@ class Settings(BaseSettings):
     SMTP_SSL: bool = False
     SMTP_TIMEOUT: float = Field(10, gt=0)
     EMAILS_FROM_EMAIL: str = "no-reply@example.com"
+
+    # The hosted pages' and the mails' look (ACCOUNT.md, "Branding"), checked at start.
+    BRAND_NAME: str | None = None  # unset: PROJECT_NAME (brand_name)
+    BRAND_LOGO_FILE: Path | None = None  # an SVG or PNG, served at /oauth/brand/logo
+    BRAND_PRIMARY_COLOR: str | None = None  # "#rgb" or "#rrggbb": the buttons' colour
 
     METRICS_ENABLED: bool = True
     # A bearer token /metrics asks for when set; production requires it while metrics are on.
@@ -206,6 +215,37 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value or None
 
+    @field_validator("BRAND_NAME")
+    @classmethod
+    def _brand_name(cls, value: str | None) -> str | None:
+        text = (value or "").strip()
+        if len(text) > 100 or any(ord(char) < 0x20 for char in text):
+            raise ValueError("must be a name of at most 100 characters on one line")
+        return text or None
+
+    @field_validator("BRAND_PRIMARY_COLOR")
+    @classmethod
+    def _brand_color(cls, value: str | None) -> str | None:
+        """A CSS hex colour, kept as #rrggbb."""
+        if not value:
+            return None
+        if not HEX_COLOR.fullmatch(value):
+            raise ValueError(f"{value[:32]!r} is not a CSS hex colour (#rgb or #rrggbb)")
+        digits = value[1:].lower()
+        return "#" + ("".join(2 * digit for digit in digits) if len(digits) == 3 else digits)
+
+    @field_validator("BRAND_LOGO_FILE", mode="before")
+    @classmethod
+    def _no_logo(cls, value: Any) -> Any:
+        return value or None  # empty: no logo
+
+    @field_validator("BRAND_LOGO_FILE")
+    @classmethod
+    def _brand_logo(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            logo_type(value)
+        return value
+
     @field_validator("METRICS_TOKEN")
     @classmethod
     def _metrics_token(cls, value: str | None) -> str | None:
@@ -268,6 +308,10 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def brand_name(self) -> str:
+        return self.BRAND_NAME or self.PROJECT_NAME
+
+    @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
 
@@ -296,6 +340,35 @@ class Settings(BaseSettings):
             port = f":{url.port}" if url.port else ""
             origins.append(f"{url.scheme}://localhost{port}")
         return list(dict.fromkeys(origins))
+
+
+def logo_type(path: Path) -> str:
+    """The media type of a logo file, `image/png` or `image/svg+xml`, told by its first bytes
+    and agreeing with its extension; ValueError naming what is wrong (missing, too large, of
+    another type, an SVG with a script)."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise ValueError(f"{path} is not a file")
+        with path.open("rb") as handle:
+            head = handle.read(MAX_LOGO_BYTES + 1)
+    except OSError as error:
+        raise ValueError(f"{path}: {error.strerror or error}") from None
+    if size > MAX_LOGO_BYTES or len(head) > MAX_LOGO_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_LOGO_BYTES // 1024} KiB")
+    suffix = path.suffix.lower()
+    if suffix == ".png" and head.startswith(PNG_SIGNATURE):
+        return "image/png"
+    if suffix == ".svg" and not head.startswith(PNG_SIGNATURE):
+        try:
+            text = head.decode("utf-8-sig").lower()
+        except UnicodeDecodeError:
+            text = ""
+        if "<svg" in text:
+            if "<script" in text:
+                raise ValueError(f"{path} holds a script: a logo may not")
+            return "image/svg+xml"
+    raise ValueError(f"{path} is not a PNG (.png) or SVG (.svg) image")
 
 
 def estimated_entropy_bits(secret: str) -> float:

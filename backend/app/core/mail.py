@@ -62,7 +62,7 @@ class Transport:
             implicit_tls=settings.SMTP_SSL,
             timeout=settings.SMTP_TIMEOUT,
             from_address=settings.EMAILS_FROM_EMAIL,
-            from_name=settings.PROJECT_NAME,
+            from_name=settings.brand_name,
             log_body=settings.ENVIRONMENT is not Environment.PRODUCTION,
         )
 

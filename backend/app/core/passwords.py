@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from passlib.context import CryptContext
 
 from app.core.config import get_settings
+from app.core.i18n import N_
 from app.errors import HashQueueFull
 
 BCRYPT_MAX_BYTES = 72
@@ -29,11 +30,11 @@ def password_problem(password: str) -> str | None:
     """Why a new password is refused, or None when it is acceptable."""
     minimum = get_settings().PASSWORD_MIN_LENGTH
     if len(password) < minimum:
-        return f"Password must be at least {minimum} characters"
+        return N_("Password must be at least %(minimum)s characters", minimum=minimum)
     if len(password.encode()) > BCRYPT_MAX_BYTES:
-        return f"Password must be at most {BCRYPT_MAX_BYTES} bytes in UTF-8"
+        return N_("Password must be at most %(maximum)s bytes in UTF-8", maximum=BCRYPT_MAX_BYTES)
     if "\x00" in password:
-        return "Password must not contain NUL characters"
+        return N_("Password must not contain NUL characters")
     return None
 
 

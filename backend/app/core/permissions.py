@@ -2,6 +2,8 @@
 
 from enum import StrEnum
 
+from app.core.i18n import N_
+
 
 class Role(StrEnum):
     USER = "user"
@@ -33,18 +35,20 @@ class OrgPermission(StrEnum):
 # What each permission of the built-in resource lets a client do, as a consent page names it
 # (AUTHZ.md: consent lists the permissions asked for by their descriptions).
 PERMISSION_DESCRIPTIONS: dict[Permission | OrgPermission, str] = {
-    Permission.ACCOUNT: "Manage your account: profile, sessions, passkeys (not your credentials)",
-    Permission.USERS_READ: "See every user's account",
-    Permission.USERS_UPDATE: "Change other users' accounts",
-    Permission.USERS_SET_ROLE: "Change users' roles",
-    Permission.USERS_DELETE: "Delete users",
-    Permission.USERS_UNLOCK: "Unlock locked-out accounts",
-    Permission.AUDIT_READ: "Read the audit log",
-    Permission.CLIENTS_MANAGE: "Register, change and delete OAuth clients",
-    Permission.AUTHZ_MANAGE: "Manage API resources, roles and organizations",
-    OrgPermission.MEMBERS_READ: "See the members of your organization",
-    OrgPermission.MEMBERS_MANAGE: "Add, change and remove members of your organization",
-    OrgPermission.INVITATIONS_MANAGE: "Invite people to your organization",
+    Permission.ACCOUNT: N_(
+        "Manage your account: profile, sessions, passkeys (not your credentials)"
+    ),
+    Permission.USERS_READ: N_("See every user's account"),
+    Permission.USERS_UPDATE: N_("Change other users' accounts"),
+    Permission.USERS_SET_ROLE: N_("Change users' roles"),
+    Permission.USERS_DELETE: N_("Delete users"),
+    Permission.USERS_UNLOCK: N_("Unlock locked-out accounts"),
+    Permission.AUDIT_READ: N_("Read the audit log"),
+    Permission.CLIENTS_MANAGE: N_("Register, change and delete OAuth clients"),
+    Permission.AUTHZ_MANAGE: N_("Manage API resources, roles and organizations"),
+    OrgPermission.MEMBERS_READ: N_("See the members of your organization"),
+    OrgPermission.MEMBERS_MANAGE: N_("Add, change and remove members of your organization"),
+    OrgPermission.INVITATIONS_MANAGE: N_("Invite people to your organization"),
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

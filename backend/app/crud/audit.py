@@ -17,6 +17,9 @@ class Actor:
     user_id: uuid.UUID | None = None
     ip: str | None = None
     user_agent: str | None = None
+    # The languages the request prefers, unresolved (a hosted page's chosen locale, else
+    # its Accept-Language): the language of the mails it causes (auth/mails.py mail_locale).
+    language: str | None = None
 
 
 SYSTEM = Actor()

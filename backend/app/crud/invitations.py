@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from app.core.i18n import N_
 from app.core.permissions import OrgPermission
 from app.core.security import token_digest
 from app.crud import audit, authz, organizations
@@ -142,7 +143,7 @@ def revoke(
         )
     )
     if removed.rowcount != 1:
-        raise NotFound("Invitation not found")
+        raise NotFound(N_("Invitation not found"))
     audit.record(
         session,
         "org.invitation_revoked",
@@ -164,7 +165,7 @@ def accept(session: Session, *, token: str, user_id: uuid.UUID, actor: Actor) ->
         raise BadToken("This invitation is no longer valid")
     user = session.get(User, user_id)
     if user is None or user.email != invitation.email or not user.is_verified:
-        raise Forbidden("This invitation is for another (verified) email address")
+        raise Forbidden(N_("This invitation is for another (verified) email address"))
     organizations.lock(session, invitation.organization_id)
     spent = session.exec(delete(Invitation).where(col(Invitation.id) == invitation.id))
     if spent.rowcount != 1:

@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, exists, or_, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
+from app.core.i18n import N_
 from app.core.permissions import OrgPermission
 from app.crud import audit, authz, sessions
 from app.crud.audit import Actor
@@ -310,7 +311,7 @@ def _ensure_not_last_manager(
     if actor.user_id != user_id or keeps:
         return
     if _managers(session, organization_id) == {user_id}:
-        raise Conflict("You are the last member who manages this organization's members")
+        raise Conflict(N_("You are the last member who manages this organization's members"))
 
 
 def set_member(
@@ -362,7 +363,7 @@ def remove_member(
     lock(session, organization_id)
     row = membership(session, organization_id, user_id)
     if row is None:
-        raise NotFound("Not a member")
+        raise NotFound(N_("Not a member"))
     _ensure_not_last_manager(session, organization_id, user_id=user_id, actor=actor, keeps=False)
     audit.record(
         session,

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
+from app.core.i18n import N_
 from app.errors import NotFound
 from app.models.common import utcnow
 from app.models.passkey import CeremonyKind, Passkey, WebAuthnChallenge
@@ -104,7 +105,7 @@ def by_credential_id(session: Session, credential_id: str) -> Passkey | None:
 def get_own(session: Session, *, user_id: uuid.UUID, passkey_id: uuid.UUID) -> Passkey:
     row = session.get(Passkey, passkey_id)
     if row is None or row.user_id != user_id:
-        raise NotFound("Passkey not found")
+        raise NotFound(N_("Passkey not found"))
     return row
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     func,
+    or_,
     tuple_,
     update,
 )
@@ -269,6 +270,20 @@ def set_email(session: Session, *, user_id: uuid.UUID, email: str) -> None:
         update(User)
         .where(col(User.id) == user_id)
         .values(email=normalize_email(email), is_verified=False, pending_email=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def remember_locale(session: Session, *, user_id: uuid.UUID, locale: str) -> None:
+    """Keep the language of a sign-in (written only when it changes; `updated_at` is the
+    profile's, and stays)."""
+    session.exec(
+        update(User)
+        .where(
+            col(User.id) == user_id,
+            or_(col(User.locale).is_(None), col(User.locale) != locale),
+        )
+        .values(locale=locale, updated_at=User.updated_at)
         .execution_options(synchronize_session=False)
     )
 

@@ -128,6 +128,9 @@ class User(UserBase, table=True):
     mfa_enabled: bool = False
     mfa_secret: str | None = Field(default=None, max_length=255)  # encrypted at rest
     mfa_last_step: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # The language of the person's last sign-in on the hosted pages (app/core/i18n.py): the
+    # language of the mails that no request of theirs causes.
+    locale: str | None = Field(default=None, max_length=8)
     created_at: datetime = created_at_field(index=True)
     updated_at: datetime = Field(
         default_factory=utcnow, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utcnow}

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session
 
+from app.core.i18n import N_
 from app.core.security import TokenKind, decode, token_digest
 from app.crud import audit, clients, organizations
 from app.crud.audit import Actor
@@ -51,11 +52,12 @@ CODE_KEPT_FOR = timedelta(days=1)  # after expiry: a replay still finds (and rev
 CODE_BYTES = 32
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 MAX_LENGTHS = {"state": 2048, "nonce": 255, "login_hint": 320, "scope": 255, "max_age": 10,
-               "acr_values": 255, "resource": 2048, "organization": 64}  # fmt: skip
+               "acr_values": 255, "resource": 2048, "organization": 64,
+               "ui_locales": 255}  # fmt: skip
 SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
           "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint",
           "response_mode", "id_token_hint", "acr_values", "resource",
-          "organization")  # fmt: skip
+          "organization", "ui_locales")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class AuthorizationRequest:
     acr_values: str | None
     resource: Target | None = None  # RFC 8707
     organization: str | None = None  # an id or a slug; None also when the client uses none
+    ui_locales: str | None = None  # the pages' language, first (web/i18n.py)
 
     def permissions(self) -> tuple[str, ...]:
         """The permission names of `resource` asked for (beside the registered scopes)."""
@@ -117,13 +120,13 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
     any other problem RedirectedError."""
     for name in ("client_id", "redirect_uri"):
         if len(params.get(name, ())) != 1:
-            raise BadAuthorizationRequest(f"The request needs exactly one {name}.")
+            raise BadAuthorizationRequest(N_("The request needs exactly one %(name)s.", name=name))
     client = clients.get_client(session, params["client_id"][0])
     if client is None:
-        raise BadAuthorizationRequest("Unknown client.")
+        raise BadAuthorizationRequest(N_("Unknown client."))
     redirect_uri = params["redirect_uri"][0]
     if redirect_uri not in client.redirect_uris:  # exact string comparison, RFC 9700 §4.1.3
-        raise BadAuthorizationRequest("This redirect URI is not registered for the client.")
+        raise BadAuthorizationRequest(N_("This redirect URI is not registered for the client."))
     state_values = params.get("state", ())
     state = state_values[0] if len(state_values) == 1 else None
 
@@ -205,6 +208,7 @@ def parse_request(session: Session, params: Mapping[str, Sequence[str]]) -> Auth
         organization=(
             one.get("organization") if client.organization_usage != OrganizationUsage.NONE else None
         ),
+        ui_locales=one.get("ui_locales") or None,
     )
 
 

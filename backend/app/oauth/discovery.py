@@ -3,6 +3,7 @@
 from typing import Any
 
 from app.core.config import get_settings
+from app.core.i18n import LOCALES
 from app.core.keys import signing_algorithms, signing_key
 from app.models.client import CLIENT_SCOPES
 
@@ -63,4 +64,5 @@ def metadata() -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "claims_parameter_supported": False,  # the scopes alone choose the claims
+        "ui_locales_supported": list(LOCALES),  # the hosted pages' languages
     }

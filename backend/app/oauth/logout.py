@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from sqlmodel import Session
 
 from app.core.config import get_settings
+from app.core.i18n import N_
 from app.core.security import IdTokenHint, TokenKind, decode
 from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
@@ -42,12 +43,12 @@ def parse(session: Session, params: Mapping[str, str]) -> LogoutRequest:
         try:
             hint = decode(params["id_token_hint"], TokenKind.ID_TOKEN_HINT)
         except InvalidToken:
-            raise BadAuthorizationRequest("The id_token_hint is not valid.") from None
+            raise BadAuthorizationRequest(N_("The id_token_hint is not valid.")) from None
         if not _recent(hint):
             hint = None
     client_id = params.get("client_id") or None
     if hint is not None and client_id is not None and client_id != hint.aud:
-        raise BadAuthorizationRequest("client_id does not match the id_token_hint.")
+        raise BadAuthorizationRequest(N_("client_id does not match the id_token_hint."))
     client_id = client_id or (hint.aud if hint else None)
     client = clients.get_client(session, client_id) if client_id else None
     wanted = params.get("post_logout_redirect_uri")

@@ -19,9 +19,10 @@ from app.oauth.discovery import END_SESSION_PATH
 from app.oauth.errors import BadAuthorizationRequest
 from app.steps import run_transaction
 from app.web import csrf
+from app.web import i18n as web_i18n
 from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
 from app.web.pages import error_page, render
-from app.web.routes import EXPIRED_FORM, MAX_FIELD, MAX_PARAMS
+from app.web.routes import EXPIRED_FORM, MAX_FIELD, MAX_PARAMS, TOO_MANY_PARAMETERS
 from app.web.sessions import current_login
 
 router = APIRouter(include_in_schema=False)
@@ -41,7 +42,7 @@ def end_session(request: Request, session: SessionDep) -> Response:
     try:
         pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
     except ValueError:
-        return error_page(request, "The request has too many parameters.")
+        return error_page(request, TOO_MANY_PARAMETERS)
     return transaction(_end_session, session, request, _params(pairs), confirmed=False)
 
 
@@ -62,6 +63,7 @@ async def end_session_post(request: Request, session: SessionDep) -> Response:
 def _end_session(
     session: Session, request: Request, params: dict[str, str], *, confirmed: bool
 ) -> Response:
+    web_i18n.choose(request, params.get("ui_locales"))
     try:
         parsed = logout.parse(session, params)
     except BadAuthorizationRequest as error:

@@ -19,8 +19,9 @@ from starlette.responses import RedirectResponse, Response
 from app.api.deps import SessionDep, client_actor
 from app.auth import login as login_flow
 from app.core.config import get_settings
+from app.core.i18n import N_
 from app.core.permissions import PERMISSION_DESCRIPTIONS
-from app.crud import authz, organizations
+from app.crud import authz, organizations, users
 from app.crud import sessions as session_rows
 from app.db import transaction
 from app.errors import DomainError, InvalidToken, MfaFailed, RateLimited
@@ -28,10 +29,12 @@ from app.models.token import MfaChallenge
 from app.models.user import User
 from app.oauth import authorize
 from app.oauth.authorize import AuthorizationRequest, Login, Next
+from app.oauth.discovery import AUTHORIZE_PATH
 from app.oauth.errors import AccessDenied, BadAuthorizationRequest, RedirectedError
 from app.passkeys import ceremonies as passkey_ceremonies
 from app.steps import run_transaction
 from app.web import csrf
+from app.web import i18n as web_i18n
 from app.web.cookies import SESSION_COOKIE, read_cookie, set_cookie
 from app.web.pages import PageAnswer, error_page, render
 from app.web.sessions import BrowserLogin, current_login, opener
@@ -39,26 +42,28 @@ from app.web.sessions import BrowserLogin, current_login, opener
 router = APIRouter(prefix="/oauth", include_in_schema=False)
 
 SCOPE_DESCRIPTIONS = {
-    "openid": "Know who you are",
-    "profile": "See your name",
-    "email": "See your email address",
-    "roles": "See your role and your roles",
-    "organizations": "See which organizations you belong to",
-    "offline_access": "Keep access while you are away (stay signed in)",
+    "openid": N_("Know who you are"),
+    "profile": N_("See your name"),
+    "email": N_("See your email address"),
+    "roles": N_("See your role and your roles"),
+    "organizations": N_("See which organizations you belong to"),
+    "offline_access": N_("Keep access while you are away (stay signed in)"),
     **{permission.value: text for permission, text in PERMISSION_DESCRIPTIONS.items()},
 }
 MAX_FIELD = 4096
 MAX_PARAMS = 64
 MAX_CREDENTIAL = 16_384  # a WebAuthn assertion as JSON: about a kilobyte
-EXPIRED_FORM = "This form has expired. Go back to the application and try again."
-PASSKEY_FAILED = "That passkey could not sign you in. Try again, or use your password."
+EXPIRED_FORM = N_("This form has expired. Go back to the application and try again.")
+PASSKEY_FAILED = N_("That passkey could not sign you in. Try again, or use your password.")
+SIGN_IN_AGAIN = N_("Please sign in again.")
+TOO_MANY_PARAMETERS = N_("The request has too many parameters.")
 
 
 def _params(query: str) -> Mapping[str, list[str]]:
     try:
         return parse_qs(query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
     except ValueError:
-        raise BadAuthorizationRequest("The request has too many parameters.") from None
+        raise BadAuthorizationRequest(TOO_MANY_PARAMETERS) from None
 
 
 def _field(form: FormData, name: str) -> str:
@@ -164,6 +169,13 @@ def _parse(session: Session, query: str) -> AuthorizationRequest:
     return authorize.parse_request(session, _params(query))
 
 
+def _pages_of(request: Request, query: str, auth: AuthorizationRequest) -> None:
+    """The pages of this authorization request speak its `ui_locales` first, and the
+    language menu comes back to the request itself (a form's answer has no address)."""
+    web_i18n.choose(request, auth.ui_locales)
+    request.state.here = f"{AUTHORIZE_PATH}?{query}"
+
+
 def _refusal(request: Request, error: Exception) -> Response:
     if isinstance(error, BadAuthorizationRequest):
         return error_page(request, error.description)
@@ -191,6 +203,7 @@ def _authorize(session: Session, request: Request, query: str) -> Response:
         auth = _parse(session, query)
     except (BadAuthorizationRequest, RedirectedError) as error:
         return _refusal(request, error)
+    _pages_of(request, query, auth)
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     return _proceed(session, request, query, auth, login)
 
@@ -220,6 +233,7 @@ async def _posted_form(request: Request, session: SessionDep) -> PostedForm:
         auth = await run_transaction(_parse, session, query)
     except (BadAuthorizationRequest, RedirectedError) as error:
         raise PageAnswer(_refusal(request, error)) from None
+    _pages_of(request, query, auth)
     return PostedForm(form, query, auth)
 
 
@@ -233,7 +247,12 @@ def _signed_in(
     auth: AuthorizationRequest,
     browser: BrowserLogin,
 ) -> Response:
-    """A fresh login: replace the browser's previous session, set the cookie, carry on."""
+    """A fresh login: replace the browser's previous session, keep the language it was made
+    in (the user's mails), set the cookie, carry on."""
+    # The user's row first, then sessions': the lock order of every writer.
+    users.remember_locale(
+        session, user_id=browser.login.user_id, locale=web_i18n.locale_of(request)
+    )
     previous = current_login(session, read_cookie(request, SESSION_COOKIE))
     if previous is not None and previous.session_id != browser.login.session_id:
         session_rows.revoke(session, previous.session_id)
@@ -345,7 +364,7 @@ async def mfa_form(request: Request, session: SessionDep, posted: PostedFormDep)
             message=error.detail,
         )
     except InvalidToken:
-        return _login_page(request, query, auth, message="Please sign in again.", status_code=400)
+        return _login_page(request, query, auth, message=SIGN_IN_AGAIN, status_code=400)
     return await run_transaction(_signed_in, session, request, query, auth, result)
 
 
@@ -364,7 +383,7 @@ def _account(
     if action == "another":
         return _login_page(request, query, auth, email="")
     if action != "continue":
-        return error_page(request, "Choose to continue or to use another account.")
+        return error_page(request, N_("Choose to continue or to use another account."))
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     return _proceed(session, request, query, auth, login, selected=True, status_code=303)
 
@@ -377,7 +396,7 @@ async def organization_form(
     (checked again, as one named by the client: a member only)."""
     chosen = posted.field("organization")[:64]
     if not chosen or posted.auth.organization is not None:
-        return error_page(request, "Choose an organization.")
+        return error_page(request, N_("Choose an organization."))
     query = posted.query + "&" + urlencode({"organization": chosen})
     return await run_transaction(_chosen_organization, session, request, query)
 
@@ -387,6 +406,7 @@ def _chosen_organization(session: Session, request: Request, query: str) -> Resp
         auth = _parse(session, query)
     except (BadAuthorizationRequest, RedirectedError) as error:
         return _refusal(request, error)
+    _pages_of(request, query, auth)
     login = current_login(session, read_cookie(request, SESSION_COOKIE))
     return _proceed(session, request, query, auth, login, selected=True, status_code=303)
 
@@ -407,7 +427,7 @@ def _consent(
         error = auth.error(AccessDenied("The user denied the request"))
         return _redirect(authorize.error_redirect(error), 303)
     if action != "allow":
-        return error_page(request, "Choose Allow or Deny.")
+        return error_page(request, N_("Choose Allow or Deny."))
     actor = client_actor(request, login.user_id)
     authorize.grant_consent(session, auth, login, actor=actor)
     return _redirect(authorize.issue_code(session, auth, login, actor=actor), 303)

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, BackgroundTasks, Response, status
 
-from app.api.deps import AnonymousActor, CurrentUser, SessionDep
+from app.api.deps import ActorDep, AnonymousActor, CurrentUser, SessionDep
 from app.api.errors import Responses
 from app.api.v1.auth import NO_STORE, UNAUTHORIZED
 from app.auth import login as login_flow
@@ -60,8 +60,8 @@ def verify_email(body: VerifyEmailRequest, session: SessionDep, actor: Anonymous
     response_model=Accepted,
     responses={**UNAUTHORIZED, 429: {"description": "Too many requests"}},
 )
-async def request_verification(user: CurrentUser, session: SessionDep) -> Accepted:
-    await verification.request_verification(session, user=user)
+async def request_verification(user: CurrentUser, session: SessionDep, actor: ActorDep) -> Accepted:
+    await verification.request_verification(session, user=user, language=actor.language)
     return Accepted(message=VERIFICATION_ACCEPTED)
 
 

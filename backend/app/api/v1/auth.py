@@ -39,7 +39,7 @@ REAUTHENTICATION: Responses = {
 )
 async def register(body: UserCreate, session: SessionDep, actor: AnonymousActor) -> UserRead:
     user = await login_flow.register(session, body=body, actor=actor)
-    await verification.send_verification(session, user=user)
+    await verification.send_verification(session, user=user, language=actor.language)
     return UserRead.model_validate(user)
 
 

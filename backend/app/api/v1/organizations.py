@@ -203,7 +203,11 @@ def invite(
     )
     mail.send(
         mails.invitation(
-            body.email, sent.token, organization=sent.organization, days=INVITATION_DAYS
+            body.email,
+            sent.token,
+            organization=sent.organization,
+            days=INVITATION_DAYS,
+            locale=mails.mail_locale(actor.language),
         )
     )
     return sent.invitation

@@ -168,8 +168,14 @@ def invite(
             status_code=outcome.status_code,
         )
     address, sent = outcome
-    mail.send(
-        mails.invitation(address, sent.token, organization=sent.organization, days=INVITATION_DAYS)
+    mail.send(  # in the browser's language (the console itself stays English)
+        mails.invitation(
+            address,
+            sent.token,
+            organization=sent.organization,
+            days=INVITATION_DAYS,
+            locale=mails.mail_locale(console.actor(request).language),
+        )
     )
     return done(viewing, "invited")
 
