@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
@@ -17,7 +16,6 @@ from app.crud import authz, clients
 from app.crud.audit import Actor
 from app.crud.console import CONSOLE_CLIENT_ID
 from app.db import transaction
-from app.errors import DomainError
 from app.models.authz import ResourceRead, RoleRead, RoleRef
 from app.models.client import (
     CLIENT_SCOPES,
@@ -28,7 +26,7 @@ from app.models.client import (
     OAuthClient,
 )
 from app.web.console.access import Console, ConsoleDep, PostDep, need, refused, render
-from app.web.console.authz_forms import first_problem, role_choices, role_ids
+from app.web.console.authz_forms import Refusal, attempt, role_choices, role_ids
 from app.web.console.clients import (
     LABELS,
     MAX_NAME,
@@ -178,7 +176,8 @@ def save_client(
         "resources": resources,
         "organization_usage": organization_usage[:16],
     }
-    try:
+
+    def run() -> bool:
         body = ClientUpdate.model_validate(
             {
                 "name": name.strip(),
@@ -193,19 +192,18 @@ def save_client(
                 "organization_usage": organization_usage,
             }
         )
-        changed = transaction(_save, session, client_id, body, console.actor(request))
-    except ValidationError as error:
-        alert = first_problem(error, LABELS, "Client")
-        return _page(request, session, console, client_id, alert=alert, form=form, status_code=422)
-    except DomainError as error:
+        return transaction(_save, session, client_id, body, console.actor(request))
+
+    changed = attempt(run, LABELS, "Client")
+    if isinstance(changed, Refusal):
         return _page(
             request,
             session,
             console,
             client_id,
-            alert=error.detail,
+            alert=changed.alert,
             form=form,
-            status_code=error.status,
+            status_code=changed.status_code,
         )
     done = "saved" if changed else "unchanged"
     return RedirectResponse(f"/admin/clients/{client_id}?done={done}", status_code=303)
@@ -247,22 +245,25 @@ def save_client_roles(
     """Replace a confidential client's product roles with the checked ones."""
     need(request, console, console.can(Permission.AUTHZ_MANAGE))
     _existing(request, session, console, client_id)
-    try:
-        transaction(
+    saved = attempt(
+        lambda: transaction(
             authz.set_client_roles,
             session,
             client_id=client_id,
             role_ids=role_ids(role),
             actor=console.actor(request),
-        )
-    except DomainError as error:
+        ),
+        LABELS,
+        "Roles",
+    )
+    if isinstance(saved, Refusal):
         return _page(
             request,
             session,
             console,
             client_id,
-            alert=error.detail,
+            alert=saved.alert,
             chosen_roles=(role or [])[:200],
-            status_code=error.status,
+            status_code=saved.status_code,
         )
     return RedirectResponse(f"/admin/clients/{client_id}?done=roles", status_code=303)

@@ -5,7 +5,6 @@ what the client page (client.py) shares with it: the form's words and choices.""
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
@@ -15,7 +14,6 @@ from app.crud import clients
 from app.crud.audit import Actor
 from app.crud.console import CONSOLE_CLIENT_ID
 from app.db import transaction
-from app.errors import DomainError
 from app.models.authz import ResourceRead
 from app.models.client import (
     DEFAULT_GRANTS,
@@ -27,7 +25,7 @@ from app.models.client import (
     OrganizationUsage,
 )
 from app.web.console.access import Console, ConsoleDep, PostDep, need, render
-from app.web.console.authz_forms import first_problem, resource_choices
+from app.web.console.authz_forms import Refusal, attempt, resource_choices
 
 router = APIRouter(prefix="/admin")
 
@@ -146,7 +144,8 @@ def create_client(
         "resources": resources,
         "organization_usage": organization_usage[:16],
     }
-    try:
+
+    def run() -> ClientCreated:
         body = ClientCreate.model_validate(
             {
                 "name": name.strip(),
@@ -159,15 +158,17 @@ def create_client(
                 "organization_usage": organization_usage,
             }
         )
-        created = transaction(
-            clients.create_client, session, body=body, actor=console.actor(request)
-        )
-    except ValidationError as error:
-        alert = first_problem(error, LABELS, "Client")
-        return _page(request, session, console, alert=alert, form=form, status_code=422)
-    except DomainError as error:
+        return transaction(clients.create_client, session, body=body, actor=console.actor(request))
+
+    created = attempt(run, LABELS, "Client")
+    if isinstance(created, Refusal):
         return _page(
-            request, session, console, alert=error.detail, form=form, status_code=error.status
+            request,
+            session,
+            console,
+            alert=created.alert,
+            form=form,
+            status_code=created.status_code,
         )
     return _page(request, session, console, created=created, status_code=201)
 
