@@ -578,7 +578,7 @@ def test_a_bad_client_form_is_refused_with_a_message(
     b, html = sign_in(client, admin.email)
     before = snapshot()
     answer = post(b, "/admin/clients", form, csrf(html))
-    assert answer.status_code == 400 and alert(answer.text)
+    assert answer.status_code == 422 and alert(answer.text)
     assert snapshot() == before
 
 

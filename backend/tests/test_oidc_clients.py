@@ -140,6 +140,28 @@ def test_a_service_client_needs_no_redirect_uri_but_a_web_app_does(
     assert client.post(api("/clients"), json=web, headers=admin_headers).status_code == 422
 
 
+def test_an_update_cannot_leave_the_code_grant_without_a_redirect_uri(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """The rule of a registration holds for the client an update leaves behind."""
+    web = client.post(api("/clients"), json=BODY, headers=admin_headers).json()
+    service = {"name": "Job", "grant_types": ["client_credentials"], "scopes": ["roles"]}
+    job = client.post(api("/clients"), json=service, headers=admin_headers).json()
+    for created, patch in (
+        (web, {"redirect_uris": []}),
+        (job, {"grant_types": ["client_credentials", "authorization_code"]}),
+    ):
+        path = api(f"/clients/{created['client_id']}")
+        refused = client.patch(path, json=patch, headers=admin_headers)
+        assert refused.status_code == 400 and "redirect_uris" in refused.json()["detail"]
+        after = client.get(path, headers=admin_headers).json()
+        assert after["redirect_uris"] == created["redirect_uris"]
+        assert after["grant_types"] == created["grant_types"]
+    both = {"grant_types": ["client_credentials"], "redirect_uris": []}
+    changed = client.patch(api(f"/clients/{web['client_id']}"), json=both, headers=admin_headers)
+    assert changed.status_code == 200 and changed.json()["redirect_uris"] == []
+
+
 def test_a_client_id_never_starts_with_a_dash(db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     """`manage client delete -abc` would read an option: such ids are drawn again."""
     drawn = iter(["-looks-like-an-option", "fine-id"])

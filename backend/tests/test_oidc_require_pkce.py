@@ -116,7 +116,7 @@ def test_the_console_registers_a_client_without_pkce_but_never_a_public_one(
     assert "PKCE optional" in b.get("/admin/clients").text
 
     public = b.post("/admin/clients", data={**form, "name": "SPA", "public": "yes"})
-    assert public.status_code == 400
+    assert public.status_code == 422
     assert "must use PKCE" in (alert(public.text) or "")
 
 

@@ -137,6 +137,6 @@ def test_the_console_client_form_refuses_them(client: TestClient, admin: User) -
         "grant": "authorization_code",
     }
     answer = post(b, "/admin/clients", form, csrf(html))
-    assert answer.status_code == 400
+    assert answer.status_code == 422
     assert "backslash" in (alert(answer.text) or "")
     assert snapshot() == before

@@ -17,6 +17,7 @@ from app.crud import audit, authz, sessions
 from app.crud.audit import Actor
 from app.errors import BadRequest, Invalid, NotFound
 from app.models.client import (
+    CODE_NEEDS_REDIRECT_URI,
     PUBLIC_NEEDS_PKCE,
     AuthorizationCode,
     ClientCreate,
@@ -239,6 +240,11 @@ def update_client(
         raise BadRequest("A public client cannot use client_credentials")
     if client.public and changes.get("require_pkce") is False:
         raise BadRequest(PUBLIC_NEEDS_PKCE)
+    grants = changes.get("grant_types", client.grant_types)
+    if GrantType.AUTHORIZATION_CODE in grants and not changes.get(
+        "redirect_uris", client.redirect_uris
+    ):
+        raise BadRequest(CODE_NEEDS_REDIRECT_URI)
     if "resources" in changes:
         _check_resources(session, changes["resources"])
     for name, value in changes.items():

@@ -137,6 +137,7 @@ DEFAULT_SCOPES = [scope.value for scope in Scope if scope is not Scope.ORGANIZAT
 
 
 PUBLIC_NEEDS_PKCE = "A public client must use PKCE (require_pkce true)"
+CODE_NEEDS_REDIRECT_URI = "redirect_uris: at least one is required for authorization_code"
 
 
 def _unique(values: list[Any]) -> list[Any]:
@@ -193,7 +194,7 @@ class ClientCreate(BaseModel):
         if self.public and not self.require_pkce:
             raise ValueError(PUBLIC_NEEDS_PKCE)
         if GrantType.AUTHORIZATION_CODE in self.grant_types and not self.redirect_uris:
-            raise ValueError("redirect_uris: at least one is required for authorization_code")
+            raise ValueError(CODE_NEEDS_REDIRECT_URI)
         self.redirect_uris = _unique(self.redirect_uris)
         self.post_logout_redirect_uris = _unique(self.post_logout_redirect_uris)
         self.grant_types = _unique(self.grant_types)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from app.web.console import (
     audit,
+    client,
     clients,
     organization_members,
     organizations,
@@ -20,6 +21,7 @@ for module in (
     users,
     audit,
     clients,
+    client,
     resources,
     roles,
     organizations,

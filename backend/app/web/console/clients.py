@@ -1,10 +1,10 @@
 """The console's OAuth clients page (admins: clients:manage): the registered clients, a form
-to register one (a confidential client's secret shown once), and deletion with a confirm."""
+to register one (a confidential client's secret shown once), and deletion with a confirm; and
+what the client page (client.py) shares with it: the form's words and choices."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
@@ -14,8 +14,18 @@ from app.crud import clients
 from app.crud.audit import Actor
 from app.crud.console import CONSOLE_CLIENT_ID
 from app.db import transaction
-from app.models.client import DEFAULT_GRANTS, ClientCreate, ClientCreated, GrantType
+from app.models.authz import ResourceRead
+from app.models.client import (
+    DEFAULT_GRANTS,
+    MAX_CLIENT_RESOURCES,
+    ClientCreate,
+    ClientCreated,
+    ClientRead,
+    GrantType,
+    OrganizationUsage,
+)
 from app.web.console.access import Console, ConsoleDep, PostDep, need, render
+from app.web.console.authz_forms import Refusal, attempt, resource_choices
 
 router = APIRouter(prefix="/admin")
 
@@ -23,6 +33,42 @@ LIST_SIZE = 200
 MAX_NAME = 255
 MAX_URIS_TEXT = 32 * 2100
 DONE = {"deleted": "Client deleted: its sessions and tokens no longer work."}
+# The form's fields by the labels people read, for the first problem's message.
+LABELS = {
+    "name": "Name",
+    "redirect_uris": "Redirect URIs",
+    "post_logout_redirect_uris": "Post-logout redirect URIs",
+    "grant_types": "Grants",
+    "scopes": "Scopes",
+    "id_token_signed_response_alg": "ID token signature",
+    "resources": "Resources",
+    "organization_usage": "Organizations",
+}
+# What each `organization_usage` means to the people who choose it (AUTHZ.md, "Tokens").
+ORGANIZATION_USAGE = {
+    OrganizationUsage.NONE.value: "No: a sign-in is not for an organization",
+    OrganizationUsage.ALLOW.value: "Allowed: a sign-in may name one of the user's organizations",
+    OrganizationUsage.REQUIRE.value: (
+        "Required: a sign-in is always for one; the user picks it when the app names none"
+    ),
+}
+
+
+def uri_lines(text: str) -> list[str]:
+    """The URIs of a text area, one a line."""
+    return [line.strip() for line in text[:MAX_URIS_TEXT].splitlines() if line.strip()]
+
+
+def checked(values: list[str] | None, most: int) -> list[str]:
+    """A checkbox group's values, distinct, at most `most` + 1 of them (so a limit of `most`
+    is still refused by the model, without validating thousands of forged values)."""
+    return list(dict.fromkeys(values or []))[: most + 1]
+
+
+def resource_options(session: Session) -> list[ResourceRead]:
+    """The API resources a client may be registered for: the built-in one (the issuer, which
+    a client may name as `resource` too) and every custom one."""
+    return [choice.resource for choice in resource_choices(session)]
 
 
 def _page(
@@ -37,8 +83,8 @@ def _page(
     confirm: str = "",
     status_code: int = 200,
 ) -> Response:
-    items, total = transaction(clients.list_clients, session, skip=0, limit=LIST_SIZE)
-    response = render(
+    items, total, options = transaction(_listing, session)
+    return render(
         request,
         "clients.html",
         console=console,
@@ -47,13 +93,20 @@ def _page(
         total=total,
         builtin=CONSOLE_CLIENT_ID,
         grants=list(GrantType),
+        resources=options,
+        usages=ORGANIZATION_USAGE,
         created=created,
         alert=alert,
         status=status,
-        form=form or {"grants": [g.value for g in DEFAULT_GRANTS]},
+        form=form or {"grants": [g.value for g in DEFAULT_GRANTS], "resources": []},
         confirm=confirm,
     )
-    return response
+
+
+def _listing(session: Session) -> tuple[list[ClientRead], int, list[ResourceRead]]:
+    """The registered clients (the first LIST_SIZE), their number, and the resources."""
+    items, total = clients.list_clients(session, skip=0, limit=LIST_SIZE)
+    return items, total, resource_options(session)
 
 
 @router.get("/clients")
@@ -62,14 +115,6 @@ def clients_page(
 ) -> Response:
     need(request, console, console.can(Permission.CLIENTS_MANAGE))
     return _page(request, session, console, confirm=confirm[:64], status=DONE.get(done))
-
-
-def _first_problem(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = {"name": "Name", "redirect_uris": "Redirect URIs", "grant_types": "Grants"}.get(
-        str(first["loc"][0]) if first["loc"] else "", "Client"
-    )
-    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
 
 
 @router.post("/clients")
@@ -83,18 +128,24 @@ def create_client(
     first_party: Annotated[str, Form()] = "",
     no_pkce: Annotated[str, Form()] = "",
     grant: Annotated[list[str] | None, Form()] = None,
+    resource: Annotated[list[str] | None, Form()] = None,
+    organization_usage: Annotated[str, Form()] = OrganizationUsage.NONE.value,
 ) -> Response:
     need(request, console, console.can(Permission.CLIENTS_MANAGE))
-    uris = [line.strip() for line in redirect_uris[:MAX_URIS_TEXT].splitlines() if line.strip()]
-    form = {
+    uris = uri_lines(redirect_uris)
+    resources = checked(resource, MAX_CLIENT_RESOURCES)
+    form: dict[str, Any] = {
         "name": name[:MAX_NAME],
         "redirect_uris": "\n".join(uris),
         "public": bool(public),
         "first_party": bool(first_party),
         "no_pkce": bool(no_pkce),
         "grants": grant or [],
+        "resources": resources,
+        "organization_usage": organization_usage[:16],
     }
-    try:
+
+    def run() -> ClientCreated:
         body = ClientCreate.model_validate(
             {
                 "name": name.strip(),
@@ -103,18 +154,22 @@ def create_client(
                 "first_party": bool(first_party),
                 "require_pkce": not no_pkce,
                 "grant_types": grant or [],
+                "resources": resources,
+                "organization_usage": organization_usage,
             }
         )
-    except ValidationError as error:
+        return transaction(clients.create_client, session, body=body, actor=console.actor(request))
+
+    created = attempt(run, LABELS, "Client")
+    if isinstance(created, Refusal):
         return _page(
             request,
             session,
             console,
-            alert=_first_problem(error),
+            alert=created.alert,
             form=form,
-            status_code=400,
+            status_code=created.status_code,
         )
-    created = transaction(clients.create_client, session, body=body, actor=console.actor(request))
     return _page(request, session, console, created=created, status_code=201)
 
 
