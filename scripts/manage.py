@@ -529,6 +529,10 @@ cli.add_typer(role_cli, name="role")
 cli.add_typer(org_cli, name="org")
 cli.add_typer(user_cli, name="user")
 
+from manage_purge import purge  # noqa: E402
+
+cli.command()(purge)
+
 
 def main() -> None:
     try:

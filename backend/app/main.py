@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
 
-from app import reads
+from app import jobs, reads
 from app.api import docs, errors, oauth, ops
 from app.api.middleware import EdgeMiddleware
 from app.api.v1 import (
@@ -51,7 +51,12 @@ def _load_signing_keys() -> None:
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     passwords.warm_up()
     _load_signing_keys()
+    background = jobs.server_scheduler(get_settings())
+    if background is not None:
+        background.start()
     yield  # manage serve then tunes its worker processes (app/serving.py)
+    if background is not None:
+        await background.stop()
     reads.close_readers()
     await reads.close_async_reads()
 

@@ -29,6 +29,7 @@ os.environ.update(
         "FIRST_SUPERUSER_EMAIL": "root@example.com",
         "FIRST_SUPERUSER_PASSWORD": "root-password-123",
         "LOG_LEVEL": "WARNING",
+        "BACKGROUND_JOBS": "false",  # a test that wants the scheduler starts one
     }
 )
 

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     ACCOUNT_LOCKOUT_THRESHOLD: int = Field(50, ge=1)
     LOCKOUT_MINUTES: int = Field(15, ge=1)
 
+    # The background loops of each server process (app/jobs/) and the retention janitor.
+    BACKGROUND_JOBS: bool = True
+    RETENTION_INTERVAL_SECONDS: int = Field(3600, ge=1)
+    AUDIT_RETENTION_DAYS: int = Field(365, ge=0)  # 0 keeps audit events for ever
+
     RESET_TOKEN_EXPIRE_MINUTES: int = Field(60, ge=1)
     VERIFY_TOKEN_EXPIRE_HOURS: int = Field(48, ge=1)
     FRONTEND_URL: str = "http://localhost:3000"
