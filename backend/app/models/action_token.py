@@ -38,7 +38,7 @@ class ActionToken(SQLModel, table=True):
     purpose: TokenPurpose = Field(sa_type=PURPOSE_TYPE)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = created_at_field()
-    expires_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)  # retention
     used_at: datetime | None = timestamp_field()
     attempts: int = 0
     # The address a mailed token was sent to: it acts only while the account (or its pending

@@ -289,7 +289,7 @@ class AuthorizationCode(SQLModel, table=True):
     resource: str | None = Field(default=None, max_length=MAX_RESOURCE_LENGTH)  # RFC 8707
     organization_id: uuid.UUID | None = None  # the organization the request selected
     created_at: datetime = created_at_field()
-    expires_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)  # retention
     used_at: datetime | None = timestamp_field()
     session_id: uuid.UUID | None = None
 
@@ -307,5 +307,5 @@ class ClientToken(SQLModel, table=True):
     )
     scope: str = Field(max_length=MAX_CLIENT_TOKEN_SCOPE)
     created_at: datetime = created_at_field()
-    expires_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)  # retention
     revoked_at: datetime | None = timestamp_field()

@@ -109,7 +109,7 @@ class Invitation(SQLModel, table=True):
     inviter_id: uuid.UUID | None = Field(
         default=None, foreign_key="user.id", ondelete="SET NULL", index=True
     )
-    expires_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)  # retention
     created_at: datetime = created_at_field()
 
 

@@ -33,8 +33,8 @@ class AuthSession(SQLModel, table=True):
     rotated_at: datetime | None = timestamp_field()
     created_at: datetime = created_at_field()
     last_used_at: datetime = created_at_field()
-    expires_at: datetime = Field(sa_type=UTCDateTime)
-    revoked_at: datetime | None = timestamp_field()
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)  # retention
+    revoked_at: datetime | None = timestamp_field(index=True)  # retention
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=512)
     kind: SessionKind = Field(default=SessionKind.API, sa_type=KIND_TYPE)
