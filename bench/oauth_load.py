@@ -304,11 +304,10 @@ def main() -> None:
     }
     for name in ("REDIS_URL", "PASSWORD_HASH_WORKERS", "LOG_LEVEL", "LOG_FORMAT", "ACCESS_LOG"):
         env.pop(name, None)
-    manage = str(bench.REPO / "scripts/manage.py")
-    subprocess.run([sys.executable, manage, "migrate"], env=env, check=True)  # noqa: S603
+    subprocess.run([*bench.MANAGE, "migrate"], env=env, check=True)  # noqa: S603
     bench.seed_users(url, start=0, stop=2, rounds=4)
     port = bench.free_port()
-    serve = [sys.executable, manage, "serve", "--port", str(port)]
+    serve = [*bench.MANAGE, "serve", "--port", str(port)]
     loads: dict[str, Any] = {}
     with bench.server(serve, env, workdir / "server.log", port, "/health") as pid:
 

@@ -45,6 +45,9 @@ API = "/api/v1"
 DOMAIN = "bench.local"
 ADMIN_EMAIL = f"admin@{DOMAIN}"
 PASSWORD = "bench-password-123"
+# The installed `manage` command (as soak.py runs it): run as a file, scripts/manage.py would
+# be imported twice, once as __main__, and its import of manage_authz fails.
+MANAGE = [str(Path(sys.executable).parent / "manage")]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -552,7 +555,7 @@ def run(args: argparse.Namespace) -> Results:
     print(f"work directory {workdir} (server log: {log})", flush=True)
 
     subprocess.run(  # noqa: S603
-        [sys.executable, str(REPO / "scripts/manage.py"), "migrate"],
+        [*MANAGE, "migrate"],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -561,7 +564,7 @@ def run(args: argparse.Namespace) -> Results:
     print(f"seeded {args.users - 1} users in {took:.1f} s (plus the admin)", flush=True)
 
     port, bare_port = free_port(), free_port()
-    serve = [sys.executable, str(REPO / "scripts/manage.py"), "serve", "--port", str(port)]
+    serve = [*MANAGE, "serve", "--port", str(port)]
     bare = [
         sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(BENCH),
         "--port", str(bare_port), "--no-access-log", "--log-level", "warning",
@@ -751,11 +754,10 @@ def sqlite_reference(
     reference): the same service and settings on a SQLite file; the p99 in ms."""
     url = f"sqlite:///{workdir}/reference.db"
     env = {**env, "DATABASE_URL": url}
-    manage = [sys.executable, str(REPO / "scripts/manage.py")]
-    subprocess.run([*manage, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    subprocess.run([*MANAGE, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
     seed_users(url, start=0, stop=args.users - 1, rounds=args.bcrypt_rounds)
     port = free_port()
-    command = [*manage, "serve", "--port", str(port)]
+    command = [*MANAGE, "serve", "--port", str(port)]
     with server(command, env, workdir / "reference.log", port, "/health") as pid:
         token = login(port, f"user0@{DOMAIN}")
         target = f"http://127.0.0.1:{port}{API}/users/me"
