@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import authz_load  # bench/authz_load.py: the check endpoint, tokens with resource and organization
 import oauth_load  # bench/oauth_load.py: the token endpoint and introspection loads
 
 BENCH = Path(__file__).resolve().parent
@@ -199,15 +200,23 @@ class Wrk:
             url,
         ]
 
-    @staticmethod
     def environment(
-        *, token: str | None, method: str, body: str | None, content_type: str | None
+        self,
+        *,
+        token: str | None,
+        method: str,
+        body: str | None,
+        content_type: str | None,
+        authorization: str | None = None,
+        refresh_tokens: list[str] | None = None,
     ) -> dict[str, str]:
         env = {**os.environ, "BENCH_METHOD": method}
         for name, value in (
             ("BENCH_TOKEN", token),
+            ("BENCH_AUTHORIZATION", authorization),
             ("BENCH_BODY", body),
             ("BENCH_CONTENT_TYPE", content_type),
+            ("BENCH_REFRESH_TOKENS", " ".join(refresh_tokens or ())),
         ):
             env.pop(name, None)
             if value:
@@ -225,10 +234,24 @@ class Wrk:
         body: str | None = None,
         content_type: str | None = None,
         timeout: float = 10,
+        authorization: str | None = None,
+        refresh_tokens: list[str] | None = None,
     ) -> subprocess.Popen[str]:
+        """`authorization`: the whole Authorization header (instead of a bearer `token`);
+        `refresh_tokens`: a chain per connection (see request.lua)."""
+        threads = min(self.threads, connections)
+        if refresh_tokens is not None and (
+            len(refresh_tokens) < connections or len(refresh_tokens) % threads
+        ):
+            raise ValueError("one refresh token a connection, as many on each wrk thread")
+        environment = self.environment(
+            token=token, method=method, body=body, content_type=content_type,
+            authorization=authorization, refresh_tokens=refresh_tokens,
+        )  # fmt: skip
+        environment["BENCH_WRK_THREADS"] = str(threads)
         return subprocess.Popen(  # noqa: S603
             self.command(url, connections=connections, seconds=seconds, timeout=timeout),
-            env=self.environment(token=token, method=method, body=body, content_type=content_type),
+            env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -595,8 +618,18 @@ def run(args: argparse.Namespace) -> Results:
             results.loads[key] = load
             return load
 
+        def warm(target: str, **kwargs: Any) -> Load:
+            return wrk.run("warm-up", target, pid=main_pid, **kwargs)
+
+        def authz_loads() -> None:
+            authz_load.measure_authz(
+                sys.modules[__name__], measure, port=port, admin_token=admin_token,
+                url=url, connections=c, seconds=seconds, warm=warm,
+            )  # fmt: skip
+
         print("measuring", flush=True)
-        measure("health", "GET /health", f"{base}/health", connections=c, seconds=seconds)
+        if not args.authz:
+            measure("health", "GET /health", f"{base}/health", connections=c, seconds=seconds)
         with server(bare, env, workdir / "bare.log", bare_port, "/docs") as bare_pid:
             bare_url = f"http://127.0.0.1:{bare_port}/me"
             wrk.run(
@@ -611,11 +644,21 @@ def run(args: argparse.Namespace) -> Results:
                 seconds=seconds,
                 token=token,
             )
+        if args.authz:  # the authorization loads and their two baselines only
+            clients = oauth_load.register(port, admin_token, API)
+            oauth_load.measure_client_credentials(
+                measure, clients, port=port, connections=c, seconds=seconds
+            )
+            authz_loads()
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+            return results
         me = measure("me", "GET /users/me", me_url, connections=c, seconds=seconds, token=token)
         oauth_load.measure_oauth(
             sys.modules[__name__], measure, results.loads, port=port, pid=pid,
             admin_token=admin_token, email=f"user1@{DOMAIN}", connections=c, seconds=seconds,
         )  # fmt: skip
+        authz_loads()
         measure(
             "login",
             "POST /auth/login",
@@ -840,8 +883,7 @@ def fmt(value: float | None, digits: int = 0) -> str:
 
 
 def render(results: Results, args: argparse.Namespace, database: str) -> str:
-    loads, fig = results.loads, results.figures
-    me, bare = loads["me"], loads["bare"]
+    loads = results.loads
     postgres = database == "PostgreSQL"
     rows = [
         "| load | connections | requests/s | p50 ms | p99 ms | server CPU µs/req "
@@ -849,9 +891,9 @@ def render(results: Results, args: argparse.Namespace, database: str) -> str:
         + "| errors | other processes' CPU |",
         "|---|---:|---:|---:|---:|---:|" + ("---:|" if postgres else "") + "---:|---:|",
     ]
-    for key in ("health", "bare", "me", "me_workers", "me_sqlite", *oauth_load.KEYS, "login",
-                "health_storm", "me_storm", "storm", "burst", "list_small", "list_large",
-                "list_cursor", "list_offset"):  # fmt: skip
+    for key in ("health", "bare", "me", "me_workers", "me_sqlite", *oauth_load.KEYS,
+                *authz_load.KEYS, "login", "health_storm", "me_storm", "storm", "burst",
+                "list_small", "list_large", "list_cursor", "list_offset"):  # fmt: skip
         if key not in loads:
             continue
         load = loads[key]
@@ -862,13 +904,34 @@ def render(results: Results, args: argparse.Namespace, database: str) -> str:
             + (f"| {database_cpu} " if postgres else "")
             + f"| {load.errors} | {'—' if load.background is None else f'{load.background:.0%}'} |"
         )
+    checks = [] if args.authz else general_checks(results, args, postgres)
+    checks += authz_load.checks(loads, postgres)
+    check_rows = ["| check | measured | target | |", "|---|---|---|---|"]
+    for name, measured, target, ok in checks:
+        verdict = "shown" if ok is None else "met" if ok else "NOT met"
+        check_rows.append(f"| {name} | {measured} | {target} | {verdict} |")
+    header = (
+        f"{database}, 1 uvicorn worker, BCRYPT_ROUNDS={args.bcrypt_rounds}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"wrk -t{args.wrk_threads}, {args.seconds * (0.5 if args.quick else 1):.0f} s a load, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}"
+    )
+    return "\n".join([header, "", *rows, "", *check_rows])
+
+
+def general_checks(
+    results: Results, args: argparse.Namespace, postgres: bool
+) -> list[tuple[str, str, str, bool | None]]:
+    """The targets of the full run (all but the authorization ones)."""
+    loads, fig = results.loads, results.figures
+    me, bare = loads["me"], loads["bare"]
     share = me.rps / bare.rps if bare.rps else 0.0
     share_target = 0.5 if postgres else 0.7
     unknown, wrong = fig["unknown_ms"], fig["wrong_ms"]
     timing_ratio = unknown / wrong if wrong else 0.0
     login_ratio = loads["login"].cpu_us / fig["bcrypt_cpu_us"] if loads["login"].cpu_us else None
     large, small = loads["list_large"], loads["list_small"]
-    checks = [
+    checks: list[tuple[str, str, str, bool | None]] = [
         ("GET /users/me server CPU per request", f"{fmt(me.cpu_us)} µs", "≤ 300 µs",
          me.cpu_us is not None and me.cpu_us <= 300),
         ("GET /users/me requests/s ÷ bare JWT endpoint", f"{share:.0%}",
@@ -933,17 +996,7 @@ def render(results: Results, args: argparse.Namespace, database: str) -> str:
             ("POST /oauth/introspect requests/s ÷ bare JWT endpoint", f"{introspect_share:.0%}",
              "≥ 40%", introspect_share >= 0.40)
         )  # fmt: skip
-    check_rows = ["| check | measured | target | |", "|---|---|---|---|"]
-    for name, measured, target, ok in checks:
-        verdict = "shown" if ok is None else "met" if ok else "NOT met"
-        check_rows.append(f"| {name} | {measured} | {target} | {verdict} |")
-    header = (
-        f"{database}, 1 uvicorn worker, BCRYPT_ROUNDS={args.bcrypt_rounds}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"wrk -t{args.wrk_threads}, {args.seconds * (0.5 if args.quick else 1):.0f} s a load, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}"
-    )
-    return "\n".join([header, "", *rows, "", *check_rows])
+    return checks
 
 
 def commit() -> str:
@@ -973,6 +1026,12 @@ def main() -> None:
         "default: SQLite in a temporary directory",
     )
     parser.add_argument("--quick", action="store_true", help="half-length loads")
+    parser.add_argument(
+        "--authz",
+        action="store_true",
+        help="only the authorization loads (AUTHZ.md) and their baselines: the bare endpoint "
+        "and client_credentials",
+    )
     parser.add_argument("--seconds", type=float, default=10, help="length of each load")
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--login-connections", type=int, default=1)
