@@ -338,11 +338,11 @@ def spread(users: list[str], *, first: int, stop: int, memberships: int) -> dict
     return members
 
 
-def cost(load: Any) -> float | None:
-    """Server CPU per request, plus the database's own (PostgreSQL)."""
+def cost(load: Any, postgres: bool) -> float | None:
+    """Server CPU per request, plus the database's own on PostgreSQL."""
     if load.cpu_us is None:
         return None
-    return float(load.cpu_us + (load.database_cpu_us or 0))
+    return float(load.cpu_us + ((load.database_cpu_us or 0) if postgres else 0))
 
 
 def checks(loads: dict[str, Any], postgres: bool) -> list[tuple[str, str, str, bool | None]]:
@@ -352,10 +352,14 @@ def checks(loads: dict[str, Any], postgres: bool) -> list[tuple[str, str, str, b
         return "—" if value is None else f"{value:,.{digits}f}"
 
     def share(key: str, base: str) -> tuple[str, float] | None:
+        """requests/s of `key` ÷ those of `base`, and beside it their costs per request."""
         if key not in loads or base not in loads or not loads[base].rps:
             return None
         ratio = loads[key].rps / loads[base].rps
-        return f"{fmt(loads[key].rps)} vs {fmt(loads[base].rps)} ({ratio:.0%})", ratio
+        mine, theirs = cost(loads[key], postgres), cost(loads[base], postgres)
+        times = f"x{mine / theirs:.2f}" if mine is not None and theirs else "—"
+        return (f"{fmt(loads[key].rps)} vs {fmt(loads[base].rps)} req/s ({ratio:.0%}); CPU "
+                f"{fmt(mine)} vs {fmt(theirs)} µs ({times})", ratio)  # fmt: skip
 
     rows: list[tuple[str, str, str, bool | None]] = []
     for key, name, target in (
@@ -382,7 +386,7 @@ def checks(loads: dict[str, Any], postgres: bool) -> list[tuple[str, str, str, b
     )
     for key, name in scales:
         if token and key in loads:
-            empty, big = cost(token), cost(loads[key])
+            empty, big = cost(token, postgres), cost(loads[key], postgres)
             ratio = big / empty if big is not None and empty else None
             p50 = loads[key].p50_ms / token.p50_ms if token.p50_ms else None
             rows.append((f"token request {what} per request: {name} ÷ empty database",

@@ -129,16 +129,27 @@ def busy_seconds() -> float:
     return (sum(values[:8]) - values[3] - values[4]) / CLK_TCK  # minus idle and iowait
 
 
+# The benchmark's PostgreSQL database (run() sets it): database_cpu() counts the backends
+# serving it, not those of other databases on a shared server.
+DATABASE_NAME: str | None = None
+
+
 def database_cpu() -> dict[int, float]:
-    """CPU seconds of each live PostgreSQL process on this machine (none without PostgreSQL)."""
-    seconds = {}
+    """CPU seconds of each live PostgreSQL backend of the benchmark's database (its process
+    title names the database; none on SQLite)."""
+    seconds: dict[int, float] = {}
+    if DATABASE_NAME is None:
+        return seconds
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
-            except OSError:
+                if not stat.partition("(")[2].startswith("postgres)"):
+                    continue
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, UnicodeDecodeError):
                 continue
-            if stat.partition("(")[2].startswith("postgres)"):
+            if f" {DATABASE_NAME} " in title:
                 ticks = sum(int(v) for v in stat.rsplit(")", 1)[1].split()[11:13])
                 seconds[int(entry.name)] = ticks / CLK_TCK
     return seconds
@@ -556,6 +567,10 @@ def run(args: argparse.Namespace) -> Results:
     url = psycopg_url(args.database_url) if args.database_url else f"sqlite:///{workdir}/bench.db"
     if not url.startswith("sqlite"):
         prepare_database(url)
+        global DATABASE_NAME
+        from sqlalchemy.engine import make_url
+
+        DATABASE_NAME = make_url(url).database
     secret = secrets.token_hex(32)
     env = {
         **os.environ,
