@@ -4,6 +4,7 @@
     python bench/run.py                                   # SQLite in a temporary directory
     python bench/run.py --database-url postgresql://postgres@127.0.0.1:5432/bench
     python bench/run.py --quick                           # shorter runs, same table
+    python bench/run.py --authz                           # the authorization loads alone
 
 Run it with the project's Python (the one `pip install -e .` went into). The load comes from
 wrk, a separate process; server CPU is read from /proc/<pid>/stat (user + system time of
