@@ -110,6 +110,10 @@ class Clients:
 
     @property
     def authorize_path(self) -> str:
+        return self.authorize_with()
+
+    def authorize_with(self, **params: str) -> str:
+        """An authorization request of the web client (PKCE), `params` added or replaced."""
         digest = hashlib.sha256(self.verifier.encode()).digest()
         challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
         query = urllib.parse.urlencode(
@@ -121,6 +125,7 @@ class Clients:
                 "state": "bench",
                 "code_challenge": challenge,
                 "code_challenge_method": "S256",
+                **params,
             }
         )
         return f"/oauth/authorize?{query}"
@@ -141,10 +146,13 @@ def _code(location: str) -> str:
     return urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)["code"][0]
 
 
-def sign_in(port: int, clients: Clients, email: str, password: str) -> Browser:
-    """One login on the hosted page: the browser then holds a session for single sign-on."""
+def sign_in(
+    port: int, clients: Clients, email: str, password: str, path: str | None = None
+) -> Browser:
+    """One login on the hosted page (the authorization request `path`, by default
+    clients.authorize_path): the browser then holds a session for single sign-on."""
     browser = Browser(port)
-    status, _, page = browser.send("GET", clients.authorize_path)
+    status, _, page = browser.send("GET", path or clients.authorize_path)
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
     if status != 200 or "csrf_token" not in fields:
         sys.exit(f"the authorization endpoint answered {status} without a login form")
@@ -228,6 +236,24 @@ def exchange_load(
     return load
 
 
+def measure_client_credentials(
+    measure: Callable[..., Any], clients: Clients, *, port: int, connections: int, seconds: float
+) -> Any:
+    """POST /oauth/token, client_credentials (client_secret_post), by wrk."""
+    service = clients.service
+    return measure(
+        "oauth_client_credentials",
+        "POST /oauth/token, client_credentials",
+        f"http://127.0.0.1:{port}/oauth/token",
+        connections=connections,
+        seconds=seconds,
+        method="POST",
+        body=urllib.parse.urlencode({"grant_type": "client_credentials",
+                                     "client_id": service["client_id"],
+                                     "client_secret": service["client_secret"]}),
+    )  # fmt: skip
+
+
 def measure_oauth(
     bench: Any,
     measure: Callable[..., Any],
@@ -246,16 +272,8 @@ def measure_oauth(
     browser = sign_in(port, clients, email, bench.PASSWORD)
     service = (clients.service["client_id"], clients.service["client_secret"])
     form = urllib.parse.urlencode
-    measure(
-        "oauth_client_credentials",
-        "POST /oauth/token, client_credentials",
-        f"{base}/oauth/token",
-        connections=connections,
-        seconds=seconds,
-        method="POST",
-        body=form({"grant_type": "client_credentials", "client_id": service[0],
-                   "client_secret": service[1]}),
-    )  # fmt: skip
+    measure_client_credentials(measure, clients, port=port, connections=connections,
+                               seconds=seconds)  # fmt: skip
     [code] = mint_codes(browser, clients, 1)
     user_token = _form(port, "/oauth/token", {
         "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
@@ -304,11 +322,10 @@ def main() -> None:
     }
     for name in ("REDIS_URL", "PASSWORD_HASH_WORKERS", "LOG_LEVEL", "LOG_FORMAT", "ACCESS_LOG"):
         env.pop(name, None)
-    manage = str(bench.REPO / "scripts/manage.py")
-    subprocess.run([sys.executable, manage, "migrate"], env=env, check=True)  # noqa: S603
+    subprocess.run([*bench.MANAGE, "migrate"], env=env, check=True)  # noqa: S603
     bench.seed_users(url, start=0, stop=2, rounds=4)
     port = bench.free_port()
-    serve = [sys.executable, manage, "serve", "--port", str(port)]
+    serve = [*bench.MANAGE, "serve", "--port", str(port)]
     loads: dict[str, Any] = {}
     with bench.server(serve, env, workdir / "server.log", port, "/health") as pid:
 

@@ -4,6 +4,7 @@
     python bench/run.py                                   # SQLite in a temporary directory
     python bench/run.py --database-url postgresql://postgres@127.0.0.1:5432/bench
     python bench/run.py --quick                           # shorter runs, same table
+    python bench/run.py --authz                           # the authorization loads alone
 
 Run it with the project's Python (the one `pip install -e .` went into). The load comes from
 wrk, a separate process; server CPU is read from /proc/<pid>/stat (user + system time of
@@ -36,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import authz_load  # bench/authz_load.py: the check endpoint, tokens with resource and organization
 import oauth_load  # bench/oauth_load.py: the token endpoint and introspection loads
 
 BENCH = Path(__file__).resolve().parent
@@ -45,6 +47,9 @@ API = "/api/v1"
 DOMAIN = "bench.local"
 ADMIN_EMAIL = f"admin@{DOMAIN}"
 PASSWORD = "bench-password-123"
+# The installed `manage` command (as soak.py runs it): run as a file, scripts/manage.py would
+# be imported twice, once as __main__, and its import of manage_authz fails.
+MANAGE = [str(Path(sys.executable).parent / "manage")]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -125,16 +130,27 @@ def busy_seconds() -> float:
     return (sum(values[:8]) - values[3] - values[4]) / CLK_TCK  # minus idle and iowait
 
 
+# The benchmark's PostgreSQL database (run() sets it): database_cpu() counts the backends
+# serving it, not those of other databases on a shared server.
+DATABASE_NAME: str | None = None
+
+
 def database_cpu() -> dict[int, float]:
-    """CPU seconds of each live PostgreSQL process on this machine (none without PostgreSQL)."""
-    seconds = {}
+    """CPU seconds of each live PostgreSQL backend of the benchmark's database (its process
+    title names the database; none on SQLite)."""
+    seconds: dict[int, float] = {}
+    if DATABASE_NAME is None:
+        return seconds
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
-            except OSError:
+                if not stat.partition("(")[2].startswith("postgres)"):
+                    continue
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, UnicodeDecodeError):
                 continue
-            if stat.partition("(")[2].startswith("postgres)"):
+            if f" {DATABASE_NAME} " in title:
                 ticks = sum(int(v) for v in stat.rsplit(")", 1)[1].split()[11:13])
                 seconds[int(entry.name)] = ticks / CLK_TCK
     return seconds
@@ -196,15 +212,23 @@ class Wrk:
             url,
         ]
 
-    @staticmethod
     def environment(
-        *, token: str | None, method: str, body: str | None, content_type: str | None
+        self,
+        *,
+        token: str | None,
+        method: str,
+        body: str | None,
+        content_type: str | None,
+        authorization: str | None = None,
+        refresh_tokens: list[str] | None = None,
     ) -> dict[str, str]:
         env = {**os.environ, "BENCH_METHOD": method}
         for name, value in (
             ("BENCH_TOKEN", token),
+            ("BENCH_AUTHORIZATION", authorization),
             ("BENCH_BODY", body),
             ("BENCH_CONTENT_TYPE", content_type),
+            ("BENCH_REFRESH_TOKENS", " ".join(refresh_tokens or ())),
         ):
             env.pop(name, None)
             if value:
@@ -222,10 +246,24 @@ class Wrk:
         body: str | None = None,
         content_type: str | None = None,
         timeout: float = 10,
+        authorization: str | None = None,
+        refresh_tokens: list[str] | None = None,
     ) -> subprocess.Popen[str]:
+        """`authorization`: the whole Authorization header (instead of a bearer `token`);
+        `refresh_tokens`: a chain per connection (see request.lua)."""
+        threads = min(self.threads, connections)
+        if refresh_tokens is not None and (
+            len(refresh_tokens) < connections or len(refresh_tokens) % threads
+        ):
+            raise ValueError("one refresh token a connection, as many on each wrk thread")
+        environment = self.environment(
+            token=token, method=method, body=body, content_type=content_type,
+            authorization=authorization, refresh_tokens=refresh_tokens,
+        )  # fmt: skip
+        environment["BENCH_WRK_THREADS"] = str(threads)
         return subprocess.Popen(  # noqa: S603
             self.command(url, connections=connections, seconds=seconds, timeout=timeout),
-            env=self.environment(token=token, method=method, body=body, content_type=content_type),
+            env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -530,6 +568,10 @@ def run(args: argparse.Namespace) -> Results:
     url = psycopg_url(args.database_url) if args.database_url else f"sqlite:///{workdir}/bench.db"
     if not url.startswith("sqlite"):
         prepare_database(url)
+        global DATABASE_NAME
+        from sqlalchemy.engine import make_url
+
+        DATABASE_NAME = make_url(url).database
     secret = secrets.token_hex(32)
     env = {
         **os.environ,
@@ -552,7 +594,7 @@ def run(args: argparse.Namespace) -> Results:
     print(f"work directory {workdir} (server log: {log})", flush=True)
 
     subprocess.run(  # noqa: S603
-        [sys.executable, str(REPO / "scripts/manage.py"), "migrate"],
+        [*MANAGE, "migrate"],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -561,7 +603,7 @@ def run(args: argparse.Namespace) -> Results:
     print(f"seeded {args.users - 1} users in {took:.1f} s (plus the admin)", flush=True)
 
     port, bare_port = free_port(), free_port()
-    serve = [sys.executable, str(REPO / "scripts/manage.py"), "serve", "--port", str(port)]
+    serve = [*MANAGE, "serve", "--port", str(port)]
     bare = [
         sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(BENCH),
         "--port", str(bare_port), "--no-access-log", "--log-level", "warning",
@@ -592,8 +634,18 @@ def run(args: argparse.Namespace) -> Results:
             results.loads[key] = load
             return load
 
+        def warm(target: str, **kwargs: Any) -> Load:
+            return wrk.run("warm-up", target, pid=main_pid, **kwargs)
+
+        def authz_loads() -> None:
+            authz_load.measure_authz(
+                sys.modules[__name__], measure, port=port, admin_token=admin_token,
+                url=url, connections=c, seconds=seconds, warm=warm,
+            )  # fmt: skip
+
         print("measuring", flush=True)
-        measure("health", "GET /health", f"{base}/health", connections=c, seconds=seconds)
+        if not args.authz:
+            measure("health", "GET /health", f"{base}/health", connections=c, seconds=seconds)
         with server(bare, env, workdir / "bare.log", bare_port, "/docs") as bare_pid:
             bare_url = f"http://127.0.0.1:{bare_port}/me"
             wrk.run(
@@ -608,11 +660,21 @@ def run(args: argparse.Namespace) -> Results:
                 seconds=seconds,
                 token=token,
             )
+        if args.authz:  # the authorization loads and their two baselines only
+            clients = oauth_load.register(port, admin_token, API)
+            oauth_load.measure_client_credentials(
+                measure, clients, port=port, connections=c, seconds=seconds
+            )
+            authz_loads()
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+            return results
         me = measure("me", "GET /users/me", me_url, connections=c, seconds=seconds, token=token)
         oauth_load.measure_oauth(
             sys.modules[__name__], measure, results.loads, port=port, pid=pid,
             admin_token=admin_token, email=f"user1@{DOMAIN}", connections=c, seconds=seconds,
         )  # fmt: skip
+        authz_loads()
         measure(
             "login",
             "POST /auth/login",
@@ -751,11 +813,10 @@ def sqlite_reference(
     reference): the same service and settings on a SQLite file; the p99 in ms."""
     url = f"sqlite:///{workdir}/reference.db"
     env = {**env, "DATABASE_URL": url}
-    manage = [sys.executable, str(REPO / "scripts/manage.py")]
-    subprocess.run([*manage, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    subprocess.run([*MANAGE, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
     seed_users(url, start=0, stop=args.users - 1, rounds=args.bcrypt_rounds)
     port = free_port()
-    command = [*manage, "serve", "--port", str(port)]
+    command = [*MANAGE, "serve", "--port", str(port)]
     with server(command, env, workdir / "reference.log", port, "/health") as pid:
         token = login(port, f"user0@{DOMAIN}")
         target = f"http://127.0.0.1:{port}{API}/users/me"
@@ -838,8 +899,7 @@ def fmt(value: float | None, digits: int = 0) -> str:
 
 
 def render(results: Results, args: argparse.Namespace, database: str) -> str:
-    loads, fig = results.loads, results.figures
-    me, bare = loads["me"], loads["bare"]
+    loads = results.loads
     postgres = database == "PostgreSQL"
     rows = [
         "| load | connections | requests/s | p50 ms | p99 ms | server CPU µs/req "
@@ -847,9 +907,9 @@ def render(results: Results, args: argparse.Namespace, database: str) -> str:
         + "| errors | other processes' CPU |",
         "|---|---:|---:|---:|---:|---:|" + ("---:|" if postgres else "") + "---:|---:|",
     ]
-    for key in ("health", "bare", "me", "me_workers", "me_sqlite", *oauth_load.KEYS, "login",
-                "health_storm", "me_storm", "storm", "burst", "list_small", "list_large",
-                "list_cursor", "list_offset"):  # fmt: skip
+    for key in ("health", "bare", "me", "me_workers", "me_sqlite", *oauth_load.KEYS,
+                *authz_load.KEYS, "login", "health_storm", "me_storm", "storm", "burst",
+                "list_small", "list_large", "list_cursor", "list_offset"):  # fmt: skip
         if key not in loads:
             continue
         load = loads[key]
@@ -860,13 +920,34 @@ def render(results: Results, args: argparse.Namespace, database: str) -> str:
             + (f"| {database_cpu} " if postgres else "")
             + f"| {load.errors} | {'—' if load.background is None else f'{load.background:.0%}'} |"
         )
+    checks = [] if args.authz else general_checks(results, args, postgres)
+    checks += authz_load.checks(loads, postgres)
+    check_rows = ["| check | measured | target | |", "|---|---|---|---|"]
+    for name, measured, target, ok in checks:
+        verdict = "shown" if ok is None else "met" if ok else "NOT met"
+        check_rows.append(f"| {name} | {measured} | {target} | {verdict} |")
+    header = (
+        f"{database}, 1 uvicorn worker, BCRYPT_ROUNDS={args.bcrypt_rounds}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"wrk -t{args.wrk_threads}, {args.seconds * (0.5 if args.quick else 1):.0f} s a load, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}"
+    )
+    return "\n".join([header, "", *rows, "", *check_rows])
+
+
+def general_checks(
+    results: Results, args: argparse.Namespace, postgres: bool
+) -> list[tuple[str, str, str, bool | None]]:
+    """The targets of the full run (all but the authorization ones)."""
+    loads, fig = results.loads, results.figures
+    me, bare = loads["me"], loads["bare"]
     share = me.rps / bare.rps if bare.rps else 0.0
     share_target = 0.5 if postgres else 0.7
     unknown, wrong = fig["unknown_ms"], fig["wrong_ms"]
     timing_ratio = unknown / wrong if wrong else 0.0
     login_ratio = loads["login"].cpu_us / fig["bcrypt_cpu_us"] if loads["login"].cpu_us else None
     large, small = loads["list_large"], loads["list_small"]
-    checks = [
+    checks: list[tuple[str, str, str, bool | None]] = [
         ("GET /users/me server CPU per request", f"{fmt(me.cpu_us)} µs", "≤ 300 µs",
          me.cpu_us is not None and me.cpu_us <= 300),
         ("GET /users/me requests/s ÷ bare JWT endpoint", f"{share:.0%}",
@@ -931,17 +1012,7 @@ def render(results: Results, args: argparse.Namespace, database: str) -> str:
             ("POST /oauth/introspect requests/s ÷ bare JWT endpoint", f"{introspect_share:.0%}",
              "≥ 40%", introspect_share >= 0.40)
         )  # fmt: skip
-    check_rows = ["| check | measured | target | |", "|---|---|---|---|"]
-    for name, measured, target, ok in checks:
-        verdict = "shown" if ok is None else "met" if ok else "NOT met"
-        check_rows.append(f"| {name} | {measured} | {target} | {verdict} |")
-    header = (
-        f"{database}, 1 uvicorn worker, BCRYPT_ROUNDS={args.bcrypt_rounds}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"wrk -t{args.wrk_threads}, {args.seconds * (0.5 if args.quick else 1):.0f} s a load, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}"
-    )
-    return "\n".join([header, "", *rows, "", *check_rows])
+    return checks
 
 
 def commit() -> str:
@@ -971,6 +1042,12 @@ def main() -> None:
         "default: SQLite in a temporary directory",
     )
     parser.add_argument("--quick", action="store_true", help="half-length loads")
+    parser.add_argument(
+        "--authz",
+        action="store_true",
+        help="only the authorization loads (AUTHZ.md) and their baselines: the bare endpoint "
+        "and client_credentials",
+    )
     parser.add_argument("--seconds", type=float, default=10, help="length of each load")
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--login-connections", type=int, default=1)

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, union_all, update
+from sqlalchemy import bindparam, delete, union_all, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -452,26 +452,75 @@ def set_client_roles(
     return after
 
 
-# Effective permissions: one indexed read
+# Effective permissions: one indexed read. Its statements are built once, here, and bound at
+# each call: they run at every token request and check, and building one (a union in a
+# subquery) costs several times what running it does (bench/README.md, "Authorization").
 
 
-def roles_held(user_id: uuid.UUID, organization_id: uuid.UUID | None) -> Any:
-    """The ids of the roles a user holds: their global roles and, with an organization, their
-    roles there while they are a member of it (a subquery with one column, role_id)."""
+def _roles_held(*, in_organization: bool) -> Any:
+    """The ids of the roles a user holds (bound: user_id, and organization_id): their global
+    roles and, in an organization, their roles there while they are a member of it (a
+    subquery with one column, role_id)."""
     held: Any = select_columns(col(UserRole.role_id).label("role_id")).where(
-        col(UserRole.user_id) == user_id
+        col(UserRole.user_id) == bindparam("user_id")
     )
-    if organization_id is not None:
+    if in_organization:
         held = union_all(
             held,
             select_columns(col(MembershipRole.role_id))
             .join(Membership, col(Membership.id) == col(MembershipRole.membership_id))
             .where(
-                col(Membership.user_id) == user_id,
-                col(Membership.organization_id) == organization_id,
+                col(Membership.user_id) == bindparam("user_id"),
+                col(Membership.organization_id) == bindparam("organization_id"),
             ),
         )
     return held.subquery()
+
+
+def _names_on_resource(roles: Any) -> Any:
+    """The names of the permissions on a resource (bound: resource_id) that `roles` hold."""
+    return (
+        select_columns(col(RolePermission.name))
+        .join(roles, roles.c.role_id == col(RolePermission.role_id))
+        .where(col(RolePermission.resource_id) == bindparam("resource_id"))
+        .distinct()
+        .order_by(col(RolePermission.name))
+    )
+
+
+def _role_names(roles: Any) -> Any:
+    return (
+        select_columns(col(ProductRole.name))
+        .join(roles, roles.c.role_id == col(ProductRole.id))
+        .distinct()
+        .order_by(col(ProductRole.name))
+    )
+
+
+def _grants(roles: Any) -> Any:
+    return (
+        select_columns(col(RolePermission.resource_id), col(RolePermission.name))
+        .join(roles, roles.c.role_id == col(RolePermission.role_id))
+        .distinct()
+    )
+
+
+# {in an organization: statement}
+USER_PERMISSIONS = {o: _names_on_resource(_roles_held(in_organization=o)) for o in (False, True)}
+ROLE_NAMES = {o: _role_names(_roles_held(in_organization=o)) for o in (False, True)}
+USER_GRANTS = _grants(_roles_held(in_organization=True))
+CLIENT_PERMISSIONS = _names_on_resource(
+    select_columns(col(ClientRole.role_id).label("role_id"))
+    .where(col(ClientRole.client_id) == bindparam("client_id"))
+    .subquery()
+)
+
+
+def _holder(user_id: uuid.UUID, organization_id: uuid.UUID | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"user_id": user_id}
+    if organization_id is not None:
+        params["organization_id"] = organization_id
+    return params
 
 
 def user_permissions(
@@ -484,27 +533,22 @@ def user_permissions(
     """The names of the permissions on `resource_id` the user's roles give them now (global,
     and in `organization`). One statement on primary keys and indexes, whatever the number
     of roles and organizations."""
-    return _names(session, roles_held(user_id, organization_id), resource_id)
+    statement = USER_PERMISSIONS[organization_id is not None]
+    params = _holder(user_id, organization_id) | {"resource_id": resource_id}
+    return list(session.execute(statement, params).scalars())
 
 
 def user_grants(
     session: Session, *, user_id: uuid.UUID, organization_id: uuid.UUID
 ) -> set[tuple[uuid.UUID, str]]:
     """Every (resource id, permission name) the user's roles give them in the organization."""
-    roles = roles_held(user_id, organization_id)
-    rows = session.execute(
-        select_columns(col(RolePermission.resource_id), col(RolePermission.name))
-        .join(roles, roles.c.role_id == col(RolePermission.role_id))
-        .distinct()
-    ).all()
+    rows = session.execute(USER_GRANTS, _holder(user_id, organization_id)).all()
     return {(resource_id, name) for resource_id, name in rows}
 
 
 def client_permissions(session: Session, *, client_id: str, resource_id: uuid.UUID) -> list[str]:
-    held: Any = select_columns(col(ClientRole.role_id).label("role_id")).where(
-        col(ClientRole.client_id) == client_id
-    )
-    return _names(session, held.subquery(), resource_id)
+    params = {"client_id": client_id, "resource_id": resource_id}
+    return list(session.execute(CLIENT_PERMISSIONS, params).scalars())
 
 
 def permission_descriptions(
@@ -527,22 +571,5 @@ def role_names(
     session: Session, *, user_id: uuid.UUID, organization_id: uuid.UUID | None
 ) -> list[str]:
     """The names of the product roles the user holds: global, and in the organization."""
-    roles = roles_held(user_id, organization_id)
-    statement = (
-        select_columns(col(ProductRole.name))
-        .join(roles, roles.c.role_id == col(ProductRole.id))
-        .distinct()
-        .order_by(col(ProductRole.name))
-    )
-    return list(session.execute(statement).scalars())
-
-
-def _names(session: Session, roles: Any, resource_id: uuid.UUID) -> list[str]:
-    statement = (
-        select_columns(col(RolePermission.name))
-        .join(roles, roles.c.role_id == col(RolePermission.role_id))
-        .where(col(RolePermission.resource_id) == resource_id)
-        .distinct()
-        .order_by(col(RolePermission.name))
-    )
-    return list(session.execute(statement).scalars())
+    statement = ROLE_NAMES[organization_id is not None]
+    return list(session.execute(statement, _holder(user_id, organization_id)).scalars())
