@@ -29,6 +29,8 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+templates.add_extension("jinja2.ext.i18n")
+templates.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
 
 
 def render(

@@ -1,0 +1,15 @@
+"""The hosted account pages under /account (ACCOUNT.md): one router per group of pages,
+each on the shell of rendering.py (headers, navigation) and access.py (the signed-in
+person, CSRF-checked forms)."""
+
+from fastapi import APIRouter, FastAPI
+
+from app.web.account import overview, signin
+
+router = APIRouter(include_in_schema=False)
+for module in (overview, signin):
+    router.include_router(module.router)
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
