@@ -4,6 +4,7 @@ login, and what a page shows."""
 
 import re
 from html import unescape
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -85,3 +86,17 @@ def inputs(response: httpx.Response) -> dict[str, str]:
 
 def nav_paths() -> list[str]:
     return [path for path, _label in rendering.NAV]
+
+
+def link(response: httpx.Response, text: str) -> str | None:
+    """The href of the page's link whose text is `text` (None without one)."""
+    for href, shown in re.findall(r'<a href="([^"]*)"[^>]*>(.*?)</a>', response.text, re.S):
+        if unescape(shown).strip() == text:
+            return unescape(href)
+    return None
+
+
+def link_params(href: str) -> dict[str, str]:
+    """The query of a link between the hosted pages, one value per name."""
+    query = urlsplit(href).query
+    return {name: values[0] for name, values in parse_qs(query, keep_blank_values=True).items()}
