@@ -4,10 +4,10 @@ person, CSRF-checked forms)."""
 
 from fastapi import APIRouter, FastAPI
 
-from app.web.account import overview, signin
+from app.web.account import overview, signin, signup
 
 router = APIRouter(include_in_schema=False)
-for module in (overview, signin):
+for module in (overview, signin, signup):
     router.include_router(module.router)
 
 

@@ -8,6 +8,7 @@ pages a change of password or address asks for the current password, which is th
 a page without such a field takes RecentAccountUser: a browser session whose login
 (auth_time) is under RECENT_LOGIN old, else the login page again (prompt=login) and back."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
@@ -22,13 +23,15 @@ from app.crud.audit import Actor
 from app.models.common import utcnow
 from app.models.user import User
 from app.oauth.authorize import Login
+from app.oauth.errors import BadAuthorizationRequest, RedirectedError
 from app.passkeys.ceremonies import RECENT_LOGIN
 from app.steps import run_transaction
+from app.web import continuation as continuations
 from app.web.account import messages
 from app.web.account.rendering import problem
-from app.web.continuation import ACCOUNT
+from app.web.continuation import ACCOUNT, Continuation
 from app.web.cookies import SESSION_COOKIE, read_cookie
-from app.web.flow import checked_form
+from app.web.flow import checked_form, refusal
 from app.web.pages import PageAnswer
 from app.web.sessions import current_login
 
@@ -56,6 +59,23 @@ def here(request: Request) -> str:
     """The page to come back to: a GET's own URL, a form's page (the path it posts to)."""
     query = request.url.query if request.method in ("GET", "HEAD") else ""
     return request.url.path + (f"?{query}" if query else "")
+
+
+async def continuation_of(
+    request: Request, session: Session, fields: Mapping[str, str]
+) -> Continuation:
+    """Where a sign-up, recovery or verification page goes on: the authorization request
+    (`request`, validated again: else the page that refuses it) or the account page `next`
+    of a link's query or a form's fields."""
+    try:
+        return await run_transaction(
+            continuations.resolve,
+            session,
+            request=fields.get("request"),
+            next_path=fields.get("next"),
+        )
+    except (BadAuthorizationRequest, RedirectedError) as error:
+        raise PageAnswer(refusal(request, error)) from None
 
 
 def signed_in_user(session: Session, cookie: str | None) -> tuple[Login, User] | None:
