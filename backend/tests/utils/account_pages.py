@@ -10,6 +10,7 @@ import httpx
 
 from app.web.account import rendering
 from tests.utils import PASSWORD
+from tests.utils.mailbox import LINK, Mailbox, text_of
 from tests.utils.oidc import form_fields, is_login_page, submit_login
 
 __all__ = ["form_fields", "is_login_page"]
@@ -100,3 +101,16 @@ def link_params(href: str) -> dict[str, str]:
     """The query of a link between the hosted pages, one value per name."""
     query = urlsplit(href).query
     return {name: values[0] for name, values in parse_qs(query, keep_blank_values=True).items()}
+
+
+def mailed_token(mailbox: Mailbox, address: str, page: str) -> str:
+    """The token of the newest mail to `address` whose link opens `page`
+    (e.g. "reset-password")."""
+    message = mailbox.last_to(address)
+    links = [
+        found
+        for found in LINK.findall(text_of(message))
+        if urlsplit(found).path.endswith(f"/{page}")
+    ]
+    assert len(links) == 1, links
+    return parse_qs(urlsplit(links[0]).query)["token"][0]

@@ -4,10 +4,10 @@ person, CSRF-checked forms)."""
 
 from fastapi import APIRouter, FastAPI
 
-from app.web.account import overview, signin, signup
+from app.web.account import overview, recovery, signin, signup
 
 router = APIRouter(include_in_schema=False)
-for module in (overview, signin, signup):
+for module in (overview, signin, signup, recovery):
     router.include_router(module.router)
 
 

@@ -30,6 +30,8 @@ SIGN_IN_AGAIN = N_("Your session has ended. Sign in again.")
 LINK_HEADING = N_("This link cannot be used")
 REFUSED_HEADING = N_("This cannot be done")
 
+ASK_NEW_LINK = N_("Ask for a new link")
+
 # Field problems
 INVALID_EMAIL = N_("Enter a valid email address.")
 EMAIL_TAKEN = N_("An account already uses this address. Sign in, or reset its password.")
