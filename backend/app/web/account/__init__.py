@@ -4,10 +4,18 @@ person, CSRF-checked forms)."""
 
 from fastapi import APIRouter, FastAPI
 
-from app.web.account import overview, recovery, signin, signup, verification
+from app.web.account import (
+    credentials,
+    overview,
+    profile,
+    recovery,
+    signin,
+    signup,
+    verification,
+)
 
 router = APIRouter(include_in_schema=False)
-for module in (overview, signin, signup, recovery, verification):
+for module in (overview, profile, credentials, signin, signup, recovery, verification):
     router.include_router(module.router)
 
 

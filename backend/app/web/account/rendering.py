@@ -29,6 +29,9 @@ HEADERS = {
 # The account's pages, in the navigation and on the overview: (path, label).
 NAV: list[tuple[str, str]] = [
     ("/account", N_("Overview")),
+    ("/account/profile", N_("Profile")),
+    ("/account/email", N_("Email address")),
+    ("/account/password", N_("Password")),
 ]
 
 
