@@ -99,7 +99,7 @@ def test_the_link_shows_the_form_without_spending_the_token(
     client: TestClient, user: User, mailbox: Mailbox
 ) -> None:
     ask_for_link(browser(client), user.email)
-    token = mailed_token(mailbox, user.email, "reset-password")
+    token = mailed_token(mailbox, user.email, "/account/reset-password")
     b = browser(client)
     for _ in range(3):  # a mail scanner, a preview, the person
         page = b.get("/account/reset-password", params={"token": token})
@@ -130,7 +130,7 @@ def test_after_the_reset_the_login_page_is_that_of_the_pending_request(
     assert href is not None
     sent = post_form(b, b.get(href), "/account/forgot-password", email=user.email)
     assert sent.status_code == 200
-    token = mailed_token(mailbox, user.email, "reset-password")
+    token = mailed_token(mailbox, user.email, "/account/reset-password")
     page = b.get("/account/reset-password", params={"token": token})  # the same browser
     answer = post_form(b, page, "/account/reset-password", password=NEW_PASSWORD)
     assert is_login_page(answer) and "Example App" in answer.text
@@ -146,7 +146,7 @@ def test_in_another_browser_the_reset_ends_on_the_accounts_login(
     registered = make_client(db, first_party=True)
     started = start(oauth_client(client, registered))
     ask_for_link(browser(client), user.email, {"request": started.url.split("?", 1)[1]})
-    token = mailed_token(mailbox, user.email, "reset-password")
+    token = mailed_token(mailbox, user.email, "/account/reset-password")
     other = browser(client)
     page = other.get("/account/reset-password", params={"token": token})
     answer = post_form(other, page, "/account/reset-password", password=NEW_PASSWORD)
@@ -157,7 +157,7 @@ def test_a_bad_new_password_reshows_the_form_and_keeps_the_link(
     client: TestClient, user: User, mailbox: Mailbox
 ) -> None:
     ask_for_link(browser(client), user.email)
-    token = mailed_token(mailbox, user.email, "reset-password")
+    token = mailed_token(mailbox, user.email, "/account/reset-password")
     b = browser(client)
     page = b.get("/account/reset-password", params={"token": token})
     for bad in ("short", "p" * 9000):
@@ -187,7 +187,7 @@ def test_a_bad_link_is_a_clear_page(client: TestClient, token: str) -> None:
 
 def test_an_expired_link_is_a_clear_page(client: TestClient, user: User, mailbox: Mailbox) -> None:
     ask_for_link(browser(client), user.email)
-    token = mailed_token(mailbox, user.email, "reset-password")
+    token = mailed_token(mailbox, user.email, "/account/reset-password")
     b = browser(client)
     page = b.get("/account/reset-password", params={"token": token})
     expire_tokens(TokenPurpose.RESET_PASSWORD)
@@ -201,7 +201,7 @@ def test_a_forged_csrf_token_resets_nothing(
     client: TestClient, user: User, mailbox: Mailbox
 ) -> None:
     ask_for_link(browser(client), user.email)
-    token = mailed_token(mailbox, user.email, "reset-password")
+    token = mailed_token(mailbox, user.email, "/account/reset-password")
     victim, attacker = browser(client), browser(client)
     victim.get("/account/forgot-password")
     attackers = form_fields(attacker.get("/account/reset-password", params={"token": token}).text)
@@ -215,7 +215,7 @@ def test_the_same_token_posted_twice_at_once_resets_once(
 ) -> None:
     settings(RATE_LIMIT_ENABLED=False)
     ask_for_link(browser(client), user.email)
-    token = mailed_token(mailbox, user.email, "reset-password")
+    token = mailed_token(mailbox, user.email, "/account/reset-password")
     b = browser(client)
     page = b.get("/account/reset-password", params={"token": token})
     data = {**form_fields(page.text), "password": NEW_PASSWORD}

@@ -123,7 +123,7 @@ def test_a_new_address_is_pending_with_mails_to_both(
     assert len(events("user.email_change_requested")) == 1
     mailbox.wait(2)
     assert {m["To"] for m in mailbox.messages} == {"new@example.com", user.email}
-    token = mailed_token(mailbox, "new@example.com", "verify-email")
+    token = mailed_token(mailbox, "new@example.com", "/account/email/confirm")
     assert token  # opened on /account/email/confirm (test_account_verification.py)
 
 

@@ -52,7 +52,7 @@ def test_sign_up_verify_in_the_same_browser_then_sign_in_to_the_pending_request(
     href = link(b.get(started.url), "Create account")
     assert href is not None
     assert post_form(b, b.get(href), "/account/sign-up", **NEW).status_code == 200
-    token = mailed_token(mailbox, "grace@example.com", "verify-email")
+    token = mailed_token(mailbox, "grace@example.com", VERIFY)
 
     for _ in range(2):  # a mail scanner, then the person: the GET spends nothing
         page = b.get(VERIFY, params={"token": token})
@@ -78,7 +78,7 @@ def test_a_signed_in_person_goes_straight_on_to_the_account(
 ) -> None:
     b = browser(client)
     assert post_form(b, b.get("/account/sign-up"), "/account/sign-up", **NEW).status_code == 303
-    token = mailed_token(mailbox, "grace@example.com", "verify-email")
+    token = mailed_token(mailbox, "grace@example.com", VERIFY)
     answer = post_form(b, b.get(VERIFY, params={"token": token}), VERIFY)
     assert answer.status_code == 303 and answer.headers["location"] == "/account"
     assert_account_headers(answer)
@@ -94,7 +94,7 @@ def test_another_browser_signs_in_first_then_reaches_the_account(
         post_form(first, first.get("/account/sign-up"), "/account/sign-up", **NEW).status_code
         == 303
     )
-    token = mailed_token(mailbox, "grace@example.com", "verify-email")
+    token = mailed_token(mailbox, "grace@example.com", VERIFY)
     other = browser(client)
     answer = post_form(other, other.get(VERIFY, params={"token": token}), VERIFY)
     assert is_login_page(answer) and form_fields(answer.text)["next"] == "/account"
@@ -116,7 +116,7 @@ def test_a_bad_link_is_a_clear_page(client: TestClient, path: str, token: str) -
 def test_a_spent_or_expired_link_is_a_clear_page(client: TestClient, mailbox: Mailbox) -> None:
     b = browser(client)
     post_form(b, b.get("/account/sign-up"), "/account/sign-up", **NEW)
-    token = mailed_token(mailbox, "grace@example.com", "verify-email")
+    token = mailed_token(mailbox, "grace@example.com", VERIFY)
     page = b.get(VERIFY, params={"token": token})
     assert post_form(b, page, VERIFY).status_code == 303
     again = post_form(b, page, VERIFY)
@@ -130,7 +130,7 @@ def test_a_spent_or_expired_link_is_a_clear_page(client: TestClient, mailbox: Ma
         headers=headers,
         json={"email": "g2@example.com", "current_password": PASSWORD},
     )
-    change = mailed_token(mailbox, "g2@example.com", "verify-email")
+    change = mailed_token(mailbox, "g2@example.com", CONFIRM)
     expire_tokens(TokenPurpose.CHANGE_EMAIL)
     assert b.get(CONFIRM, params={"token": change}).status_code == 400
 
@@ -138,7 +138,7 @@ def test_a_spent_or_expired_link_is_a_clear_page(client: TestClient, mailbox: Ma
 def test_a_forged_csrf_token_verifies_nothing(client: TestClient, mailbox: Mailbox) -> None:
     first = browser(client)
     post_form(first, first.get("/account/sign-up"), "/account/sign-up", **NEW)
-    token = mailed_token(mailbox, "grace@example.com", "verify-email")
+    token = mailed_token(mailbox, "grace@example.com", VERIFY)
     victim, attacker = browser(client), browser(client)
     victim.get("/account/login")
     forged = victim.post(
@@ -154,7 +154,7 @@ def test_the_change_link_moves_the_account_after_its_confirmation(
     headers = auth_header(login(client, user.email))
     body = {"email": "moved@example.com", "current_password": PASSWORD}
     assert client.patch(api("/users/me"), headers=headers, json=body).status_code == 200
-    token = mailed_token(mailbox, "moved@example.com", "verify-email")
+    token = mailed_token(mailbox, "moved@example.com", CONFIRM)
     b = browser(client)
     page = b.get(CONFIRM, params={"token": token})
     assert page.status_code == 200 and "moved@example.com" in page.text
@@ -171,7 +171,7 @@ def test_a_change_to_an_address_taken_meanwhile_is_a_clear_page(
     headers = auth_header(login(client, user.email))
     body = {"email": "wanted@example.com", "current_password": PASSWORD}
     client.patch(api("/users/me"), headers=headers, json=body)
-    token = mailed_token(mailbox, "wanted@example.com", "verify-email")
+    token = mailed_token(mailbox, "wanted@example.com", CONFIRM)
     user_factory(email="wanted@example.com")
     b = browser(client)
     answer = post_form(b, b.get(CONFIRM, params={"token": token}), CONFIRM)

@@ -1,21 +1,42 @@
-"""The account mails: a plain-text and an HTML body, each with a link built from FRONTEND_URL.
+"""The account mails: a plain-text and an HTML body, each with a link to a page.
 
-The links are `{FRONTEND_URL}/reset-password?token=...` and `{FRONTEND_URL}/verify-email?token=...`;
-the frontend page posts the token to the API.
+Unless FRONTEND_URL is set, the pages are the service's own (ACCOUNT.md, "Mailed links"):
+`{PUBLIC_URL}/account/reset-password?token=...`, `/account/verify-email`,
+`/account/email/confirm`, `/account/invitation`. With FRONTEND_URL, the links go to a
+frontend of the integrator's own, `{FRONTEND_URL}/reset-password?token=...`,
+`/verify-email` (a change of address too), `/invitation`, whose page posts the token to the
+API.
 """
 
+from dataclasses import dataclass
 from html import escape
 from urllib.parse import urlencode
 
 from app.core.config import get_settings
 from app.core.mail import Mail
 
-RESET_PATH = "/reset-password"
-VERIFY_PATH = "/verify-email"
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Where a mailed link opens: a path under FRONTEND_URL, else the hosted page's."""
+
+    frontend: str
+    hosted: str
 
 
-def link(path: str, token: str) -> str:
-    return f"{get_settings().FRONTEND_URL.rstrip('/')}{path}?{urlencode({'token': token})}"
+RESET_PAGE = Page("/reset-password", "/account/reset-password")
+VERIFY_PAGE = Page("/verify-email", "/account/verify-email")
+CHANGE_PAGE = Page("/verify-email", "/account/email/confirm")
+INVITATION_PAGE = Page("/invitation", "/account/invitation")
+
+
+def link(page: Page, token: str) -> str:
+    settings = get_settings()
+    if settings.FRONTEND_URL:
+        base, path = settings.FRONTEND_URL, page.frontend
+    else:
+        base, path = settings.PUBLIC_URL, page.hosted
+    return f"{base.rstrip('/')}{path}?{urlencode({'token': token})}"
 
 
 def _with_link(to: str, subject: str, lines: list[str], url: str, action: str, footer: str) -> Mail:
@@ -39,7 +60,7 @@ def reset_password(to: str, token: str) -> Mail:
         f"To choose a new password, open this link within {minutes} minutes:",
     ]
     footer = "If it was not you, ignore this mail: your password stays as it is."
-    url = link(RESET_PATH, token)
+    url = link(RESET_PAGE, token)
     return _with_link(to, "reset your password", lines, url, "Reset your password", footer)
 
 
@@ -53,7 +74,7 @@ def verify_email(to: str, token: str) -> Mail:
     footer = "If you did not create an account or change its address, ignore this mail."
     action = "Confirm your email address"
     return _with_link(
-        to, "confirm your email address", lines, link(VERIFY_PATH, token), action, footer
+        to, "confirm your email address", lines, link(VERIFY_PAGE, token), action, footer
     )
 
 
@@ -67,7 +88,7 @@ def change_email(to: str, token: str) -> Mail:
     ]
     footer = "If it was not you, ignore this mail: no account moves to this address without it."
     action = "Confirm your new email address"
-    url = link(VERIFY_PATH, token)
+    url = link(CHANGE_PAGE, token)
     return _with_link(to, "confirm your new email address", lines, url, action, footer)
 
 
@@ -87,9 +108,6 @@ def email_change_notice(to: str, new_email: str, *, done: bool = False) -> Mail:
     return Mail(to=to, subject=f"{settings.PROJECT_NAME}: your account's email address", text=text)
 
 
-INVITATION_PATH = "/invitation"
-
-
 def invitation(to: str, token: str, *, organization: str, days: int) -> Mail:
     """An invitation to an organization (AUTHZ.md): the link asks the invitee to sign in or
     sign up with this address, then accept."""
@@ -100,5 +118,5 @@ def invitation(to: str, token: str, *, organization: str, days: int) -> Mail:
         "email address:",
     ]
     footer = "If you do not know why you got this, ignore it: nothing happens without you."
-    url = link(INVITATION_PATH, token)
+    url = link(INVITATION_PAGE, token)
     return _with_link(to, f"join {organization}", lines, url, "Accept the invitation", footer)

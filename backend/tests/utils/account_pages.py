@@ -10,7 +10,7 @@ import httpx
 
 from app.web.account import rendering
 from tests.utils import PASSWORD
-from tests.utils.mailbox import LINK, Mailbox, text_of
+from tests.utils.mailbox import Mailbox, token_in
 from tests.utils.oidc import form_fields, is_login_page, submit_login
 
 __all__ = ["form_fields", "is_login_page"]
@@ -103,14 +103,6 @@ def link_params(href: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(query, keep_blank_values=True).items()}
 
 
-def mailed_token(mailbox: Mailbox, address: str, page: str) -> str:
-    """The token of the newest mail to `address` whose link opens `page`
-    (e.g. "reset-password")."""
-    message = mailbox.last_to(address)
-    links = [
-        found
-        for found in LINK.findall(text_of(message))
-        if urlsplit(found).path.endswith(f"/{page}")
-    ]
-    assert len(links) == 1, links
-    return parse_qs(urlsplit(links[0]).query)["token"][0]
+def mailed_token(mailbox: Mailbox, address: str, path: str) -> str:
+    """The token of the newest mail to `address`, in its link to the hosted page `path`."""
+    return token_in(mailbox.last_to(address), path)
