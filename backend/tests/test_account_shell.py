@@ -22,6 +22,7 @@ from app.web.account.access import RecentAccountUser
 from app.web.account.rendering import account_router
 from app.web.continuation import local_path
 from tests.test_mfa import code_at, enable_totp
+from tests.test_oidc_amr import passkey_of, passkey_step
 from tests.utils import PASSWORD
 from tests.utils.account import events
 from tests.utils.account_pages import (
@@ -146,6 +147,20 @@ def test_the_login_with_a_second_factor_comes_back_to_the_account(
     answer = post_form(b, wrong, "/oauth/authorize/mfa", code=code_at(secret, 1))
     assert answer.status_code == 303 and answer.headers["location"] == "/account"
     assert b.get("/account").status_code == 200
+
+
+def test_a_passkey_sign_in_comes_back_to_the_account(
+    client: TestClient, user: User, user_headers: dict[str, str]
+) -> None:
+    device = passkey_of(client, user_headers)
+    b = browser(client)
+    page = b.get("/account/login", params={"next": "/account"})
+    assert 'action="/oauth/authorize/passkey"' in page.text
+    answer = passkey_step(b, page, device)
+    assert answer.status_code == 303 and answer.headers["location"] == "/account"
+    assert b.get("/account").status_code == 200
+    broken = post_form(b, page, "/oauth/authorize/passkey", flow_id="x", credential="{")
+    assert broken.status_code == 400 and form_fields(broken.text)["next"] == "/account"
 
 
 def test_every_account_answer_is_never_stored_framed_or_referred(

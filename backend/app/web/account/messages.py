@@ -24,7 +24,6 @@ LINK_INVALID = N_(
 )
 REGISTRATION_CLOSED = N_("New accounts cannot be created here. Ask an administrator.")
 ADDRESS_TAKEN_NOW = N_("Another account now uses this address. Your address stays as it was.")
-SIGN_IN_AGAIN = N_("Your session has ended. Sign in again.")
 
 # Headings of those pages
 LINK_HEADING = N_("This link cannot be used")
