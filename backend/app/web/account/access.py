@@ -117,4 +117,4 @@ async def _posted(request: Request) -> FormData:
 
 
 # Declared before AccountUser in a route, so a forged form is refused before anything is read.
-PostedForm = Annotated[FormData, Depends(_posted)]
+AccountForm = Annotated[FormData, Depends(_posted)]

@@ -14,7 +14,7 @@ from app.errors import EmailTaken, IncorrectPassword, RateLimited
 from app.models.account import PasswordChangeRequest
 from app.models.user import UserUpdateMe, normalize_email
 from app.web.account import messages
-from app.web.account.access import Account, AccountUser, PostedForm
+from app.web.account.access import Account, AccountForm, AccountUser
 from app.web.account.forms import Problems, too_many, validated, values
 from app.web.account.messages import Message
 from app.web.account.rendering import account_router, page
@@ -59,7 +59,7 @@ def email_page(request: Request, account: AccountUser) -> Response:
 
 @router.post("/email")
 async def change_email(
-    request: Request, session: SessionDep, form: PostedForm, account: AccountUser
+    request: Request, session: SessionDep, form: AccountForm, account: AccountUser
 ) -> Response:
     entered = values(form, "email", "current_password")
     email = entered["email"]
@@ -118,7 +118,7 @@ def password_page(request: Request, account: AccountUser) -> Response:
 
 @router.post("/password")
 async def change_password(
-    request: Request, session: SessionDep, form: PostedForm, account: AccountUser
+    request: Request, session: SessionDep, form: AccountForm, account: AccountUser
 ) -> Response:
     body = validated(PasswordChangeRequest, values(form, "current_password", "new_password"))
     if not isinstance(body, PasswordChangeRequest):

@@ -8,7 +8,7 @@ from app.api.deps import SessionDep
 from app.auth import profile
 from app.models.user import UserUpdateMe
 from app.web.account import messages
-from app.web.account.access import Account, AccountUser, PostedForm
+from app.web.account.access import Account, AccountForm, AccountUser
 from app.web.account.forms import Problems, validated, values
 from app.web.account.messages import Message
 from app.web.account.rendering import account_router, page
@@ -44,7 +44,7 @@ def profile_page(request: Request, account: AccountUser) -> Response:
 
 @router.post("/profile")
 async def save_profile(
-    request: Request, session: SessionDep, form: PostedForm, account: AccountUser
+    request: Request, session: SessionDep, form: AccountForm, account: AccountUser
 ) -> Response:
     entered = values(form, "full_name")["full_name"]
     body = validated(UserUpdateMe, {"full_name": entered.strip() or None})

@@ -17,7 +17,7 @@ from app.models.account import MAX_MAILED_TOKEN, PasswordRecoveryRequest, ResetP
 from app.steps import run_step, run_transaction
 from app.web import continuation as continuations
 from app.web.account import messages
-from app.web.account.access import PostedForm, continuation_of
+from app.web.account.access import AccountForm, continuation_of
 from app.web.account.forms import Problems, too_many, validated, values
 from app.web.account.messages import Message
 from app.web.account.rendering import account_router, harden, page, problem
@@ -56,7 +56,7 @@ async def forgot_password_page(request: Request, session: SessionDep) -> Respons
 
 
 @router.post("/forgot-password")
-async def forgot_password(request: Request, session: SessionDep, form: PostedForm) -> Response:
+async def forgot_password(request: Request, session: SessionDep, form: AccountForm) -> Response:
     continuation = await continuation_of(request, session, values(form, "request", "next"))
     email = values(form, "email")["email"]
     body = validated(PasswordRecoveryRequest, {"email": email})
@@ -129,7 +129,7 @@ async def reset_password_page(
 
 
 @router.post("/reset-password")
-async def reset_password(request: Request, session: SessionDep, form: PostedForm) -> Response:
+async def reset_password(request: Request, session: SessionDep, form: AccountForm) -> Response:
     entered = values(form, "token", "password")
     body = validated(
         ResetPasswordRequest,

@@ -14,7 +14,7 @@ from app.db import transaction
 from app.models.session import AuthSession
 from app.steps import run_transaction
 from app.web import continuation as continuations
-from app.web.account.access import Account, AccountUser, PostedForm, signed_in_user
+from app.web.account.access import Account, AccountForm, AccountUser, signed_in_user
 from app.web.account.rendering import account_router, page
 from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
 from app.web.flow import login_page
@@ -41,7 +41,7 @@ def login(
 
 @router.post("/sign-out")
 async def sign_out(
-    request: Request, session: SessionDep, _form: PostedForm, account: AccountUser
+    request: Request, session: SessionDep, _form: AccountForm, account: AccountUser
 ) -> Response:
     """End this browser's session (single sign-on included), as the console's sign-out."""
     await run_transaction(_end, session, account, account.actor(request))

@@ -18,7 +18,7 @@ from app.models.user import UserCreate
 from app.steps import run_transaction
 from app.web import continuation as continuations
 from app.web.account import messages
-from app.web.account.access import PostedForm, continuation_of
+from app.web.account.access import AccountForm, continuation_of
 from app.web.account.forms import Problems, too_many, validated, values
 from app.web.account.messages import Message
 from app.web.account.rendering import account_router, page, problem
@@ -66,7 +66,7 @@ async def sign_up_page(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/sign-up")
-async def sign_up(request: Request, session: SessionDep, form: PostedForm) -> Response:
+async def sign_up(request: Request, session: SessionDep, form: AccountForm) -> Response:
     settings = get_settings()
     if not settings.USERS_OPEN_REGISTRATION:
         return _closed(request)

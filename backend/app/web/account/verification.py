@@ -16,7 +16,7 @@ from app.models.user import User
 from app.steps import run_transaction
 from app.web import continuation as continuations
 from app.web.account import messages
-from app.web.account.access import PostedForm
+from app.web.account.access import AccountForm
 from app.web.account.forms import values
 from app.web.account.messages import N_
 from app.web.account.rendering import account_router, harden, page, problem
@@ -87,7 +87,7 @@ async def verify_email_page(request: Request, session: SessionDep, token: str = 
 
 
 @router.post("/verify-email")
-async def verify_email(request: Request, session: SessionDep, form: PostedForm) -> Response:
+async def verify_email(request: Request, session: SessionDep, form: AccountForm) -> Response:
     return await _confirm(request, session, values(form, "token")["token"])
 
 
@@ -97,5 +97,5 @@ async def confirm_email_page(request: Request, session: SessionDep, token: str =
 
 
 @router.post("/email/confirm")
-async def confirm_email(request: Request, session: SessionDep, form: PostedForm) -> Response:
+async def confirm_email(request: Request, session: SessionDep, form: AccountForm) -> Response:
     return await _confirm(request, session, values(form, "token")["token"])
