@@ -185,6 +185,18 @@ async def read_client_and_token(
     return ClientAndToken(client=client)
 
 
+def names(session: Session, client_ids: set[str]) -> dict[str, str]:
+    """The names of these clients (those that exist), by client id."""
+    if not client_ids:
+        return {}
+    rows = session.exec(
+        select(OAuthClient.client_id, OAuthClient.name).where(
+            col(OAuthClient.client_id).in_(sorted(client_ids))
+        )
+    ).all()
+    return dict(rows)
+
+
 def require_client(session: Session, client_id: str) -> OAuthClient:
     client = get_client(session, client_id)
     if client is None:

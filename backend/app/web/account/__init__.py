@@ -9,13 +9,23 @@ from app.web.account import (
     overview,
     profile,
     recovery,
+    sessions,
     signin,
     signup,
     verification,
 )
 
 router = APIRouter(include_in_schema=False)
-for module in (overview, profile, credentials, signin, signup, recovery, verification):
+for module in (
+    overview,
+    profile,
+    credentials,
+    signin,
+    signup,
+    recovery,
+    verification,
+    sessions,
+):
     router.include_router(module.router)
 
 

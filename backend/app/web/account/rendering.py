@@ -32,6 +32,7 @@ NAV: list[tuple[str, str]] = [
     ("/account/profile", N_("Profile")),
     ("/account/email", N_("Email address")),
     ("/account/password", N_("Password")),
+    ("/account/sessions", N_("Sessions")),
 ]
 
 
