@@ -5,6 +5,7 @@ consented to, with its tokens, and the rows of a page's list."""
 import re
 from dataclasses import dataclass
 from html import unescape
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -57,13 +58,34 @@ def consented_app(
     return Consented(registered=registered, tokens=tokens.json())
 
 
+class _Rows(HTMLParser):
+    """The text of each item of the page's list (`<ul class="rows">`), nested lists within."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[list[str]] = []
+        self.depth = 0  # open <ul> elements inside the rows list (1: the list itself)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "ul" and (self.depth or ("class", "rows") in attrs):
+            self.depth += 1
+        elif tag == "li" and self.depth == 1:
+            self.items.append([])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "ul" and self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth and self.items:
+            self.items[-1].append(data)
+
+
 def rows(response: httpx.Response) -> list[str]:
     """The text of each item of the page's list (class="rows"), tags removed."""
-    found = re.search(r'<ul class="rows">(.*?)</ul>', response.text, re.S)
-    if found is None:
-        return []
-    items = re.findall(r"<li[^>]*>(.*?)</li>", found.group(1), re.S)
-    return [" ".join(unescape(re.sub(r"<[^>]+>", " ", item)).split()) for item in items]
+    parser = _Rows()
+    parser.feed(response.text)
+    return [" ".join(" ".join(item).split()) for item in parser.items]
 
 
 def hidden_values(response: httpx.Response, name: str) -> list[str]:

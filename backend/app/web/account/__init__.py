@@ -5,6 +5,7 @@ person, CSRF-checked forms)."""
 from fastapi import APIRouter, FastAPI
 
 from app.web.account import (
+    apps,
     credentials,
     overview,
     profile,
@@ -25,6 +26,7 @@ for module in (
     recovery,
     verification,
     sessions,
+    apps,
 ):
     router.include_router(module.router)
 

@@ -33,6 +33,7 @@ NAV: list[tuple[str, str]] = [
     ("/account/email", N_("Email address")),
     ("/account/password", N_("Password")),
     ("/account/sessions", N_("Sessions")),
+    ("/account/apps", N_("Applications")),
 ]
 
 
