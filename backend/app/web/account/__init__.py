@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI
 from app.web.account import (
     apps,
     credentials,
+    organizations,
     overview,
     profile,
     recovery,
@@ -27,6 +28,7 @@ for module in (
     verification,
     sessions,
     apps,
+    organizations,
 ):
     router.include_router(module.router)
 

@@ -34,6 +34,7 @@ NAV: list[tuple[str, str]] = [
     ("/account/password", N_("Password")),
     ("/account/sessions", N_("Sessions")),
     ("/account/apps", N_("Applications")),
+    ("/account/organizations", N_("Organizations")),
 ]
 
 
