@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI
 from app.web.account import (
     apps,
     credentials,
+    mfa,
     organizations,
     overview,
     profile,
@@ -29,6 +30,7 @@ for module in (
     sessions,
     apps,
     organizations,
+    mfa,
 ):
     router.include_router(module.router)
 

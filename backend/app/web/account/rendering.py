@@ -35,6 +35,7 @@ NAV: list[tuple[str, str]] = [
     ("/account/sessions", N_("Sessions")),
     ("/account/apps", N_("Applications")),
     ("/account/organizations", N_("Organizations")),
+    ("/account/mfa", N_("Two-factor authentication")),
 ]
 
 
