@@ -10,6 +10,7 @@ from app.web.account import (
     mfa,
     organizations,
     overview,
+    passkeys,
     profile,
     recovery,
     sessions,
@@ -31,6 +32,7 @@ for module in (
     apps,
     organizations,
     mfa,
+    passkeys,
 ):
     router.include_router(module.router)
 

@@ -36,6 +36,7 @@ NAV: list[tuple[str, str]] = [
     ("/account/apps", N_("Applications")),
     ("/account/organizations", N_("Organizations")),
     ("/account/mfa", N_("Two-factor authentication")),
+    ("/account/passkeys", N_("Passkeys")),
 ]
 
 
