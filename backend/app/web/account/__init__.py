@@ -7,6 +7,8 @@ from fastapi import APIRouter, FastAPI
 from app.web.account import (
     apps,
     credentials,
+    deletion,
+    export,
     mfa,
     organizations,
     overview,
@@ -33,6 +35,8 @@ for module in (
     organizations,
     mfa,
     passkeys,
+    export,
+    deletion,
 ):
     router.include_router(module.router)
 

@@ -37,6 +37,8 @@ NAV: list[tuple[str, str]] = [
     ("/account/organizations", N_("Organizations")),
     ("/account/mfa", N_("Two-factor authentication")),
     ("/account/passkeys", N_("Passkeys")),
+    ("/account/export", N_("Download your data")),
+    ("/account/delete", N_("Delete account")),
 ]
 
 
