@@ -144,11 +144,13 @@ def test_revoking_twice_at_once_revokes_once(client: TestClient, db: Session, us
     cookies = dict(b.cookies)
 
     def revoke(_: int) -> int:
-        with browser(client) as twin:
-            twin.cookies.update(cookies)
-            return post_form(
-                twin, listed, "/account/apps/revoke", client_id=printer.registered.client_id
-            ).status_code
+        # not closed: closing a client closes the shared transport, and with it
+        # the other thread's request in flight
+        twin = browser(client)
+        twin.cookies.update(cookies)
+        return post_form(
+            twin, listed, "/account/apps/revoke", client_id=printer.registered.client_id
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         statuses = sorted(pool.map(revoke, range(2)))

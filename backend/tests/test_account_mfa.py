@@ -176,9 +176,11 @@ def test_the_same_code_posted_twice_at_once_turns_it_on_once(
     cookies = dict(b.cookies)
 
     def confirm(_: int) -> int:
-        with browser(client) as twin:
-            twin.cookies.update(cookies)
-            return post_form(twin, setup, "/account/mfa/confirm", code=code).status_code
+        # not closed: closing a client closes the shared transport, and with it
+        # the other thread's request in flight
+        twin = browser(client)
+        twin.cookies.update(cookies)
+        return post_form(twin, setup, "/account/mfa/confirm", code=code).status_code
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         statuses = sorted(pool.map(confirm, range(2)))
