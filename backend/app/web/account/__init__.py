@@ -9,6 +9,7 @@ from app.web.account import (
     credentials,
     deletion,
     export,
+    invitation,
     mfa,
     organizations,
     overview,
@@ -37,6 +38,7 @@ for module in (
     passkeys,
     export,
     deletion,
+    invitation,
 ):
     router.include_router(module.router)
 
