@@ -222,11 +222,12 @@ def test_the_same_token_posted_twice_at_once_resets_once(
     cookies = dict(b.cookies)
 
     def post(password: str) -> int:
-        with browser(client) as racer:
-            racer.cookies.update(cookies)
-            return racer.post(
-                "/account/reset-password", data={**data, "password": password}
-            ).status_code
+        # not closed: closing a client closes the app's shared test transport, and with it
+        # the other thread's request in flight
+        racer = browser(client)
+        racer.cookies.update(cookies)
+        answer = racer.post("/account/reset-password", data={**data, "password": password})
+        return answer.status_code
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         statuses = sorted(pool.map(post, [NEW_PASSWORD, "another-new-password"]))

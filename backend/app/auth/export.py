@@ -33,11 +33,12 @@ def _at(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def account_export(session: Session, *, user_id: uuid.UUID, actor: Actor) -> dict[str, Any]:
-    """The document for `user_id` (who must exist), and its audit event (user.exported)."""
+def account_export(session: Session, *, user_id: uuid.UUID, actor: Actor) -> dict[str, Any] | None:
+    """The document for `user_id`, and its audit event (user.exported); None if there is no
+    such user (any more)."""
     user = session.get(User, user_id, populate_existing=True)
     if user is None:
-        raise LookupError(user_id)
+        return None
     document = {
         "format": FORMAT,
         "exported_at": _at(utcnow()),

@@ -4,15 +4,16 @@
 import json
 
 from fastapi import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from app.api.deps import SessionDep
 from app.auth import export
 from app.steps import run_transaction
-from app.web.account.access import AccountUser
+from app.web.account.access import AccountUser, login_url
 from app.web.account.rendering import account_router
 
 router = account_router()
+PATH = "/account/export"
 FILENAME = "account-export.json"
 
 
@@ -21,6 +22,8 @@ async def export_account(request: Request, session: SessionDep, account: Account
     document = await run_transaction(
         export.account_export, session, user_id=account.user.id, actor=account.actor(request)
     )
+    if document is None:  # deleted since this request read it: signed out, as a deleted account is
+        return RedirectResponse(login_url(PATH), status_code=303)
     return Response(
         json.dumps(document, ensure_ascii=False, indent=2),
         media_type="application/json",
