@@ -27,9 +27,11 @@ from app.api.v1 import (
 from app.core import i18n, keys, passwords
 from app.core.config import SettingsError, get_settings
 from app.core.logging import configure as configure_logging
+from app.web import account as web_account
 from app.web import brand as web_brand
 from app.web import console as web_console
 from app.web import language as web_language
+from app.web import login as web_login
 from app.web import logout as web_logout
 from app.web import pages as web_pages
 from app.web import routes as web_routes
@@ -106,11 +108,13 @@ def create_app() -> FastAPI:
         app.include_router(router, prefix=settings.API_V1_STR)
     app.include_router(ops.router)
     app.include_router(web_routes.router)
+    app.include_router(web_login.router)
     app.include_router(web_logout.router)
     app.include_router(web_language.router)
     app.include_router(web_brand.router)
     web_pages.install(app)
     web_console.install(app)
+    web_account.install(app)
     app.mount("/oauth/static", StaticFiles(directory=web_pages.STATIC_DIR), name="oauth-static")
     docs.install(app)
     return app

@@ -475,7 +475,7 @@ def test_an_admin_runs_an_organization_members_and_invitations(
     )
     assert sent.status_code == 303
     mailbox.wait()
-    assert mailbox.token_for("guest@example.com", "/invitation")
+    assert mailbox.token_for("guest@example.com", "/account/invitation")
     page = b.get(sent.headers["location"]).text
     assert status(page) == "Invitation sent." and "guest@example.com" in page
     bad = post(b, f"/admin/organizations/{org}/invitations", {"email": "nope"}, csrf(html))

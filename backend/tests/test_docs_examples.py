@@ -339,7 +339,10 @@ class Examples:
         if "manage client delete CLIENT_ID" in text:  # the browser app registered just before
             text = text.replace("CLIENT_ID", self.facts.clients["SPA"]["id"])
         if "<token from the link>" in text:
-            path = "/reset-password" if "reset-password" in text else "/verify-email"
+            # a verification or (mailed to a new address) a change link: the newest of either
+            path = (
+                "/reset-password" if "reset-password" in text else "/(?:verify-email|email/confirm)"
+            )
             text = text.replace("<token from the link>", self.mailed_token(path))
         if "<session id>" in text:  # another session of the user: the "lost phone"
             text = text.replace("<session id>", self.another_session())

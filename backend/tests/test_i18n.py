@@ -18,8 +18,8 @@ from sqlmodel import Session
 from app.core import i18n
 from app.core.config import Settings
 from app.models.user import User
+from app.web.flow import EXPIRED_FORM
 from app.web.pages import templates, translations
-from app.web.routes import EXPIRED_FORM
 from tests.test_oidc_authorize import authorize_url
 from tests.utils import PASSWORD
 from tests.utils.oidc import ISSUER, browser, form_fields, make_client, submit_login

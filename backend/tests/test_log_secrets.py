@@ -30,7 +30,7 @@ def test_logs_of_a_full_session_hold_no_password_and_no_token(
     with running_server(env, log_path=log_path) as base:
         api = httpx.Client(base_url=f"{base}/api/v1", timeout=10)
         assert api.post("/auth/register", json={"email": EMAIL, "password": PASSWORD}).is_success
-        secrets.append(token_in(smtp.mailbox.last_to(EMAIL), "/verify-email"))
+        secrets.append(token_in(smtp.mailbox.last_to(EMAIL), "/account/verify-email"))
         pair = api.post("/auth/login", data={"username": EMAIL, "password": PASSWORD}).json()
         secrets += [pair["access_token"], pair["refresh_token"]]
         bearer = {"Authorization": f"Bearer {pair['access_token']}"}
@@ -43,7 +43,7 @@ def test_logs_of_a_full_session_hold_no_password_and_no_token(
 
         smtp.mailbox.clear()
         assert api.post("/auth/password-recovery", json={"email": EMAIL}).status_code == 202
-        reset_token = token_in(smtp.mailbox.last_to(EMAIL), "/reset-password")
+        reset_token = token_in(smtp.mailbox.last_to(EMAIL), "/account/reset-password")
         secrets.append(reset_token)
         reset = api.post(
             "/auth/reset-password", json={"token": reset_token, "new_password": NEW_PASSWORD}

@@ -248,7 +248,7 @@ def test_an_invitation_is_mailed_and_accepted_by_the_verified_invited_address(
     assert sent.json()["email"] == invitee.email and sent.json()["roles"][0]["name"] == "reader"
     assert "token" not in sent.text
     mailbox.wait()
-    token = mailbox.token_for(invitee.email, "/invitation")
+    token = mailbox.token_for(invitee.email, "/account/invitation")
     listed = client.get(api("/organizations/acme/invitations"), headers=admin_headers).json()
     assert [i["id"] for i in listed["items"]] == [sent.json()["id"]]
 
@@ -274,7 +274,7 @@ def test_an_unverified_address_cannot_accept(
     invitee = user_factory(is_verified=False)
     invite(client, admin_headers, "acme", invitee.email)
     mailbox.wait()
-    token = mailbox.token_for(invitee.email, "/invitation")
+    token = mailbox.token_for(invitee.email, "/account/invitation")
     assert accept(client, headers_of(client, invitee), token).status_code == 403
 
 
@@ -285,10 +285,10 @@ def test_a_replaced_or_revoked_invitation_no_longer_works(
     invitee = user_factory(is_verified=True)
     invite(client, admin_headers, "acme", invitee.email)
     mailbox.wait(1)
-    first = mailbox.token_for(invitee.email, "/invitation")
+    first = mailbox.token_for(invitee.email, "/account/invitation")
     second_id = invite(client, admin_headers, "acme", invitee.email).json()["id"]
     mailbox.wait(2)
-    second = mailbox.token_for(invitee.email, "/invitation")
+    second = mailbox.token_for(invitee.email, "/account/invitation")
     mine = headers_of(client, invitee)
     assert accept(client, mine, first).status_code == 400  # replaced
     path = api(f"/organizations/acme/invitations/{second_id}")
@@ -308,7 +308,7 @@ def test_an_invitation_accepted_twice_at_once_makes_one_membership(
         invitee = user_factory(is_verified=True)
         invite(client, admin_headers, "acme", invitee.email)
         mailbox.wait(round_ + 1)
-        token = mailbox.token_for(invitee.email, "/invitation")
+        token = mailbox.token_for(invitee.email, "/account/invitation")
         mine = headers_of(client, invitee)
         with ThreadPoolExecutor(4) as pool:
 

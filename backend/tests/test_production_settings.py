@@ -116,6 +116,14 @@ def test_production_refuses_link_bases_on_this_machine(
     assert name in refusal()
 
 
+@pytest.mark.parametrize("value", [None, ""])
+def test_production_without_a_frontend_links_to_the_hosted_pages(
+    production: pytest.MonkeyPatch, value: str | None
+) -> None:
+    apply(production, FRONTEND_URL=value)
+    assert Settings().FRONTEND_URL is None
+
+
 @pytest.mark.parametrize("url", ["https://auth.example.com", "http://10.0.0.5:8000"])
 def test_production_accepts_other_link_bases(production: pytest.MonkeyPatch, url: str) -> None:
     production.setenv("PUBLIC_URL", url)
@@ -149,7 +157,7 @@ def test_development_keeps_its_easy_defaults(production: pytest.MonkeyPatch) -> 
     )
     settings = Settings()
     assert settings.BACKEND_CORS_ORIGINS == ["*"]
-    assert settings.FRONTEND_URL == "http://localhost:3000"
+    assert settings.FRONTEND_URL is None  # the hosted pages
 
 
 def test_starting_production_with_cors_star_exits_with_one_line(tmp_path: Path) -> None:

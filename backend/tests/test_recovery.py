@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.core import mail
-from app.core.config import Settings
+from app.core.config import Settings, get_settings
 from app.models.action_token import TokenPurpose
 from app.models.user import User
 from tests.utils import PASSWORD, api, auth_header, login
@@ -36,8 +36,8 @@ def test_reset_link_works_once_and_ends_every_session(
 ) -> None:
     recover(client, user.email.upper())
     message = mailbox.last_to(user.email)
-    token = mailbox.token_for(user.email, "/reset-password")
-    assert f"http://localhost:3000/reset-password?token={token}" in html_of(message)
+    token = mailbox.token_for(user.email, "/account/reset-password")
+    assert f"{get_settings().PUBLIC_URL}/account/reset-password?token={token}" in html_of(message)
 
     assert reset(client, token) == 204
     assert client.get(api("/users/me"), headers=user_headers).status_code == 401
@@ -75,7 +75,7 @@ def test_only_a_digest_of_the_token_is_stored(
     client: TestClient, mailbox: Mailbox, user: User
 ) -> None:
     recover(client, user.email)
-    token = mailbox.token_for(user.email, "/reset-password")
+    token = mailbox.token_for(user.email, "/account/reset-password")
     [row] = tokens_of(TokenPurpose.RESET_PASSWORD)
     assert row.token_hash != token and token not in row.token_hash
     assert len(row.token_hash) == 64
@@ -83,7 +83,7 @@ def test_only_a_digest_of_the_token_is_stored(
 
 def test_expired_token_is_refused(client: TestClient, mailbox: Mailbox, user: User) -> None:
     recover(client, user.email)
-    token = mailbox.token_for(user.email, "/reset-password")
+    token = mailbox.token_for(user.email, "/account/reset-password")
     assert expire_tokens(TokenPurpose.RESET_PASSWORD) == 1
     assert reset(client, token) == 400
     login(client, user.email)  # the password is unchanged
@@ -105,7 +105,7 @@ def test_weak_password_is_422_and_keeps_the_token(
     client: TestClient, mailbox: Mailbox, user: User
 ) -> None:
     recover(client, user.email)
-    token = mailbox.token_for(user.email, "/reset-password")
+    token = mailbox.token_for(user.email, "/account/reset-password")
     assert reset(client, token, "short") == 422
     assert reset(client, token, "x" * 73) == 422
     assert reset(client, token) == 204
@@ -117,15 +117,15 @@ def test_a_reset_spends_the_other_reset_links(
     recover(client, user.email)
     recover(client, user.email)
     first, second = mailbox.wait(2)
-    assert reset(client, token_in(second, "/reset-password")) == 204
-    assert reset(client, token_in(first, "/reset-password"), "yet-another-password") == 400
+    assert reset(client, token_in(second, "/account/reset-password")) == 204
+    assert reset(client, token_in(first, "/account/reset-password"), "yet-another-password") == 400
 
 
 def test_reset_is_audited_without_the_token(
     client: TestClient, mailbox: Mailbox, user: User
 ) -> None:
     recover(client, user.email)
-    token = mailbox.token_for(user.email, "/reset-password")
+    token = mailbox.token_for(user.email, "/account/reset-password")
     assert reset(client, token) == 204
     [requested] = events("auth.password_reset_requested")
     assert requested.subject_id == user.id
@@ -145,7 +145,7 @@ def test_reset_clears_a_lockout_and_verifies_the_address(
     locked = client.post(api("/auth/login"), data={"username": user.email, "password": PASSWORD})
     assert locked.status_code == 429
     recover(client, user.email)
-    assert reset(client, mailbox.token_for(user.email, "/reset-password")) == 204
+    assert reset(client, mailbox.token_for(user.email, "/account/reset-password")) == 204
     me = client.get(api("/users/me"), headers=auth_header(login(client, user.email, NEW_PASSWORD)))
     assert me.json()["is_verified"] is True
 

@@ -72,7 +72,7 @@ def test_the_per_email_limit_stays_and_what_it_counted_reached_the_owner(
 
     links = mailbox.wait(3)
     assert all(message["To"] == user.email for message in links)
-    token = token_in(links[-1], "/reset-password")
+    token = token_in(links[-1], "/account/reset-password")
     reset = owner.post(
         api("/auth/reset-password"), json={"token": token, "new_password": "owner-new-password"}
     )

@@ -25,7 +25,11 @@ def test_lists_the_live_sessions_and_marks_the_current_one(client: TestClient, u
 
     listed = sessions(client, auth_header(laptop))
     assert len(listed) == 2
-    assert set(listed[0]) == {"id", "created_at", "last_used_at", "ip", "user_agent", "current"}
+    assert set(listed[0]) == {
+        "id", "kind", "client_name", "created_at", "last_used_at", "ip", "user_agent", "current"
+    }  # fmt: skip
+    assert {s["kind"] for s in listed} == {"api"}
+    assert {s["client_name"] for s in listed} == {None}
     current = [s for s in listed if s["current"]]
     assert len(current) == 1
     assert current[0]["user_agent"] == "laptop-browser/1.0"

@@ -12,7 +12,8 @@ from tests.utils import PASSWORD, api, auth_header, login
 from tests.utils.account import all_event_text, events, expire_tokens, fresh_user, register
 from tests.utils.mailbox import Mailbox, text_of, token_in
 
-PATH = "/verify-email"
+PATH = "/account/verify-email"
+CHANGE_PATH = "/account/email/confirm"
 
 
 def verify(client: TestClient, token: str) -> tuple[int, dict[str, object]]:
@@ -48,7 +49,7 @@ def test_expired_or_unknown_token_is_400(client: TestClient, mailbox: Mailbox) -
 
 def test_a_reset_token_does_not_verify(client: TestClient, mailbox: Mailbox, user: User) -> None:
     client.post(api("/auth/password-recovery"), json={"email": user.email})
-    reset_token = mailbox.token_for(user.email, "/reset-password")
+    reset_token = mailbox.token_for(user.email, "/account/reset-password")
     assert verify(client, reset_token)[0] == 400
 
 
@@ -105,7 +106,7 @@ def test_an_email_change_waits_for_the_link_mailed_to_the_new_address(
     verify(client, mailbox.token_for("ada@example.com", PATH))
     headers = auth_header(login(client, "ada@example.com"))
     client.post(api("/auth/password-recovery"), json={"email": "ada@example.com"})
-    old_reset = token_in(mailbox.wait(2)[-1], "/reset-password")
+    old_reset = token_in(mailbox.wait(2)[-1], "/account/reset-password")
 
     body = {"email": "Ada@New.io", "current_password": PASSWORD}
     response = client.patch(api("/users/me"), headers=headers, json=body)
@@ -113,7 +114,7 @@ def test_an_email_change_waits_for_the_link_mailed_to_the_new_address(
     assert response.json()["email"] == "ada@example.com"  # still there, still verified
     assert response.json()["is_verified"] is True
     assert response.json()["pending_email"] == "ada@new.io"
-    new_token = mailbox.token_for("ada@new.io", PATH)
+    new_token = mailbox.token_for("ada@new.io", CHANGE_PATH)
     notice = text_of(mailbox.last_to("ada@example.com"))  # the old address hears of it
     assert "ada@new.io" in notice and "token" not in notice
 
@@ -135,7 +136,7 @@ def test_a_link_mailed_to_the_old_address_cannot_verify_the_new_one(
     headers = auth_header(login(client, "ada@example.com"))
     body = {"email": "ada@new.io", "current_password": PASSWORD}
     client.patch(api("/users/me"), headers=headers, json=body)
-    change_token = mailbox.token_for("ada@new.io", PATH)
+    change_token = mailbox.token_for("ada@new.io", CHANGE_PATH)
     status, user = verify(client, old_token)  # verifies the old address, not the pending one
     assert status == 200
     assert (user["email"], user["is_verified"], user["pending_email"]) == (

@@ -1,10 +1,15 @@
-"""The account mails: a plain-text and an HTML body, each with a link built from FRONTEND_URL,
-in the language `locale` (app/core/i18n.py; `mail_locale` picks it).
+"""The account mails: a plain-text and an HTML body, each with a link to a page, in the
+language `locale` (app/core/i18n.py; `mail_locale` picks it).
 
-The links are `{FRONTEND_URL}/reset-password?token=...` and `{FRONTEND_URL}/verify-email?token=...`;
-the frontend page posts the token to the API.
+Unless FRONTEND_URL is set, the pages are the service's own (ACCOUNT.md, "Mailed links"):
+`{PUBLIC_URL}/account/reset-password?token=...`, `/account/verify-email`,
+`/account/email/confirm`, `/account/invitation`. With FRONTEND_URL, the links go to a
+frontend of the integrator's own, `{FRONTEND_URL}/reset-password?token=...`,
+`/verify-email` (a change of address too), `/invitation`, whose page posts the token to the
+API.
 """
 
+from dataclasses import dataclass
 from functools import partial
 from html import escape
 from urllib.parse import urlencode
@@ -14,12 +19,28 @@ from app.core.config import get_settings
 from app.core.i18n import N_
 from app.core.mail import Mail
 
-RESET_PATH = "/reset-password"
-VERIFY_PATH = "/verify-email"
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Where a mailed link opens: a path under FRONTEND_URL, else the hosted page's."""
+
+    frontend: str
+    hosted: str
 
 
-def link(path: str, token: str) -> str:
-    return f"{get_settings().FRONTEND_URL.rstrip('/')}{path}?{urlencode({'token': token})}"
+RESET_PAGE = Page("/reset-password", "/account/reset-password")
+VERIFY_PAGE = Page("/verify-email", "/account/verify-email")
+CHANGE_PAGE = Page("/verify-email", "/account/email/confirm")
+INVITATION_PAGE = Page("/invitation", "/account/invitation")
+
+
+def link(page: Page, token: str) -> str:
+    settings = get_settings()
+    if settings.FRONTEND_URL:
+        base, path = settings.FRONTEND_URL, page.frontend
+    else:
+        base, path = settings.PUBLIC_URL, page.hosted
+    return f"{base.rstrip('/')}{path}?{urlencode({'token': token})}"
 
 
 def mail_locale(*preferences: str | None) -> str:
@@ -72,7 +93,7 @@ def reset_password(to: str, token: str, *, locale: str = i18n.DEFAULT_LOCALE) ->
         locale,
         t(N_("reset your password")),
         lines,
-        link(RESET_PATH, token),
+        link(RESET_PAGE, token),
         t(N_("Reset your password")),
         t(N_("If it was not you, ignore this mail: your password stays as it is.")),
     )
@@ -96,7 +117,7 @@ def verify_email(to: str, token: str, *, locale: str = i18n.DEFAULT_LOCALE) -> M
         locale,
         t(N_("confirm your email address")),
         lines,
-        link(VERIFY_PATH, token),
+        link(VERIFY_PAGE, token),
         t(N_("Confirm your email address")),
         t(N_("If you did not create an account or change its address, ignore this mail.")),
     )
@@ -121,7 +142,7 @@ def change_email(to: str, token: str, *, locale: str = i18n.DEFAULT_LOCALE) -> M
         locale,
         t(N_("confirm your new email address")),
         lines,
-        link(VERIFY_PATH, token),
+        link(CHANGE_PAGE, token),
         t(N_("Confirm your new email address")),
         t(N_("If it was not you, ignore this mail: no account moves to this address without it.")),
     )
@@ -151,9 +172,6 @@ def email_change_notice(
     return Mail(to=to, subject=subject, text="\n\n".join(lines) + "\n")
 
 
-INVITATION_PATH = "/invitation"
-
-
 def invitation(
     to: str, token: str, *, organization: str, days: int, locale: str = i18n.DEFAULT_LOCALE
 ) -> Mail:
@@ -177,7 +195,7 @@ def invitation(
         locale,
         t(N_("join %(organization)s", organization=organization)),
         lines,
-        link(INVITATION_PATH, token),
+        link(INVITATION_PAGE, token),
         t(N_("Accept the invitation")),
         t(N_("If you do not know why you got this, ignore it: nothing happens without you.")),
     )

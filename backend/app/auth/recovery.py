@@ -83,12 +83,14 @@ def _issue(session: Session, email: str, actor: Actor) -> tuple[str, str, str | 
 
 async def reset_password(session: Session, *, token: str, new_password: str, actor: Actor) -> None:
     """Set a new password with a live reset token; every session of the user ends."""
-    await run_transaction(_ensure_live, session, token)  # a bad token costs no hashing
+    await run_transaction(ensure_live, session, token)  # a bad token costs no hashing
     hashed = await hash_password(new_password)
     await run_transaction(_apply, session, token, hashed, actor)
 
 
-def _ensure_live(session: Session, token: str) -> None:
+def ensure_live(session: Session, token: str) -> None:
+    """Refuse a reset token that is unknown, spent or expired (BadToken), spending nothing:
+    the hosted reset page's GET shows its form only for a live link."""
     row = action_tokens.find_live(session, digest=token_digest(token), purposes=[RESET])
     if row is None:
         raise BadToken()

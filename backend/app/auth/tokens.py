@@ -242,8 +242,11 @@ def logout(session: Session, *, user: User, auth_session: AuthSession, actor: Ac
     audit.record(session, "auth.logout", actor=actor, subject_id=user.id, scope="session")
 
 
-def logout_all(session: Session, *, user: User, actor: Actor) -> None:
-    count = sessions.revoke_all(session, user.id)
+def logout_all(session: Session, *, user: User, actor: Actor, keep: uuid.UUID | None = None) -> int:
+    """End every session of the user (but `keep`, the one asking: "all others"); how many."""
+    count = sessions.revoke_all(session, user.id, keep=keep)
+    scope = "all" if keep is None else "others"
     audit.record(
-        session, "auth.logout", actor=actor, subject_id=user.id, scope="all", sessions=count
+        session, "auth.logout", actor=actor, subject_id=user.id, scope=scope, sessions=count
     )
+    return count

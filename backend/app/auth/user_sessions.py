@@ -5,7 +5,7 @@ import uuid
 from sqlmodel import Session
 
 from app.core.i18n import N_
-from app.crud import audit, sessions
+from app.crud import audit, clients, sessions
 from app.crud.audit import Actor
 from app.errors import NotFound
 from app.models.common import utcnow
@@ -15,10 +15,15 @@ from app.models.session import AuthSession, SessionRead
 def list_sessions(
     session: Session, *, user_id: uuid.UUID, current_id: uuid.UUID
 ) -> list[SessionRead]:
+    """The user's live sessions, newest first, each with its kind (and an OAuth session's
+    client by name)."""
     rows = sessions.live_sessions(session, user_id)
+    names = clients.names(session, {row.client_id for row in rows if row.client_id})
     return [
         SessionRead(
             id=row.id,
+            kind=row.kind,
+            client_name=names.get(row.client_id) if row.client_id else None,
             created_at=row.created_at,
             last_used_at=row.last_used_at,
             ip=row.ip,

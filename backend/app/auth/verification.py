@@ -103,6 +103,15 @@ async def email_set_by_admin(session: Session, *, user: User, old_email: str) ->
     await send_verification(session, user=user)
 
 
+def mailed_address(session: Session, *, token: str) -> str:
+    """The address a live verification or change link was mailed to, spending nothing (the
+    hosted page's GET asks to confirm first: mail scanners open links); else BadToken."""
+    row = action_tokens.find_live(session, digest=token_digest(token), purposes=[VERIFY, CHANGE])
+    if row is None or row.email is None:
+        raise BadToken()
+    return row.email
+
+
 def verify_email(session: Session, *, token: str, actor: Actor) -> User:
     """Follow a verification or change link: the address it was mailed to becomes the
     account's verified address, if the account is (or is moving to) that address still."""

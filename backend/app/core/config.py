@@ -105,7 +105,8 @@ class Settings(BaseSettings):
 
     RESET_TOKEN_EXPIRE_MINUTES: int = Field(60, ge=1)
     VERIFY_TOKEN_EXPIRE_HOURS: int = Field(48, ge=1)
-    FRONTEND_URL: str = "http://localhost:3000"
+    # Unset: mailed links open the service's own pages under PUBLIC_URL/account (auth/mails.py).
+    FRONTEND_URL: str | None = None
     # The service's own public base URL: the OAuth/OIDC issuer and the base of its endpoints.
     PUBLIC_URL: str = "http://127.0.0.1:8000"
     # Passkeys (WebAuthn): the relying party. Unset, each is derived from PUBLIC_URL (see
@@ -256,10 +257,17 @@ class Settings(BaseSettings):
     def _metrics_token(cls, value: str | None) -> str | None:
         return value or None  # empty: no token (never a token that an empty bearer matches)
 
+    @field_validator("FRONTEND_URL", mode="before")
+    @classmethod
+    def _no_frontend(cls, value: object) -> object:
+        return value or None  # empty: unset (the hosted pages)
+
     @field_validator("FRONTEND_URL", "PUBLIC_URL")
     @classmethod
-    def _base_url(cls, value: str) -> str:
+    def _base_url(cls, value: str | None) -> str | None:
         """A base URL: of the links in mails (FRONTEND_URL), of the service (PUBLIC_URL)."""
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
             raise ValueError("must be an http:// or https:// URL without query or fragment")
         return value.rstrip("/")
@@ -301,7 +309,8 @@ class Settings(BaseSettings):
                 f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS} in production"
             )
         for name in ("PUBLIC_URL", "FRONTEND_URL"):
-            if is_loopback_url(getattr(self, name)):
+            url = getattr(self, name)
+            if url is not None and is_loopback_url(url):
                 raise ValueError(f"{name} must not point at localhost in production")
         if self.METRICS_ENABLED and (
             not self.METRICS_TOKEN or len(self.METRICS_TOKEN.encode()) < MIN_METRICS_TOKEN_BYTES

@@ -186,6 +186,18 @@ async def read_client_and_token(
     return ClientAndToken(client=client)
 
 
+def names(session: Session, client_ids: set[str]) -> dict[str, str]:
+    """The names of these clients (those that exist), by client id."""
+    if not client_ids:
+        return {}
+    rows = session.exec(
+        select(OAuthClient.client_id, OAuthClient.name).where(
+            col(OAuthClient.client_id).in_(sorted(client_ids))
+        )
+    ).all()
+    return dict(rows)
+
+
 def require_client(session: Session, client_id: str) -> OAuthClient:
     client = get_client(session, client_id)
     if client is None:
@@ -319,6 +331,70 @@ def remember_consent(
         client_id=client_id,
         scopes=sorted(scopes),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """A third-party client the user allowed, and what they allowed it (scope names)."""
+
+    client_id: str
+    name: str
+    scopes: list[str]
+    granted_at: datetime
+    updated_at: datetime
+
+
+def consents_of(session: Session, user_id: uuid.UUID) -> list[Consent]:
+    """Every client the user consented to, by name."""
+    rows = session.exec(
+        select(OAuthConsent, OAuthClient.name)
+        .join(OAuthClient, col(OAuthClient.client_id) == col(OAuthConsent.client_id))
+        .where(col(OAuthConsent.user_id) == user_id)
+        .order_by(col(OAuthClient.name), col(OAuthClient.client_id))
+    ).all()
+    return [
+        Consent(
+            client_id=row.client_id,
+            name=name,
+            scopes=list(row.scopes),
+            granted_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+        for row, name in rows
+    ]
+
+
+def revoke_consent(session: Session, *, user_id: uuid.UUID, client_id: str, actor: Actor) -> int:
+    """Withdraw what the user allowed a client: the consent goes (its next sign-in asks
+    again), its codes not yet exchanged go, and every session it holds for the user ends
+    (its refresh tokens fail at once). NotFound without such a consent; the sessions ended.
+
+    The codes go before the sessions end: an exchange that claimed a code first has then
+    committed its session, which the revocation that follows ends."""
+    removed = session.exec(
+        delete(OAuthConsent).where(
+            col(OAuthConsent.user_id) == user_id, col(OAuthConsent.client_id) == client_id
+        )
+    )
+    if removed.rowcount != 1:
+        raise NotFound("No such application")
+    session.exec(
+        delete(AuthorizationCode).where(
+            col(AuthorizationCode.user_id) == user_id,
+            col(AuthorizationCode.client_id) == client_id,
+            col(AuthorizationCode.used_at).is_(None),
+        )
+    )
+    ended = sessions.revoke_client(session, client_id, user_id=user_id)
+    audit.record(
+        session,
+        "oauth.consent_revoked",
+        actor=actor,
+        subject_id=user_id,
+        client_id=client_id,
+        sessions=ended,
+    )
+    return ended
 
 
 # --- authorization codes ------------------------------------------------------------------

@@ -153,15 +153,47 @@ def revoke(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Invited:
+    """A live invitation as its link's page shows it."""
+
+    organization: str
+    slug: str
+    email: str
+    roles: list[RoleRef]
+
+
+def _live(session: Session, token: str) -> Invitation | None:
+    invitation = session.exec(
+        select(Invitation).where(col(Invitation.token_digest) == token_digest(token))
+    ).first()
+    if invitation is None or invitation.expires_at <= utcnow():
+        return None
+    return invitation
+
+
+def by_link(session: Session, *, token: str) -> Invited | None:
+    """The live invitation a link's token names, read and never spent (the link's GET); None
+    when it was accepted, revoked, replaced, has expired or never was."""
+    invitation = _live(session, token)
+    if invitation is None:
+        return None
+    organization = organizations.get(session, str(invitation.organization_id))
+    return Invited(
+        organization=organization.name,
+        slug=organization.slug,
+        email=invitation.email,
+        roles=_roles(session, invitation.role_ids),
+    )
+
+
 def accept(session: Session, *, token: str, user_id: uuid.UUID, actor: Actor) -> Accepted:
     """Accept an invitation as the signed-in user: their verified address must be the invited
     one (403, the link stays usable); a spent, revoked, replaced or expired link is 400. The
     invitation is deleted in the same statement that checks it is there, so two accepts at
     once make one membership."""
-    invitation = session.exec(
-        select(Invitation).where(col(Invitation.token_digest) == token_digest(token))
-    ).first()
-    if invitation is None or invitation.expires_at <= utcnow():
+    invitation = _live(session, token)
+    if invitation is None:
         raise BadToken("This invitation is no longer valid")
     user = session.get(User, user_id)
     if user is None or user.email != invitation.email or not user.is_verified:

@@ -108,11 +108,15 @@ def revoke_all(session: Session, user_id: uuid.UUID, *, keep: uuid.UUID | None =
     return int(result.rowcount)
 
 
-def revoke_client(session: Session, client_id: str) -> int:
-    """End every session issued to an OAuth client (its tokens stop working at once)."""
+def revoke_client(session: Session, client_id: str, *, user_id: uuid.UUID | None = None) -> int:
+    """End every session issued to an OAuth client (of one user, with `user_id`): its tokens
+    stop working at once."""
+    conditions = [col(AuthSession.client_id) == client_id, col(AuthSession.revoked_at).is_(None)]
+    if user_id is not None:
+        conditions.append(col(AuthSession.user_id) == user_id)
     result = session.exec(
         update(AuthSession)
-        .where(col(AuthSession.client_id) == client_id, col(AuthSession.revoked_at).is_(None))
+        .where(*conditions)
         .values(revoked_at=utcnow())
         .execution_options(synchronize_session=False)
     )

@@ -6,7 +6,8 @@ from pydantic import BaseModel, Field
 
 from app.models.user import Email, NewPassword
 
-MailedToken = Annotated[str, Field(min_length=1, max_length=512)]
+MAX_MAILED_TOKEN = 512
+MailedToken = Annotated[str, Field(min_length=1, max_length=MAX_MAILED_TOKEN)]
 CurrentPassword = Annotated[str, Field(min_length=1, max_length=4096)]
 OneTimeCode = Annotated[str, Field(min_length=1, max_length=64)]
 

@@ -58,6 +58,8 @@ class AuthSession(SQLModel, table=True):
 
 class SessionRead(BaseModel):
     id: uuid.UUID
+    kind: SessionKind
+    client_name: str | None = None  # an OAuth session's client
     created_at: datetime
     last_used_at: datetime
     ip: str | None

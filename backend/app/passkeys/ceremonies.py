@@ -78,16 +78,26 @@ async def begin_registration(
     password: str | None,
     actor: Actor,
 ) -> dict[str, Any]:
-    """Creation options, after the password, or from a session opened by a password or passkey
-    login (an API session: not a browser's, not an OAuth code exchange's) within RECENT_LOGIN.
-    A refresh keeps the session's created_at, so it never makes a login recent."""
+    """Creation options, after the password, or from a session opened by a login within
+    RECENT_LOGIN (recent_login)."""
     if password is not None:
         await confirm_password(session, user=user, password=password, actor=actor)
-    elif not (
-        auth_session.kind is SessionKind.API and utcnow() - auth_session.created_at < RECENT_LOGIN
-    ):
+    elif not recent_login(auth_session):
         raise IncorrectPassword("Password required: the last login was over 5 minutes ago")
     return await run_transaction(_registration_options, session, user, _address(actor))
+
+
+def recent_login(auth_session: AuthSession) -> bool:
+    """Whether the session was opened by a password or passkey login under RECENT_LOGIN ago:
+    an API session (/auth/login; a refresh keeps its created_at, so it never makes a login
+    recent) or a browser session of the hosted login (its auth_time: a login asked again
+    opens a new one). Never an OAuth code exchange's."""
+    now = utcnow()
+    if auth_session.kind is SessionKind.API:
+        return now - auth_session.created_at < RECENT_LOGIN
+    if auth_session.kind is SessionKind.BROWSER and auth_session.auth_time is not None:
+        return now - auth_session.auth_time < RECENT_LOGIN
+    return False
 
 
 def _address(actor: Actor) -> str:

@@ -38,6 +38,6 @@ def clear_cookie(response: Response, base: str) -> None:
     set_cookie(response, base, "", max_age=0)
 
 
-def read_cookie(request: Request, base: str) -> str | None:
+def read_cookie(request: Request, base: str, *, max_length: int = 256) -> str | None:
     value = request.cookies.get(cookie_name(base))
-    return value if value and len(value) <= 256 else None
+    return value if value and len(value) <= max_length else None

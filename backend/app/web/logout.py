@@ -21,8 +21,8 @@ from app.steps import run_transaction
 from app.web import csrf
 from app.web import i18n as web_i18n
 from app.web.cookies import SESSION_COOKIE, clear_cookie, read_cookie
+from app.web.flow import EXPIRED_FORM, MAX_FIELD, MAX_PARAMS, TOO_MANY_PARAMETERS
 from app.web.pages import error_page, render
-from app.web.routes import EXPIRED_FORM, MAX_FIELD, MAX_PARAMS, TOO_MANY_PARAMETERS
 from app.web.sessions import current_login
 
 router = APIRouter(include_in_schema=False)

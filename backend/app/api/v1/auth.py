@@ -8,7 +8,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from app.api.deps import ActorDep, AnonymousActor, PrincipalDep, SessionDep
 from app.api.errors import Responses
 from app.auth import login as login_flow
-from app.auth import tokens, verification
+from app.auth import signup, tokens
 from app.db import transaction
 from app.models.token import MfaChallenge, RefreshRequest, TokenPair
 from app.models.user import UserCreate, UserRead
@@ -38,9 +38,7 @@ REAUTHENTICATION: Responses = {
     },
 )
 async def register(body: UserCreate, session: SessionDep, actor: AnonymousActor) -> UserRead:
-    user = await login_flow.register(session, body=body, actor=actor)
-    await verification.send_verification(session, user=user, language=actor.language)
-    return UserRead.model_validate(user)
+    return UserRead.model_validate(await signup.sign_up(session, body=body, actor=actor))
 
 
 @router.post(

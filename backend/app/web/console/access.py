@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import Depends, Form, Request
 from sqlmodel import Session
@@ -24,12 +24,12 @@ from app.db import transaction
 from app.models.user import User
 from app.oauth.authorize import Login
 from app.web import csrf
+from app.web.continuation import local_path
 from app.web.cookies import SESSION_COOKIE, read_cookie
 from app.web.pages import PAGE_CSP, PageAnswer, templates
 from app.web.sessions import current_login as browser_login
 
 CALLBACK_PATH = "/admin/callback"
-MAX_NEXT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +124,7 @@ def callback_uri() -> str:
 
 def safe_next(value: str | None) -> str:
     """A console path to come back to (never another site): else the users page."""
-    if not value or len(value) > MAX_NEXT or "\\" in value:
-        return "/admin"
-    parts = urlsplit(value)
-    inside = parts.path == "/admin" or parts.path.startswith("/admin/")
-    if parts.scheme or parts.netloc or not inside:
-        return "/admin"
-    return value
+    return local_path(value, under="/admin") or "/admin"
 
 
 def login_redirect(request: Request, session: SessionDep) -> RedirectResponse:

@@ -1,0 +1,70 @@
+"""Reading an account page's form into the API's own body models (the same rules as the
+JSON API), and a field's problem as a message the page shows beside it."""
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
+
+from app.core.config import get_settings
+from app.core.passwords import BCRYPT_MAX_BYTES, password_problem
+from app.web.account import messages
+from app.web.account.messages import Message
+from app.web.flow import field
+
+Model = TypeVar("Model", bound=BaseModel)
+Problems = dict[str, Message]
+
+NEW_PASSWORDS = ("password", "new_password")
+NAME_MAX = 255
+
+
+def values(form: FormData, *names: str) -> dict[str, str]:
+    return {name: field(form, name) for name in names}
+
+
+def validated(
+    model: type[Model], data: Mapping[str, object], *, names: Mapping[str, str] | None = None
+) -> Model | Problems:
+    """`data` as `model` (its validation is the API's), or each field's problem. `names`
+    maps a model field to its form field where they differ."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        found: Problems = {}
+        for item in error.errors():
+            name = str(item["loc"][0]) if item["loc"] else ""
+            shown = (names or {}).get(name, name)
+            if shown not in found:
+                found[shown] = problem_of(shown, data.get(name))
+        return found
+
+
+def problem_of(name: str, value: object) -> Message:
+    text = value if isinstance(value, str) else ""
+    if name in NEW_PASSWORDS:
+        return new_password_problem(text) or Message(messages.INVALID_VALUE)
+    if name == "email":
+        return Message(messages.INVALID_EMAIL)
+    if name == "full_name":
+        return Message(messages.NAME_INVALID, {"maximum": NAME_MAX})
+    if name == "current_password":
+        return Message(messages.ENTER_PASSWORD)
+    return Message(messages.INVALID_VALUE)
+
+
+def new_password_problem(password: str) -> Message | None:
+    """Why core.passwords refuses `password` (its rule), said in the page's words."""
+    if password_problem(password) is None:
+        return None
+    minimum = get_settings().PASSWORD_MIN_LENGTH
+    if len(password) < minimum:
+        return Message(messages.PASSWORD_TOO_SHORT, {"minimum": minimum})
+    if "\x00" in password:
+        return Message(messages.PASSWORD_NUL)
+    return Message(messages.PASSWORD_TOO_LONG, {"maximum": BCRYPT_MAX_BYTES})
+
+
+def too_many(retry_after: int) -> Message:
+    return Message(messages.TOO_MANY, {"minutes": max(1, -(-retry_after // 60))})
