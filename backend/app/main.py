@@ -24,7 +24,7 @@ from app.api.v1 import (
     resources,
     users,
 )
-from app.core import keys, passwords
+from app.core import keys, password_policy, passwords
 from app.core.config import SettingsError, get_settings
 from app.core.logging import configure as configure_logging
 from app.web import console as web_console
@@ -48,6 +48,7 @@ def _load_signing_keys() -> None:
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     passwords.warm_up()
+    password_policy.warm_up()
     _load_signing_keys()
     yield  # manage serve then tunes its worker processes (app/serving.py)
     reads.close_readers()

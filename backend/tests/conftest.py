@@ -31,7 +31,7 @@ os.environ.update(
         "ARGON2_PARALLELISM": "1",
         "PASSWORD_HASH_WORKERS": "2",
         "FIRST_SUPERUSER_EMAIL": "root@example.com",
-        "FIRST_SUPERUSER_PASSWORD": "root-password-123",
+        "FIRST_SUPERUSER_PASSWORD": "staff-lead-password-9",
         "LOG_LEVEL": "WARNING",
     }
 )

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     )
     PASSWORD_HASH_QUEUE: int = Field(64, ge=0)  # jobs waiting beyond the running ones
     PASSWORD_MIN_LENGTH: int = Field(8, ge=1, le=72)
+    # "hibp": a new password is also looked up in Have I Been Pwned's range API (k-anonymity:
+    # 5 hex characters of its SHA-1 leave the service); a timeout or an error lets it through.
+    PASSWORD_BREACH_CHECK: Literal["off", "hibp"] = "off"
+    HIBP_RANGE_URL: str = "https://api.pwnedpasswords.com/range/"
+    HIBP_TIMEOUT_SECONDS: float = Field(2.0, gt=0, le=30)
     USERS_OPEN_REGISTRATION: bool = True
     REQUIRE_EMAIL_VERIFICATION: bool = False
 

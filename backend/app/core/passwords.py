@@ -36,18 +36,6 @@ def max_password_bytes() -> int:
     return BCRYPT_MAX_BYTES if get_settings().PASSWORD_HASH == "bcrypt" else ARGON2_MAX_BYTES
 
 
-def password_problem(password: str) -> str | None:
-    """Why a new password is refused, or None when it is acceptable."""
-    minimum = get_settings().PASSWORD_MIN_LENGTH
-    if len(password) < minimum:
-        return f"Password must be at least {minimum} characters"
-    if len(password.encode()) > max_password_bytes():
-        return f"Password must be at most {max_password_bytes()} bytes in UTF-8"
-    if "\x00" in password:
-        return "Password must not contain NUL characters"
-    return None
-
-
 def _is_bcrypt(hashed: str) -> bool:
     return hashed.startswith(("$2a$", "$2b$", "$2y$", "$2x$"))
 

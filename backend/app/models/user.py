@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, EmailStr, model_validator
+from pydantic import AfterValidator, EmailStr, ValidationInfo, field_validator, model_validator
 from sqlmodel import Field, SQLModel, col
 
-from app.core.passwords import password_problem
+from app.core.password_policy import password_problem
 from app.core.permissions import Role
 from app.models.common import UTCDateTime, created_at_field, utcnow, uuid_pk
 
@@ -72,6 +72,16 @@ class UserCreate(UserBase):
 
     email: Email = Field(max_length=320)
     password: NewPassword
+
+    @field_validator("password")
+    @classmethod
+    def _not_personal(cls, password: str, info: ValidationInfo) -> str:
+        """The password policy's account rules, which need the email and the name (validated
+        before the password: they come first)."""
+        email, full_name = info.data.get("email"), info.data.get("full_name")
+        if problem := password_problem(password, email=email, full_name=full_name):
+            raise ValueError(problem)
+        return password
 
 
 class UserUpdateMe(SQLModel):
