@@ -541,6 +541,10 @@ cli.add_typer(role_cli, name="role")
 cli.add_typer(org_cli, name="org")
 cli.add_typer(user_cli, name="user")
 
+from manage_imports import import_cli  # noqa: E402
+
+cli.add_typer(import_cli, name="import")
+
 
 def main() -> None:
     try:

@@ -213,3 +213,15 @@ class WeakPassword(Invalid):
     def body(self) -> dict[str, Any]:
         error = {"type": "value_error", "loc": ["body", self.field], "msg": self.detail}
         return {"detail": [{**error, "ctx": {"rule": self.rule}}]}
+
+
+class ContentTooLarge(DomainError):
+    """More in one request than the service takes (RFC 9110 §15.5.14)."""
+
+    status = 413
+    detail = "Request content too large"
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    detail = "Unsupported media type"

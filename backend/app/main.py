@@ -22,6 +22,7 @@ from app.api.v1 import (
     organizations,
     passkeys,
     resources,
+    user_import,
     users,
 )
 from app.core import keys, password_policy, passwords
@@ -77,6 +78,7 @@ def create_app() -> FastAPI:
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.MAX_BODY_BYTES,
+        body_limits={f"{settings.API_V1_STR}/users/import": user_import.MAX_BODY_BYTES},
         hsts_seconds=settings.HSTS_SECONDS,
         metrics_enabled=settings.METRICS_ENABLED,
         access_log=settings.ACCESS_LOG,
@@ -94,7 +96,7 @@ def create_app() -> FastAPI:
     app.include_router(users.router, prefix=settings.API_V1_STR)
     routers = (me.router, auth.router, account.router, passkeys.router)
     authorization = (resources.router, assignments.router, authz_check.router, organizations.router)
-    for router in (*routers, audit.router, clients.router, *authorization):
+    for router in (*routers, audit.router, clients.router, *authorization, user_import.router):
         app.include_router(router, prefix=settings.API_V1_STR)
     app.include_router(ops.router)
     app.include_router(web_routes.router)

@@ -8,7 +8,7 @@ everywhere (422 WeakPassword, naming the rule)."""
 from app.core import breach_check, password_policy
 from app.core.config import get_settings
 from app.core.password_policy import PasswordRule
-from app.core.passwords import hash_password, hash_password_sync
+from app.core.passwords import hash_password, hash_password_in_pool
 from app.errors import WeakPassword
 
 BREACHED = (
@@ -50,4 +50,4 @@ def new_password_hash_sync(
     ensure_acceptable(password, email=email, full_name=full_name, field=field)
     if get_settings().PASSWORD_BREACH_CHECK == "hibp" and breach_check.is_breached(password):
         raise _breached(field)
-    return hash_password_sync(password)
+    return hash_password_in_pool(password)

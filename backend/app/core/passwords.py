@@ -15,6 +15,7 @@ import os
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
@@ -24,6 +25,7 @@ from passlib.context import CryptContext
 
 from app.core.config import get_settings
 from app.errors import HashQueueFull
+from app.imports import hash_formats
 
 BCRYPT_MAX_BYTES = 72  # bcrypt reads no further: a longer password is refused, never cut
 # argon2id reads any length; a bound keeps one hash's input (and a request) reasonable.
@@ -42,7 +44,8 @@ def _is_bcrypt(hashed: str) -> bool:
 
 def _verifiable(password: str, hashed: str) -> bool:
     """Whether `password` could ever match `hashed`: no NUL (no scheme here was given one) and,
-    against a bcrypt hash, at most 72 bytes (bcrypt would refuse or cut it)."""
+    against a bcrypt hash (an imported one too), at most 72 bytes (bcrypt would refuse or cut
+    it)."""
     if "\x00" in password:
         return False
     return not (_is_bcrypt(hashed) and len(password.encode()) > BCRYPT_MAX_BYTES)
@@ -159,8 +162,14 @@ def _verify_and_update(password: str, hashed: str | None) -> tuple[bool, str | N
         _spend_one_check()
         return False, None
     context = _context()
-    current = not context.needs_update(hashed)
-    matches = context.verify(password, hashed)
+    if hash_formats.is_foreign(hashed):  # imported from another system (app/imports)
+        current, matches = False, hash_formats.verify_foreign(password, hashed)
+    elif context.identify(hashed) is None:  # no password (an import without one): never
+        _spend_one_check()
+        return False, None
+    else:
+        current = not context.needs_update(hashed)
+        matches = context.verify(password, hashed)
     if not matches:
         if not current:
             _spend_one_check()
@@ -170,6 +179,19 @@ def _verify_and_update(password: str, hashed: str | None) -> tuple[bool, str | N
         # set while PASSWORD_HASH was argon2id): it keeps the hash it has.
         return True, None
     return True, context.hash(password)
+
+
+QUEUE_FULL_PAUSE_S = 0.05
+
+
+def hash_password_in_pool(password: str) -> str:
+    """hash_password for a thread that may block (the command line, an import): made in the
+    pool like every hash, waiting for a place when the queue is full (logins go first)."""
+    while True:
+        try:
+            return _queue().submit(hash_password_sync, password).result()
+        except HashQueueFull:
+            time.sleep(QUEUE_FULL_PAUSE_S)
 
 
 async def hash_password(password: str) -> str:

@@ -16,6 +16,7 @@ class Permission(StrEnum):
     USERS_SET_ROLE = "users:set_role"
     USERS_DELETE = "users:delete"
     USERS_UNLOCK = "users:unlock"
+    USERS_IMPORT = "users:import"  # bring users from another system, hashes and all
     AUDIT_READ = "audit:read"
     CLIENTS_MANAGE = "clients:manage"  # register, change and delete OAuth clients
     AUTHZ_MANAGE = "authz:manage"  # API resources, roles, organizations (AUTHZ.md)
@@ -39,6 +40,7 @@ PERMISSION_DESCRIPTIONS: dict[Permission | OrgPermission, str] = {
     Permission.USERS_SET_ROLE: "Change users' roles",
     Permission.USERS_DELETE: "Delete users",
     Permission.USERS_UNLOCK: "Unlock locked-out accounts",
+    Permission.USERS_IMPORT: "Import users from another system",
     Permission.AUDIT_READ: "Read the audit log",
     Permission.CLIENTS_MANAGE: "Register, change and delete OAuth clients",
     Permission.AUTHZ_MANAGE: "Manage API resources, roles and organizations",

@@ -138,6 +138,9 @@ class User(UserBase, table=True):
     mfa_enabled: bool = False
     mfa_secret: str | None = Field(default=None, max_length=255)  # encrypted at rest
     mfa_last_step: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # The user's id in the system they were imported from (app/imports): a second import of the
+    # same file finds them by it.
+    external_id: str | None = Field(default=None, max_length=255, unique=True, index=True)
     created_at: datetime = created_at_field(index=True)
     updated_at: datetime = Field(
         default_factory=utcnow, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utcnow}
