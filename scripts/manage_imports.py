@@ -1,9 +1,10 @@
 """`manage import users FILE.jsonl`: bring users from another system (EVENTS.md, "Bringing
 users from another system"; docs/bringing-users.md). The file streams through in batches of
-one transaction each (app/imports), with a progress bar on the terminal; each line's result
-that is not `created` is printed, then a summary. Exit 1 when any line is an error (the
-others are imported) or when the file is not JSON Lines at all."""
+one transaction each (app/imports), with a progress bar on the terminal; each line that is an
+error is printed as it comes (every line's result goes to --report), then a summary. Exit 1
+when any line is an error (the others are imported) or when the file is not JSON Lines."""
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -57,6 +58,9 @@ def import_users(
     ] = "",
     firebase_rounds: Annotated[int | None, typer.Option(help="Firebase: rounds.")] = None,
     firebase_mem_cost: Annotated[int | None, typer.Option(help="Firebase: mem_cost.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write every line's result here, as JSON Lines.")
+    ] = None,
 ) -> None:
     """Import users from FILE (JSON Lines), any size; each line created, updated, skipped or
     error. A second run of the same file changes nothing."""
@@ -68,6 +72,7 @@ def import_users(
     size = file.stat().st_size
     with (
         file.open("rb") as stream,
+        report.open("w") if report else open(os.devnull, "w") as results,
         db_session() as session,
         Progress(
             TextColumn("importing"),
@@ -86,7 +91,8 @@ def import_users(
                 parameters=parameters,
             ):  # fmt: skip
                 counts[result.status] += 1
-                if result.status != "created":
+                results.write(result.model_dump_json(exclude_none=True) + "\n")
+                if result.status == "error":
                     reason = f": {result.reason}" if result.reason else ""
                     progress.console.print(
                         f"line {result.line} {result.email or '-'} {result.status}{reason}",

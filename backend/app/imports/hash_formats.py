@@ -59,9 +59,12 @@ def _bounded(name: str, value: int, limit: int, what: str) -> None:
 
 def _parsed(name: str, handler: object, hashed: str) -> object:
     try:
-        return handler.from_string(hashed)  # type: ignore[attr-defined]
+        parsed = handler.from_string(hashed)  # type: ignore[attr-defined]
     except (ValueError, TypeError) as error:
         raise MalformedHash(f"malformed {name} hash ({_reason(error, hashed)})") from None
+    if getattr(parsed, "checksum", None) is None:  # a configuration string: salt, no digest
+        raise MalformedHash(f"malformed {name} hash (no digest)")
+    return parsed
 
 
 def _reason(error: Exception, hashed: str) -> str:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.crud import authz, organizations, users
+from app.crud import audit, authz, organizations, users
 from app.crud.audit import Actor
 from app.db import transaction
-from app.errors import DomainError
+from app.errors import DomainError, EmailTaken
 from app.imports.lines import LineResult, Prepared
 from app.models.authz import ProductRole, RoleRef
 from app.models.organization import MembershipRole, Organization
@@ -62,17 +62,42 @@ class Names:
         return f"unknown role: {missing[0]}" if missing else None
 
 
+@dataclass(frozen=True, slots=True)
+class Known:
+    """The accounts a batch's lines may be, by email and by external_id: read with two
+    queries for the batch, and kept up to date as the batch creates accounts."""
+
+    by_email: dict[str, User]
+    by_external_id: dict[str, User]
+
+    @classmethod
+    def read(cls, session: Session, batch: list[Prepared]) -> "Known":
+        emails = [p.email for p in batch]  # normalised by the line's validation
+        external_ids = [p.external_id for p in batch if p.external_id is not None]
+        found = session.exec(select(User).where(col(User.email).in_(emails))).all()
+        by_id = session.exec(select(User).where(col(User.external_id).in_(external_ids))).all()
+        return cls(
+            by_email={user.email: user for user in found},
+            by_external_id={str(user.external_id): user for user in by_id},
+        )
+
+    def add(self, user: User) -> None:
+        self.by_email[user.email] = user
+        if user.external_id is not None:
+            self.by_external_id[user.external_id] = user
+
+
 class LineConflict(DomainError):
     """A line whose email and external_id name two different accounts."""
 
 
-def _match(session: Session, p: Prepared) -> User | None:
+def _match(known: Known, p: Prepared) -> User | None:
     """The account the line is, by external_id first, then by email; LineConflict when the
     two name different accounts."""
-    by_email = users.get_user_by_email(session, p.email)
+    by_email = known.by_email.get(p.email)
     if p.external_id is None:
         return by_email
-    by_id = session.exec(select(User).where(col(User.external_id) == p.external_id)).first()
+    by_id = known.by_external_id.get(p.external_id)
     if by_id is not None and by_email is not None and by_id.id != by_email.id:
         raise LineConflict("external_id and email belong to two different accounts")
     if by_id is None and by_email is not None and by_email.external_id not in {None, p.external_id}:
@@ -81,24 +106,24 @@ def _match(session: Session, p: Prepared) -> User | None:
 
 
 def _create(session: Session, p: Prepared, names: Names, actor: Actor) -> User:
-    user = users.create_user(
-        session,
+    """A new account, as users.create_user makes one (audited), with what the line adds. It
+    is flushed with the batch: a clash with an account created meanwhile breaks the batch,
+    which is then run line by line."""
+    user = User(
         email=p.email,
         hashed_password=p.hashed_password,
         full_name=p.full_name,
         role=p.role,
         is_verified=p.is_verified,
-        actor=actor,
-        event=IMPORTED,
+        is_active=p.is_active,
+        external_id=p.external_id,
+        mfa_secret=p.mfa_secret,
+        mfa_enabled=p.mfa_secret is not None,
     )
-    user.is_active = p.is_active
-    user.external_id = p.external_id
-    if p.mfa_secret is not None:
-        user.mfa_secret, user.mfa_enabled = p.mfa_secret, True
     if p.created_at is not None:
         user.created_at = p.created_at
     session.add(user)
-    session.flush()
+    audit.record(session, IMPORTED, actor=actor, subject_id=user.id, role=p.role.value)
     _assign(session, user.id, p, names, actor, created=True)
     return user
 
@@ -159,22 +184,25 @@ def _update(session: Session, user: User, p: Prepared, names: Names, actor: Acto
     return _assign(session, user.id, p, names, actor, created=False) or bool(changes)
 
 
-def _one(session: Session, p: Prepared, names: Names, *, update: bool, actor: Actor) -> LineResult:
+def _one(
+    session: Session, p: Prepared, names: Names, known: Known, *, update: bool, actor: Actor
+) -> LineResult:
     def result(status: str, reason: str | None = None) -> LineResult:
         return LineResult(line=p.line, email=p.email, status=status, reason=reason)  # type: ignore[arg-type]
 
     if (unknown := names.unknown(p)) is not None:
         return result("error", unknown)
     try:
-        existing = _match(session, p)
+        existing = _match(known, p)
     except LineConflict as conflict:
         return result("error", conflict.detail)
     if existing is None:
-        _create(session, p, names, actor)
+        known.add(_create(session, p, names, actor))
         return result("created")
     if not update:
         return result("skipped", "already imported: the email or external_id exists")
     if _update(session, existing, p, names, actor):
+        known.add(existing)
         return result("updated")
     return result("skipped", "unchanged")
 
@@ -184,8 +212,10 @@ def import_batch(
 ) -> list[LineResult]:
     """Write a batch of prepared lines in the caller's transaction. A domain refusal of a
     line (the last admin demoted) ends the batch: the caller runs it again line by line."""
-    names = Names.read(session, batch)
-    return [_one(session, p, names, update=update, actor=actor) for p in batch]
+    names, known = Names.read(session, batch), Known.read(session, batch)
+    results = [_one(session, p, names, known, update=update, actor=actor) for p in batch]
+    session.flush()  # a clash with a concurrent writer shows here, inside the transaction
+    return results
 
 
 class DryRun(Exception):
@@ -220,8 +250,18 @@ def write(
 def _alone(
     session: Session, p: Prepared, *, update: bool, actor: Actor, dry_run: bool
 ) -> LineResult:
-    try:
-        return write(session, [p], update=update, actor=actor, dry_run=dry_run)[0]
-    except (DomainError, IntegrityError) as error:
-        reason = error.detail if isinstance(error, DomainError) else "conflicts with an account"
-        return LineResult(line=p.line, email=p.email, status="error", reason=reason)
+    """One line, its own transaction; run once more when a concurrent writer created its
+    account meanwhile (the second run finds it)."""
+    step = _dry_batch if dry_run else import_batch
+    for attempt in (1, 2):
+        try:
+            return transaction(step, session, [p], update=update, actor=actor)[0]
+        except DryRun as done:
+            return done.results[0]
+        except (EmailTaken, IntegrityError) as error:
+            if attempt == 2:
+                reason = getattr(error, "detail", "conflicts with another account")
+                return LineResult(line=p.line, email=p.email, status="error", reason=reason)
+        except DomainError as refusal:
+            return LineResult(line=p.line, email=p.email, status="error", reason=refusal.detail)
+    raise AssertionError("unreachable")
