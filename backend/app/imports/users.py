@@ -19,7 +19,7 @@ from app.crud import audit, authz, organizations, users
 from app.crud.audit import Actor
 from app.db import transaction
 from app.errors import DomainError, EmailTaken
-from app.imports.lines import LineResult, Prepared
+from app.imports.lines import LineResult, Prepared, Status
 from app.models.authz import ProductRole, RoleRef
 from app.models.organization import MembershipRole, Organization
 from app.models.user import User
@@ -187,8 +187,8 @@ def _update(session: Session, user: User, p: Prepared, names: Names, actor: Acto
 def _one(
     session: Session, p: Prepared, names: Names, known: Known, *, update: bool, actor: Actor
 ) -> LineResult:
-    def result(status: str, reason: str | None = None) -> LineResult:
-        return LineResult(line=p.line, email=p.email, status=status, reason=reason)  # type: ignore[arg-type]
+    def result(status: Status, reason: str | None = None) -> LineResult:
+        return LineResult(line=p.line, email=p.email, status=status, reason=reason)
 
     if (unknown := names.unknown(p)) is not None:
         return result("error", unknown)
