@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from app.auth.new_password import new_password_hash_sync
 from app.core.config import get_settings
-from app.core.passwords import hash_password_sync, password_problem
 from app.core.permissions import Role
 from app.crud import users
 from app.crud.audit import Actor
@@ -143,25 +144,36 @@ def create_superuser(
         if not sys.stdin.isatty():
             fail("no password given: pass --password or set FIRST_SUPERUSER_PASSWORD")
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if problem := password_problem(password):
-        fail(problem)
+    full_name = full_name or settings.FIRST_SUPERUSER_FULL_NAME
     try:
         body = UserCreate(email=email, password=password, full_name=full_name)
-    except ValueError:
-        fail(f"not a valid email address: {email}")
-    with db_session() as session:
+    except ValidationError as error:
+        fail(next(_problems(error)))
+    with db_session() as session:  # a refused password (WeakPassword) is one line, exit 1
+        hashed = new_password_hash_sync(password, email=body.email, full_name=full_name)
         user = transaction(
             users.create_user,
             session,
             email=body.email,
-            full_name=full_name or settings.FIRST_SUPERUSER_FULL_NAME,
-            hashed_password=hash_password_sync(password),
+            full_name=full_name,
+            hashed_password=hashed,
             role=Role.ADMIN,
             is_verified=True,
             actor=CLI_ACTOR,
             event="user.created",
         )
     typer.echo(f"Created admin {user.email}.")
+
+
+def _problems(error: ValidationError) -> Iterator[str]:
+    """Each problem of a body, in a line: the password's (the policy's own words), or the field
+    that is not valid."""
+    for problem in error.errors():
+        where = [str(part) for part in problem["loc"]]
+        if where == ["email"]:
+            yield f"not a valid email address: {problem['input']}"
+        else:
+            yield problem["msg"].removeprefix("Value error, ")
 
 
 @cli.command("set-role")
@@ -532,6 +544,10 @@ cli.add_typer(user_cli, name="user")
 from manage_purge import purge  # noqa: E402
 
 cli.command()(purge)
+
+from manage_imports import import_cli  # noqa: E402
+
+cli.add_typer(import_cli, name="import")
 
 
 def main() -> None:

@@ -4,12 +4,12 @@ import secrets
 
 from sqlmodel import Session, col, select
 
+from app.auth.new_password import new_password_hash_sync
 from app.core.config import Environment, get_settings
-from app.core.passwords import hash_password_sync, password_problem
 from app.core.permissions import Role
 from app.crud import users
 from app.crud.audit import SYSTEM
-from app.errors import DomainError
+from app.errors import DomainError, WeakPassword
 from app.models.user import User
 
 
@@ -39,13 +39,16 @@ def ensure_first_superuser(session: Session) -> str | None:
                 "FIRST_SUPERUSER_PASSWORD must be set in production to create the first admin"
             )
         password = generated = secrets.token_urlsafe(18)
-    elif problem := password_problem(password):
-        raise BootstrapRefused(f"FIRST_SUPERUSER_PASSWORD: {problem}")
+    full_name = settings.FIRST_SUPERUSER_FULL_NAME
+    try:
+        hashed = new_password_hash_sync(password, email=email, full_name=full_name)
+    except WeakPassword as refused:
+        raise BootstrapRefused(f"FIRST_SUPERUSER_PASSWORD: {refused.detail}") from None
     users.create_user(
         session,
         email=email,
-        full_name=settings.FIRST_SUPERUSER_FULL_NAME,
-        hashed_password=hash_password_sync(password),
+        full_name=full_name,
+        hashed_password=hashed,
         role=Role.ADMIN,
         is_verified=True,
         actor=SYSTEM,

@@ -201,3 +201,29 @@ class PasskeyLoginFailed(DomainError):
 
     status = 401
     detail = N_("Passkey sign-in failed")
+
+
+class WeakPassword(Invalid):
+    """A new password the policy refuses (core/password_policy.py): 422 in FastAPI's shape,
+    at the body field that held it, naming the rule; the password itself is never echoed."""
+
+    def __init__(self, message: str, *, rule: str, field: str = "password") -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        error = {"type": "value_error", "loc": ["body", self.field], "msg": self.detail}
+        return {"detail": [{**error, "ctx": {"rule": self.rule}}]}
+
+
+class ContentTooLarge(DomainError):
+    """More in one request than the service takes (RFC 9110 §15.5.14)."""
+
+    status = 413
+    detail = "Request content too large"
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    detail = "Unsupported media type"

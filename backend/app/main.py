@@ -22,9 +22,10 @@ from app.api.v1 import (
     organizations,
     passkeys,
     resources,
+    user_import,
     users,
 )
-from app.core import i18n, keys, passwords
+from app.core import i18n, keys, password_policy, passwords
 from app.core.config import SettingsError, get_settings
 from app.core.logging import configure as configure_logging
 from app.web import account as web_account
@@ -52,6 +53,7 @@ def _load_signing_keys() -> None:
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     passwords.warm_up()
+    password_policy.warm_up()
     _load_signing_keys()
     background = jobs.server_scheduler(get_settings())
     if background is not None:
@@ -87,6 +89,7 @@ def create_app() -> FastAPI:
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.MAX_BODY_BYTES,
+        body_limits={f"{settings.API_V1_STR}/users/import": user_import.MAX_BODY_BYTES},
         hsts_seconds=settings.HSTS_SECONDS,
         metrics_enabled=settings.METRICS_ENABLED,
         access_log=settings.ACCESS_LOG,
@@ -104,7 +107,7 @@ def create_app() -> FastAPI:
     app.include_router(users.router, prefix=settings.API_V1_STR)
     routers = (me.router, auth.router, account.router, passkeys.router)
     authorization = (resources.router, assignments.router, authz_check.router, organizations.router)
-    for router in (*routers, audit.router, clients.router, *authorization):
+    for router in (*routers, audit.router, clients.router, *authorization, user_import.router):
         app.include_router(router, prefix=settings.API_V1_STR)
     app.include_router(ops.router)
     app.include_router(web_routes.router)

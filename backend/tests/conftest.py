@@ -25,9 +25,13 @@ os.environ.update(
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
         "SECRET_KEY_FILE": str(TMP / ".secret_key"),
         "BCRYPT_ROUNDS": "4",
+        # argon2id at its cheapest, as bcrypt's 4 rounds: what is tested is the flow, not the cost
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_COST": "64",
+        "ARGON2_PARALLELISM": "1",
         "PASSWORD_HASH_WORKERS": "2",
         "FIRST_SUPERUSER_EMAIL": "root@example.com",
-        "FIRST_SUPERUSER_PASSWORD": "root-password-123",
+        "FIRST_SUPERUSER_PASSWORD": "staff-lead-password-9",
         "LOG_LEVEL": "WARNING",
         "BACKGROUND_JOBS": "false",  # a test that wants the scheduler starts one
     }

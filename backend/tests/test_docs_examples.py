@@ -501,6 +501,14 @@ def test_every_example_runs_as_written_in_order(workdir: Path) -> None:
     assert "ada@example.com is a member of acme-corp: order-editor" in setup
     assert json.loads(check) == {"results": [True, False]}
 
+    dry_run, report, logins, api_import = out["bringing-users.md"]
+    assert "│       4 │       0 │       0 │     1 │" in dry_run and "dry run" in dry_run
+    assert "exit 1" in report and '"status":"created"' in report
+    assert (
+        logins.splitlines() == ["['access_token', 'expires_in', 'refresh_token', 'token_type']"] * 2
+    )
+    assert [r["status"] for r in json.loads(api_import)["results"]] == ["updated", "created"]
+
     migrated = out["database.md"]
     assert len(migrated) == 1
     _key, verified_claims, staged, _rotated = out["signing-keys.md"]

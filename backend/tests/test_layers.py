@@ -1,12 +1,12 @@
 """The structure rule of DESIGN.md ("One way through"): the domain (auth, crud, oauth,
-passkeys, core, models) knows no web framework; async code reaches a sync step through
+passkeys, core, models, imports) knows no web framework; async code reaches a sync step through
 app.steps.run_step alone."""
 
 import re
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[1] / "app"
-DOMAIN = ("auth", "crud", "oauth", "passkeys", "core", "models")
+DOMAIN = ("auth", "crud", "oauth", "passkeys", "core", "models", "imports")
 WEB_IMPORT = re.compile(r"^\s*(from|import)\s+(starlette|fastapi)\b", re.M)
 
 

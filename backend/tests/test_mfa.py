@@ -218,9 +218,9 @@ def test_expired_or_forged_mfa_token_is_401(client: TestClient, mfa_user: dict[s
 
 def login_access_token_of_another_user(client: TestClient) -> str:
     client.post(
-        api("/auth/register"), json={"email": "other@example.com", "password": "other-password-1"}
+        api("/auth/register"), json={"email": "other@example.com", "password": "lunar-pebble-41"}
     )
-    return str(login(client, "other@example.com", "other-password-1")["access_token"])
+    return str(login(client, "other@example.com", "lunar-pebble-41")["access_token"])
 
 
 def test_a_deactivated_user_cannot_finish_the_login(

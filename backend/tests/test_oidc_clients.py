@@ -250,6 +250,7 @@ def test_discovery_documents_list_the_endpoints_that_exist(
             "users:set_role",
             "users:delete",
             "users:unlock",
+            "users:import",
             "audit:read",
             "clients:manage",
             "authz:manage",

@@ -27,6 +27,7 @@ README_TABLE = """
 | view all users, view other users | ✗ | ✓ | ✓ |
 | update other users, change roles, delete users | ✗ | ✗ | ✓ |
 | read audit events, unlock accounts | ✗ | ✗ | ✓ |
+| import users from another system | ✗ | ✗ | ✓ |
 | manage OAuth clients | ✗ | ✗ | ✓ |
 | manage API resources, roles and organizations | ✗ | ✗ | ✓ |
 """
@@ -35,6 +36,7 @@ OWN = "register, login, view and update own profile"
 VIEW = "view all users, view other users"
 MANAGE = "update other users, change roles, delete users"
 ADMIN = "read audit events, unlock accounts"
+IMPORT = "import users from another system"
 CLIENTS = "manage OAuth clients"
 AUTHZ = "manage API resources, roles and organizations"
 
@@ -46,6 +48,7 @@ ROW_PERMISSIONS: dict[str, frozenset[Permission]] = {
         {Permission.USERS_UPDATE, Permission.USERS_SET_ROLE, Permission.USERS_DELETE}
     ),
     ADMIN: frozenset({Permission.AUDIT_READ, Permission.USERS_UNLOCK}),
+    IMPORT: frozenset({Permission.USERS_IMPORT}),
     CLIENTS: frozenset({Permission.CLIENTS_MANAGE}),
     AUTHZ: frozenset({Permission.AUTHZ_MANAGE}),
 }
@@ -179,6 +182,14 @@ ACTIONS = [
     Action("unlock account", ADMIN, "POST", "/users/{other}/unlock", success=204),
     Action("unlock unknown account", ADMIN, "POST", "/users/{unknown}/unlock", success=404),
     Action("list OAuth clients", CLIENTS, "GET", "/clients"),
+    Action(
+        "import users",
+        IMPORT,
+        "POST",
+        "/users/import",
+        body=[{"email": "imported@example.com", "full_name": "Imported"}],
+        expect={"results": [{"line": 1, "email": "imported@example.com", "status": "created"}]},
+    ),
     Action(
         "register an OAuth client",
         CLIENTS,

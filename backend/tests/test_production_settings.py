@@ -95,6 +95,21 @@ def test_production_accepts_a_bcrypt_cost_of_10(production: pytest.MonkeyPatch) 
     assert Settings().BCRYPT_ROUNDS == 10
 
 
+def test_production_refuses_argon2id_below_19_mib(production: pytest.MonkeyPatch) -> None:
+    production.setenv("PASSWORD_HASH", "argon2id")
+    production.setenv("ARGON2_MEMORY_COST", "19455")
+    production.setenv("ARGON2_PARALLELISM", "1")
+    assert "ARGON2_MEMORY_COST" in refusal()
+    production.setenv("ARGON2_MEMORY_COST", "19456")
+    assert Settings().ARGON2_MEMORY_COST == 19456
+
+
+def test_argon2_memory_must_hold_8_kib_per_lane(production: pytest.MonkeyPatch) -> None:
+    production.setenv("ARGON2_MEMORY_COST", "31")
+    production.setenv("ARGON2_PARALLELISM", "4")
+    assert "8 KiB per lane" in refusal()
+
+
 LOOPBACK = [
     "http://localhost:3000",
     "https://LOCALHOST",

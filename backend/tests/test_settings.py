@@ -278,7 +278,7 @@ def test_bootstrap_creates_the_first_admin_from_the_settings(
     assert transaction(ensure_first_superuser, db) is None
     [root] = admins(db)
     assert (root.email, root.full_name, root.is_active) == ("root@example.com", "Root", True)
-    assert login(client, "root@example.com", "root-password-123")["access_token"]
+    assert login(client, "root@example.com", "staff-lead-password-9")["access_token"]
 
 
 def test_bootstrap_in_development_without_password_returns_a_generated_one(

@@ -66,6 +66,7 @@ class EdgeMiddleware:
         app: ASGIApp,
         *,
         max_body_bytes: int,
+        body_limits: dict[str, int] | None = None,
         hsts_seconds: int,
         metrics_enabled: bool,
         access_log: bool,
@@ -75,6 +76,7 @@ class EdgeMiddleware:
         self.cross_origin = CrossOrigin(app, origins=cors_origins)
         vary_origin = bool(cors_origins)
         self.max_body_bytes = max_body_bytes
+        self.body_limits = body_limits or {}  # paths that take more (a users import)
         self.metrics_enabled = metrics_enabled
         self.access_log = access_log
         self.api_headers = security_headers(
@@ -91,13 +93,14 @@ class EdgeMiddleware:
         incoming = b""
         header_bytes = 0
         declared_too_large = False
+        limit = self.body_limits.get(scope["path"], self.max_body_bytes)
         inner = self.app
         for key, value in scope["headers"]:
             header_bytes += len(key) + len(value)
             if key == b"x-request-id":
                 incoming = value
             elif key == b"content-length":
-                declared_too_large = not value.isdigit() or int(value) > self.max_body_bytes
+                declared_too_large = not value.isdigit() or int(value) > limit
             elif key == b"origin":
                 inner = self.cross_origin
         rid = incoming.decode("latin-1")
@@ -130,14 +133,14 @@ class EdgeMiddleware:
             elif declared_too_large:
                 await _refuse(send_with_headers, 413, "Request body too large")
             else:
-                await inner(scope, self._limited(receive), send_with_headers)
+                await inner(scope, self._limited(receive, limit), send_with_headers)
         finally:
             elapsed = time.perf_counter() - start
             self._record(scope, status, elapsed)
             request_id.reset(token)
 
-    def _limited(self, receive: Receive) -> Receive:
-        """`receive`, refusing a body (413) as soon as it passes the limit while it streams."""
+    def _limited(self, receive: Receive, limit: int) -> Receive:
+        """`receive`, refusing a body (413) as soon as it passes `limit` while it streams."""
         received = 0
 
         async def limited_receive() -> Message:
@@ -145,7 +148,7 @@ class EdgeMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise HTTPException(413, "Request body too large")
             return message
 

@@ -12,10 +12,11 @@ from typing import Any
 from sqlmodel import Session
 
 from app.auth import lockout, mfa
+from app.auth.new_password import new_password_hash
 from app.auth.tokens import start_session
 from app.core import metrics, ratelimit
 from app.core.config import get_settings
-from app.core.passwords import hash_password, verify_password
+from app.core.passwords import verify_password
 from app.core.security import TokenKind, decode, token_digest
 from app.crud import action_tokens, audit, users
 from app.crud.audit import Actor
@@ -41,7 +42,7 @@ async def register(session: Session, *, body: UserCreate, actor: Actor) -> User:
     await run_step(ratelimit.hit, "register", settings.RATE_LIMIT_REGISTER, actor.ip or "-")
     if await run_transaction(users.email_exists, session, body.email):
         raise EmailTaken()
-    hashed = await hash_password(body.password)
+    hashed = await new_password_hash(body.password, email=body.email, full_name=body.full_name)
     return await run_transaction(
         users.create_user,
         session,

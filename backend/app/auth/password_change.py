@@ -5,7 +5,7 @@ import uuid
 from sqlmodel import Session
 
 from app.auth.credentials import confirm_password
-from app.core.passwords import hash_password
+from app.auth.new_password import new_password_hash
 from app.crud import audit, users
 from app.crud.audit import Actor
 from app.errors import IncorrectPassword
@@ -23,7 +23,9 @@ async def change_password(
     actor: Actor,
 ) -> None:
     version = await confirm_password(session, user=user, password=current_password, actor=actor)
-    new_hash = await hash_password(new_password)
+    new_hash = await new_password_hash(
+        new_password, email=user.email, full_name=user.full_name, field="new_password"
+    )
     await run_transaction(_apply, session, user.id, current_session_id, version, new_hash, actor)
 
 

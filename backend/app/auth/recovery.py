@@ -10,9 +10,9 @@ from datetime import timedelta
 from sqlmodel import Session, col
 
 from app.auth import lockout, mails
+from app.auth.new_password import new_password_hash
 from app.core import mail, ratelimit
 from app.core.config import get_settings
-from app.core.passwords import hash_password
 from app.core.security import token_digest
 from app.crud import action_tokens, audit, users
 from app.crud.audit import Actor
@@ -83,17 +83,22 @@ def _issue(session: Session, email: str, actor: Actor) -> tuple[str, str, str | 
 
 async def reset_password(session: Session, *, token: str, new_password: str, actor: Actor) -> None:
     """Set a new password with a live reset token; every session of the user ends."""
-    await run_transaction(ensure_live, session, token)  # a bad token costs no hashing
-    hashed = await hash_password(new_password)
+    # A bad token costs no hashing; the password is judged against the account's email and name.
+    email, full_name = await run_transaction(ensure_live, session, token)
+    hashed = await new_password_hash(
+        new_password, email=email, full_name=full_name, field="new_password"
+    )
     await run_transaction(_apply, session, token, hashed, actor)
 
 
-def ensure_live(session: Session, token: str) -> None:
-    """Refuse a reset token that is unknown, spent or expired (BadToken), spending nothing:
-    the hosted reset page's GET shows its form only for a live link."""
+def ensure_live(session: Session, token: str) -> tuple[str, str | None]:
+    """The email and name of the account a live reset token is for; BadToken otherwise,
+    spending nothing (the hosted reset page's GET shows its form only for a live link)."""
     row = action_tokens.find_live(session, digest=token_digest(token), purposes=[RESET])
-    if row is None:
+    user = session.get(User, row.user_id) if row is not None else None
+    if user is None:
         raise BadToken()
+    return user.email, user.full_name
 
 
 def _apply(session: Session, token: str, hashed: str, actor: Actor) -> None:

@@ -22,6 +22,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 MIN_SECRET_BYTES = 32
 MIN_SECRET_BITS = 128
 MIN_PRODUCTION_BCRYPT_ROUNDS = 10
+# OWASP's smallest argon2id memory for interactive logins (19 MiB, with t=2): below it,
+# production refuses to start, as it does for a bcrypt cost below 10.
+MIN_PRODUCTION_ARGON2_MEMORY_KIB = 19_456
 MIN_METRICS_TOKEN_BYTES = 16
 MAX_LOGO_BYTES = 512 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -76,12 +79,23 @@ class Settings(BaseSettings):
     FIRST_SUPERUSER_PASSWORD: str | None = None
     FIRST_SUPERUSER_FULL_NAME: str = "Admin User"
 
+    # The service's own password hash: new passwords, and old ones upgraded at their next login.
+    PASSWORD_HASH: Literal["bcrypt", "argon2id"] = "bcrypt"
     BCRYPT_ROUNDS: int = Field(12, ge=4, le=31)
+    # argon2id's cost: RFC 9106 §4's second recommended option (t=3, 64 MiB, 4 lanes).
+    ARGON2_TIME_COST: int = Field(3, ge=1, le=100)
+    ARGON2_MEMORY_COST: int = Field(65_536, ge=8, le=4_194_304)  # KiB, at least 8 per lane
+    ARGON2_PARALLELISM: int = Field(4, ge=1, le=64)
     PASSWORD_HASH_WORKERS: int = Field(
         default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1
     )
     PASSWORD_HASH_QUEUE: int = Field(64, ge=0)  # jobs waiting beyond the running ones
     PASSWORD_MIN_LENGTH: int = Field(8, ge=1, le=72)
+    # "hibp": a new password is also looked up in Have I Been Pwned's range API (k-anonymity:
+    # 5 hex characters of its SHA-1 leave the service); a timeout or an error lets it through.
+    PASSWORD_BREACH_CHECK: Literal["off", "hibp"] = "off"
+    HIBP_RANGE_URL: str = "https://api.pwnedpasswords.com/range/"
+    HIBP_TIMEOUT_SECONDS: float = Field(2.0, gt=0, le=30)
     USERS_OPEN_REGISTRATION: bool = True
     REQUIRE_EMAIL_VERIFICATION: bool = False
 
@@ -273,6 +287,14 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
+    def _argon2_lanes(self) -> "Settings":
+        if self.ARGON2_MEMORY_COST < 8 * self.ARGON2_PARALLELISM:
+            raise ValueError(
+                "ARGON2_MEMORY_COST must be at least 8 KiB per lane (ARGON2_PARALLELISM)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _smtp(self) -> "Settings":
         if self.EMAIL_BACKEND == "smtp" and not self.SMTP_HOST:
             raise ValueError("SMTP_HOST is required for EMAIL_BACKEND=smtp")
@@ -307,6 +329,14 @@ class Settings(BaseSettings):
         if self.BCRYPT_ROUNDS < MIN_PRODUCTION_BCRYPT_ROUNDS:
             raise ValueError(
                 f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS} in production"
+            )
+        if (
+            self.PASSWORD_HASH == "argon2id"
+            and self.ARGON2_MEMORY_COST < MIN_PRODUCTION_ARGON2_MEMORY_KIB
+        ):
+            raise ValueError(
+                f"ARGON2_MEMORY_COST must be at least {MIN_PRODUCTION_ARGON2_MEMORY_KIB} (KiB)"
+                " in production"
             )
         for name in ("PUBLIC_URL", "FRONTEND_URL"):
             url = getattr(self, name)

@@ -18,6 +18,7 @@ class Permission(StrEnum):
     USERS_SET_ROLE = "users:set_role"
     USERS_DELETE = "users:delete"
     USERS_UNLOCK = "users:unlock"
+    USERS_IMPORT = "users:import"  # bring users from another system, hashes and all
     AUDIT_READ = "audit:read"
     CLIENTS_MANAGE = "clients:manage"  # register, change and delete OAuth clients
     AUTHZ_MANAGE = "authz:manage"  # API resources, roles, organizations (AUTHZ.md)
@@ -43,6 +44,7 @@ PERMISSION_DESCRIPTIONS: dict[Permission | OrgPermission, str] = {
     Permission.USERS_SET_ROLE: N_("Change users' roles"),
     Permission.USERS_DELETE: N_("Delete users"),
     Permission.USERS_UNLOCK: N_("Unlock locked-out accounts"),
+    Permission.USERS_IMPORT: N_("Import users from another system"),
     Permission.AUDIT_READ: N_("Read the audit log"),
     Permission.CLIENTS_MANAGE: N_("Register, change and delete OAuth clients"),
     Permission.AUTHZ_MANAGE: N_("Manage API resources, roles and organizations"),

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, EmailStr, model_validator
+from pydantic import AfterValidator, EmailStr, ValidationInfo, field_validator, model_validator
 from sqlmodel import Field, SQLModel, col
 
-from app.core.passwords import password_problem
+from app.core.password_policy import password_problem
 from app.core.permissions import Role
 from app.models.common import UTCDateTime, created_at_field, utcnow, uuid_pk
 
@@ -73,6 +73,16 @@ class UserCreate(UserBase):
     email: Email = Field(max_length=320)
     password: NewPassword
 
+    @field_validator("password")
+    @classmethod
+    def _not_personal(cls, password: str, info: ValidationInfo) -> str:
+        """The password policy's account rules, which need the email and the name (validated
+        before the password: they come first)."""
+        email, full_name = info.data.get("email"), info.data.get("full_name")
+        if problem := password_problem(password, email=email, full_name=full_name):
+            raise ValueError(problem)
+        return password
+
 
 class UserUpdateMe(SQLModel):
     """The caller's own profile. A new email needs the current password and stays pending
@@ -131,6 +141,9 @@ class User(UserBase, table=True):
     # The language of the person's last sign-in on the hosted pages (app/core/i18n.py): the
     # language of the mails that no request of theirs causes.
     locale: str | None = Field(default=None, max_length=8)
+    # The user's id in the system they were imported from (app/imports): a second import of the
+    # same file finds them by it.
+    external_id: str | None = Field(default=None, max_length=255, unique=True, index=True)
     created_at: datetime = created_at_field(index=True)
     updated_at: datetime = Field(
         default_factory=utcnow, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utcnow}

@@ -23,9 +23,8 @@ from app.api.deps import (
 )
 from app.api.errors import Responses
 from app.api.v1.auth import REAUTHENTICATION
-from app.auth import lockout, profile, verification
+from app.auth import lockout, profile
 from app.core.config import get_settings
-from app.core.passwords import hash_password
 from app.core.permissions import (
     Permission,
     Role,
@@ -40,7 +39,7 @@ from app.errors import BadRequest
 from app.models.common import CursorPage, PageCursor, parse_cursor
 from app.models.user import UserRead, UserUpdate, UserUpdateMe
 from app.reads import read_connection
-from app.steps import run_step, run_transaction
+from app.steps import run_step
 
 router = APIRouter(prefix="/users", tags=["users"])
 # GET and PATCH /users/me, in a router of their own: it comes first in the app, then the OAuth
@@ -194,21 +193,7 @@ async def update_user(
             ensure_credentials_changeable(principal.scope)
         updated = await profile.update_own(session, user=user, changes=changes, actor=actor)
         return UserRead.model_validate(updated)
-    changes.pop("current_password", None)
-    # The read, then the hashing outside any transaction, then the write.
-    target = await run_transaction(users.get_user, session, user_id)
-    password = changes.pop("password", None)
-    hashed = await hash_password(password) if password else None
-    old_email = target.email
-    updated = await run_transaction(
-        users.update_user,
-        session,
-        user=target,
-        changes=changes,
-        actor=actor,
-        hashed_password=hashed,
-    )
-    await verification.email_set_by_admin(session, user=updated, old_email=old_email)
+    updated = await profile.update_by_admin(session, user_id=user_id, changes=changes, actor=actor)
     return UserRead.model_validate(updated)
 
 

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from app.core.config import get_settings
-from app.core.passwords import BCRYPT_MAX_BYTES, password_problem
+from app.core.password_policy import PasswordRule, problem
+from app.core.passwords import max_password_bytes
 from app.web.account import messages
 from app.web.account.messages import Message
 from app.web.flow import field
@@ -55,15 +56,18 @@ def problem_of(name: str, value: object) -> Message:
 
 
 def new_password_problem(password: str) -> Message | None:
-    """Why core.passwords refuses `password` (its rule), said in the page's words."""
-    if password_problem(password) is None:
+    """Why the password policy refuses `password` (core/password_policy.py: the rules that
+    need no account; the step checks the others), said in the page's words."""
+    found = problem(password)
+    if found is None:
         return None
-    minimum = get_settings().PASSWORD_MIN_LENGTH
-    if len(password) < minimum:
-        return Message(messages.PASSWORD_TOO_SHORT, {"minimum": minimum})
-    if "\x00" in password:
+    if found.rule is PasswordRule.TOO_SHORT:
+        return Message(messages.PASSWORD_TOO_SHORT, {"minimum": get_settings().PASSWORD_MIN_LENGTH})
+    if found.rule is PasswordRule.NUL:
         return Message(messages.PASSWORD_NUL)
-    return Message(messages.PASSWORD_TOO_LONG, {"maximum": BCRYPT_MAX_BYTES})
+    if found.rule is PasswordRule.TOO_LONG:
+        return Message(messages.PASSWORD_TOO_LONG, {"maximum": max_password_bytes()})
+    return Message(found.message)
 
 
 def too_many(retry_after: int) -> Message:
