@@ -155,7 +155,7 @@ def test_a_delegate_adds_a_member_invites_and_revokes_audited_as_themselves(
     sent = post(b, f"/admin/organizations/{acme}/invitations", {"email": "new@example.com"}, token)
     assert sent.status_code == 303, alert(sent.text)
     mailbox.wait()
-    assert mailbox.token_for("new@example.com", "/invitation")
+    assert mailbox.token_for("new@example.com", "/account/invitation")
     with Session(get_engine(), expire_on_commit=False) as session:
         invitation = session.exec(
             select(Invitation).where(Invitation.email == "new@example.com")
