@@ -254,6 +254,22 @@ def test_bad_password_input_reshows_the_form(
     assert events("auth.password_changed") == []
 
 
+def test_a_new_password_holding_the_address_is_refused_on_the_form(
+    b: httpx.Client, user: User
+) -> None:
+    """The policy's rule that needs the account (EVENTS.md "Password policy"), which only
+    the step can check: the form again with its message, never the API's JSON."""
+    new = f"{user.email.split('@')[0]}-is-my-password"
+    answer = post_form(
+        b, b.get("/account/password"), "/account/password", current_password=PASSWORD,
+        new_password=new,
+    )  # fmt: skip
+    assert answer.status_code == 422 and "text/html" in answer.headers["content-type"]
+    assert alerts(answer)[0].startswith("Password must not contain your email address")
+    assert new not in answer.text
+    assert events("auth.password_changed") == []
+
+
 def test_wrong_passwords_lock_the_form_as_failed_logins_do(
     b: httpx.Client, settings: Callable[..., Settings]
 ) -> None:

@@ -123,6 +123,9 @@ def test_with_verification_required_the_page_says_to_open_the_mail(
         ({"password": "x" * 20_000}, "password", "Use at most 72 bytes"),
         ({"full_name": "n" * 300}, "full_name", "Use at most 255 characters"),
         ({"full_name": "a\x00b"}, "full_name", "Use at most 255 characters"),
+        # the password policy (EVENTS.md): a common password, the person's own name
+        ({"password": "password"}, "password", "Password is one of the most common"),
+        ({"password": "hopper-was-here-1"}, "password", "Password must not contain your"),
     ],
 )
 def test_a_bad_field_reshows_the_form_with_its_message(

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from app.api.deps import SessionDep
 from app.auth import password_change, profile
-from app.errors import EmailTaken, IncorrectPassword, RateLimited
+from app.errors import EmailTaken, IncorrectPassword, RateLimited, WeakPassword
 from app.models.account import PasswordChangeRequest
 from app.models.user import UserUpdateMe, normalize_email
 from app.web.account import messages
@@ -134,6 +134,9 @@ async def change_password(
         )
     except IncorrectPassword:
         return _password_page(request, account, problems=WRONG_PASSWORD, status_code=400)
+    except WeakPassword as error:  # the policy's rules that need the account (its name, email)
+        problems = {"new_password": Message(error.detail)}
+        return _password_page(request, account, problems=problems, status_code=422)
     except RateLimited as error:
         message, headers = _limited(error)
         return _password_page(request, account, message=message, status_code=429, headers=headers)

@@ -2,7 +2,7 @@
 JSON API), and a field's problem as a message the page shows beside it."""
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
@@ -38,14 +38,20 @@ def validated(
             name = str(item["loc"][0]) if item["loc"] else ""
             shown = (names or {}).get(name, name)
             if shown not in found:
-                found[shown] = problem_of(shown, data.get(name))
+                found[shown] = problem_of(shown, data.get(name), data)
         return found
 
 
-def problem_of(name: str, value: object) -> Message:
+def problem_of(name: str, value: object, data: Mapping[str, Any] | None = None) -> Message:
     text = value if isinstance(value, str) else ""
     if name in NEW_PASSWORDS:
-        return new_password_problem(text) or Message(messages.INVALID_VALUE)
+        person = {key: (data or {}).get(key) for key in ("email", "full_name")}
+        found = new_password_problem(
+            text,
+            email=person["email"] if isinstance(person["email"], str) else None,
+            full_name=person["full_name"] if isinstance(person["full_name"], str) else None,
+        )
+        return found or Message(messages.INVALID_VALUE)
     if name == "email":
         return Message(messages.INVALID_EMAIL)
     if name == "full_name":
@@ -55,10 +61,13 @@ def problem_of(name: str, value: object) -> Message:
     return Message(messages.INVALID_VALUE)
 
 
-def new_password_problem(password: str) -> Message | None:
-    """Why the password policy refuses `password` (core/password_policy.py: the rules that
-    need no account; the step checks the others), said in the page's words."""
-    found = problem(password)
+def new_password_problem(
+    password: str, *, email: str | None = None, full_name: str | None = None
+) -> Message | None:
+    """Why the password policy refuses `password` (core/password_policy.py; without `email`
+    and `full_name`, the rules that need no account: the step checks the others), said in
+    the page's words."""
+    found = problem(password, email=email, full_name=full_name)
     if found is None:
         return None
     if found.rule is PasswordRule.TOO_SHORT:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from app.api.deps import SessionDep, client_actor
 from app.auth import recovery
 from app.core.config import get_settings
-from app.errors import BadToken, RateLimited
+from app.errors import BadToken, RateLimited, WeakPassword
 from app.models.account import MAX_MAILED_TOKEN, PasswordRecoveryRequest, ResetPasswordRequest
 from app.steps import run_step, run_transaction
 from app.web import continuation as continuations
@@ -146,6 +146,9 @@ async def reset_password(request: Request, session: SessionDep, form: AccountFor
         )
     except BadToken:
         return _spent(request)
+    except WeakPassword as error:  # the policy's rules that need the account (its name, email)
+        problems = {"password": Message(error.detail)}
+        return _reset_form(request, body.token, problems=problems, status_code=422)
     remembered = continuations.recall(request)
     continuation = await run_transaction(continuations.resolve_or_account, session, remembered)
     response = login_page(request, continuation, notice=messages.PASSWORD_RESET)
