@@ -16,6 +16,7 @@ page (authorization requests with `resource` and `organization`, then code excha
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import time
 import urllib.parse
@@ -53,10 +54,12 @@ CLIENT_CREDENTIALS = "oauth_client_credentials"
 
 @dataclass
 class Fixture:
-    """What set_up made: the clients, the bench user's browser, the ids the loads name."""
+    """What set_up made: the clients (web: the app registered for the resource; service: the
+    resource server that calls the check endpoint), the signed-in user's browser, the ids the
+    loads name."""
 
-    clients: oauth_load.Clients  # web: the app registered for the resource; service: the
-    browser: oauth_load.Browser  # resource server calling the check endpoint
+    clients: oauth_load.Clients
+    browser: oauth_load.Browser
     organization_id: str
     roles: dict[str, str]
     check_users: list[str]
@@ -172,6 +175,19 @@ def check_body(fixture: Fixture, count: int) -> str:
     return json.dumps({"checks": checks})
 
 
+def checked(port: int, path: str, fixture: Fixture) -> Any:
+    """The answer to the batch of 10 checks, once (a check that the load asks what it should)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": basic(fixture.clients.service), "Content-Type": "application/json"}
+    conn.request("POST", path, body=check_body(fixture, 10), headers=headers)
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    if response.status != 200:
+        raise SystemExit(f"POST {path} answered {response.status}: {data[:300]!r}")
+    return json.loads(data)
+
+
 def basic(client: dict[str, Any]) -> str:
     raw = f"{client['client_id']}:{client['client_secret']}".encode()
     return "Basic " + base64.b64encode(raw).decode()
@@ -273,6 +289,9 @@ def measure_authz(
     base = f"http://127.0.0.1:{port}"
     fixture = set_up(bench, port, admin_token, url)
     check_url = f"{base}{bench.API}/authz/check"
+    answer = checked(port, f"{bench.API}/authz/check", fixture)
+    if answer != {"results": [True, True, False, False, True, False, False, True, True, False]}:
+        raise SystemExit(f"the batch of checks answered {answer}")
     for key, count in (("authz_check_one", 1), ("authz_check", 10)):
         kwargs = {
             "method": "POST", "body": check_body(fixture, count),
