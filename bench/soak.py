@@ -53,7 +53,7 @@ from sqlalchemy.engine import make_url
 API = "/api/v1"
 PASSWORD = "soak-password-123"
 ADMIN_EMAIL = "admin@soak.example.com"
-ADMIN_PASSWORD = "soak-admin-password-123"
+ADMIN_PASSWORD = "soak-root-passphrase-123"
 MANAGE = Path(sys.executable).parent / "manage"
 START_TIMEOUT_S = 90
 REQUEST_TIMEOUT_S = 30
@@ -160,7 +160,7 @@ class Client:
 
     def register(self) -> None:
         email = f"u{uuid.uuid4().hex[:16]}@soak.example.com"
-        body = {"email": email, "password": PASSWORD, "full_name": "Soak"}
+        body = {"email": email, "password": PASSWORD, "full_name": "Sam Tester"}
         if self.expect("register", self.call("register", "POST", "/auth/register", json=body), 201):
             self.users.append(email)
             self.tally.done["register"] += 1

@@ -36,7 +36,7 @@ Status = Literal["created", "updated", "skipped", "error"]
 
 class LineResult(BaseModel):
     line: int
-    email: str | None
+    email: str | None = None  # absent when the line named none (or no object at all)
     status: Status
     reason: str | None = None
 
